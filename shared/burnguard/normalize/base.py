@@ -1,0 +1,268 @@
+"""What every export family shares: the header, the error log, the format and plan contract."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..columnar import BadValue, as_string, blank_to_null, decode_utf8, distinct_apply, to_decimal, to_np, to_timestamp
+from ..errors import InputError, MissingColumnError
+from ..lineitem import FIELDS, SCHEMA
+
+_LOCALIZED = re.compile(r"^.*\(([A-Za-z0-9_/ .:-]+)\)\s*$")
+
+
+def english_name(name: str) -> str:
+    """Azure's localized headers carry the English name in parentheses:
+    ``Abonnement-GUID (SubscriptionGuid)`` → ``SubscriptionGuid``."""
+    m = _LOCALIZED.match(name)
+    return m.group(1).strip() if m else name.strip()
+
+
+class Header:
+    """A file's own column names, resolved by name (never by position).
+
+    ``names`` are the names the reader uses: the file's, with a UTF-8 BOM removed and
+    duplicates made unique (``Cost``, ``Cost#2``). Lookups are case-insensitive and see through
+    localized names.
+    """
+
+    def __init__(self, names: Sequence[str]):
+        cleaned = [n.lstrip("\ufeff") for n in names]
+        self.original = cleaned
+        self.names: list[str] = []
+        counts: dict[str, int] = {}
+        for n in cleaned:
+            counts[n] = counts.get(n, 0) + 1
+            self.names.append(n if counts[n] == 1 else f"{n}#{counts[n]}")
+        self._by_key: dict[str, str] = {}
+        for n in self.names:
+            for key in (n.casefold(), english_name(n).casefold()):
+                self._by_key.setdefault(key, n)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def get(self, *candidates: str) -> str | None:
+        """The file's name of the first candidate present, or ``None``."""
+        for c in candidates:
+            hit = self._by_key.get(c.casefold())
+            if hit is not None:
+                return hit
+        return None
+
+    def require(self, what: str, *candidates: str, file: str | None = None) -> str:
+        hit = self.get(*candidates)
+        if hit is None:
+            raise MissingColumnError(
+                f"missing required column {what} (looked for: {', '.join(candidates)})", file=file, field=what
+            )
+        return hit
+
+    def count(self, *names: str) -> int:
+        return sum(1 for n in names if self.get(n) is not None)
+
+
+@dataclass
+class ReadContext:
+    """Per-file state of one normalization: where errors go, and the file's settings."""
+
+    file: str
+    strict: bool = False
+    default_currency: str | None = None
+    #: ``actual`` / ``amortized`` for Azure cost exports when a manifest says so.
+    cost_basis: str | None = None
+    max_kept_errors: int = 100
+    errors: list[InputError] = field(default_factory=list)
+    error_count: int = 0
+    skipped_rows: int = 0
+    #: Per-file decisions taken once (e.g. day-first dates), keyed by column.
+    decisions: dict[str, object] = field(default_factory=dict)
+    #: File-level notes that cost nothing but a reader should know (shown in the summary).
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def error(self, err: InputError) -> None:
+        """Record one error; in strict mode it stops the run."""
+        if self.strict:
+            raise err
+        self.error_count += 1
+        if len(self.errors) < self.max_kept_errors:
+            self.errors.append(err)
+
+    def bad_values(self, bad: Iterable[BadValue], rows: np.ndarray, column: str) -> None:
+        for b in bad:
+            self.error(InputError(f"{b.text!r}: {b.reason}" if b.text not in b.reason else b.reason,
+                                  file=self.file, row=int(rows[b.index]), field=column))
+
+
+class Batch:
+    """One slice of a file being normalized: its columns by file name and record numbers."""
+
+    def __init__(self, table: pa.Table, rows: np.ndarray, ctx: ReadContext, *, blanks_are_null: bool = False):
+        self.table = table
+        self.rows = rows
+        self.ctx = ctx
+        self.drop = np.zeros(table.num_rows, dtype=bool)
+        #: CSV batches come with blanks and NULL already null (the parser did it).
+        self.blanks_are_null = blanks_are_null
+        self._text_cache: dict[str, pa.Array] = {}
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def raw(self, name: str | None) -> pa.Array | pa.ChunkedArray | None:
+        if name is None or name not in self.table.column_names:
+            return None
+        arr, bad = decode_utf8(self.table.column(name))
+        self._bad(bad, name)
+        return arr
+
+    def _bad(self, bad: list[BadValue], name: str, drop: bool = True) -> None:
+        if bad:
+            self.ctx.bad_values(bad, self.rows, name)
+            if drop:
+                for b in bad:
+                    self.drop[b.index] = True
+
+    def text(self, name: str | None, *, nulls: bool = True) -> pa.Array:
+        """A string column with blanks (and ``NULL``) as null; all-null when absent."""
+        if name is not None and name in self._text_cache:
+            return self._text_cache[name]
+        arr = self.raw(name)
+        if arr is None:
+            return pa.nulls(len(self), pa.string())
+        s = as_string(arr)
+        if nulls and not self.blanks_are_null:
+            s = blank_to_null(s)
+        if name is not None:
+            self._text_cache[name] = s
+        return s
+
+    def money(self, name: str | None, *, required: bool = False, label: str | None = None) -> pa.Array:
+        """A money column; ``required`` makes an empty cell a bad row."""
+        arr = self.raw(name)
+        if arr is None:
+            return pa.nulls(len(self), SCHEMA.field("BilledCost").type)
+        values, bad = to_decimal(arr)
+        assert name is not None
+        self._bad(bad, name)
+        if required:
+            self.require_present(values, name, label or name)
+        return values
+
+    def timestamp(self, name: str | None, *, required: bool = False) -> pa.Array:
+        arr = self.raw(name)
+        if arr is None:
+            return pa.nulls(len(self), SCHEMA.field("ChargePeriodStart").type)
+        assert name is not None
+        day_first = self._day_first(name, arr)
+        values, bad = to_timestamp(arr, day_first=day_first)
+        self._bad(bad, name)
+        if required:
+            self.require_present(values, name, name)
+        return values
+
+    def _day_first(self, name: str, arr: pa.Array) -> bool:
+        from ..timeparse import slash_order
+
+        key = f"day_first:{name}"
+        if key not in self.ctx.decisions and (pa.types.is_string(arr.type) or pa.types.is_binary(arr.type)):
+            sample = [v if isinstance(v, str) else v.decode("utf-8", "replace") for v in pc.unique(arr).drop_null().to_pylist()]
+            slashed = [v for v in sample[:1000] if "/" in v]
+            self.ctx.decisions[key] = slash_order(slashed) if slashed else False
+        return bool(self.ctx.decisions.get(key, False))
+
+    def require_present(self, values: pa.Array, name: str, label: str) -> None:
+        missing = np.flatnonzero(to_np(pc.is_null(values)) & ~self.drop)
+        for i in missing:
+            self.ctx.error(InputError(f"{label} is empty", file=self.ctx.file, row=int(self.rows[i]), field=name))
+            self.drop[i] = True
+
+    def flag(self, mask: np.ndarray, column: str, reason: str) -> None:
+        """Mark rows bad for a reason computed by the plan (e.g. a missing effective cost)."""
+        for i in np.flatnonzero(mask & ~self.drop):
+            self.ctx.error(InputError(reason, file=self.ctx.file, row=int(self.rows[i]), field=column))
+            self.drop[i] = True
+
+    def assemble(self, columns: dict[str, pa.Array | pa.Scalar | str | None]) -> pa.Table:
+        """Build the canonical table from ``columns`` (missing ones are null), dropping bad rows."""
+        n = len(self)
+        arrays: list[pa.Array] = []
+        for f in FIELDS:
+            value = columns.get(f.name)
+            if f.name == "x_SourceFile":
+                value = self.ctx.file
+            if f.name == "x_SourceRow":
+                value = pa.array(self.rows, pa.int64())
+            if value is None:
+                arrays.append(pa.nulls(n, f.type))
+            elif isinstance(value, (pa.Array, pa.ChunkedArray)):
+                arrays.append(value if value.type == f.type else pc.cast(value, f.type))
+            else:
+                scalar = value if isinstance(value, pa.Scalar) else pa.scalar(value, f.type)
+                arrays.append(pa.repeat(scalar, n))
+        table = pa.Table.from_arrays(arrays, schema=SCHEMA)
+        if self.drop.any():
+            self.ctx.skipped_rows += int(self.drop.sum())
+            table = table.filter(pa.array(~self.drop))
+        return table
+
+
+class Plan(ABC):
+    """How one file of a known format maps onto line items."""
+
+    #: e.g. ``aws-cur``, ``focus-1.2``, ``azure-ea-actual``
+    variant: str
+    #: the file's column names to read (from :class:`Header`)
+    columns: list[str]
+
+    @abstractmethod
+    def transform(self, batch: Batch) -> pa.Table:
+        """Map one batch of raw columns to the canonical schema (bad rows dropped)."""
+
+
+class Format(ABC):
+    """One family of billing exports, recognized from a header."""
+
+    name: str
+    description: str
+
+    @abstractmethod
+    def score(self, header: Header) -> int:
+        """How surely ``header`` is this format: 0 for not at all."""
+
+    @abstractmethod
+    def plan(self, header: Header, ctx: ReadContext) -> Plan:
+        """Resolve the columns; raises :class:`MissingColumnError` for a column it needs."""
+
+
+def constant(value: str | None, n: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, pa.string()), n)
+
+
+def coalesce(*arrays: pa.Array | pa.ChunkedArray | None) -> pa.Array | pa.ChunkedArray:
+    present = [a for a in arrays if a is not None]
+    return pc.coalesce(*present) if len(present) > 1 else present[0]
+
+
+def lookup(arr: pa.Array | pa.ChunkedArray, mapping: dict[str, str], default: str | None = None) -> pa.Array | pa.ChunkedArray:
+    """Map string values through ``mapping`` (case-insensitive), once per distinct value."""
+    folded = {k.casefold(): v for k, v in mapping.items()}
+    out = distinct_apply(arr, lambda values: pa.array(
+        [folded.get(v.casefold(), default) if v is not None else default for v in values], pa.string()))
+    if default is not None:
+        out = pc.fill_null(out, default)
+    return out

@@ -1,0 +1,293 @@
+"""Normalize one export file: sniff, detect the format from the header, stream line items."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import InputError, UnknownFormatError
+from ..lineitem import SCHEMA
+from .base import Batch, Format, Header, Plan, ReadContext
+from .source import Opened, csv_batches, is_column_count_error, jsonl_batches, open_source, parse_csv_header
+
+#: Rows per output chunk: the unit of work of the transform and of a queue message.
+CHUNK_ROWS = 20_000
+#: Raw parser batches (about 1 MiB of CSV each) parsed ahead of the transform.
+PREFETCH = 4
+
+
+def registry() -> list[Format]:
+    from .aws import AwsCurFormat
+    from .azure import AzureCostFormat
+    from .focus import FocusFormat
+    from .gcp import GcpBillingFormat
+
+    return [AwsCurFormat(), FocusFormat(), GcpBillingFormat(), AzureCostFormat()]
+
+
+def detect(header: Header, file: str | None = None) -> Format:
+    """The format whose signature columns the header holds; a clear error otherwise."""
+    formats = registry()
+    scored = sorted(((f.score(header), i, f) for i, f in enumerate(formats)), key=lambda t: (-t[0], t[1]))
+    best_score, _, best = scored[0]
+    if best_score <= 0:
+        seen = ", ".join(header.original[:12]) + (", ..." if len(header) > 12 else "")
+        known = "; ".join(f"{f.name} ({f.description})" for f in formats)
+        raise UnknownFormatError(
+            f"not a billing export burnguard knows. Saw {len(header)} columns: {seen}. Known formats: {known}",
+            file=file,
+        )
+    return best
+
+
+@dataclass
+class FileStats:
+    file: str
+    format: str | None = None
+    variant: str | None = None
+    container: str | None = None
+    compression: str | None = None
+    rows_read: int = 0
+    rows_normalized: int = 0
+    errors: list[InputError] = field(default_factory=list)
+    error_count: int = 0
+    rows_skipped: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+class Normalizer:
+    """Normalize one file-like byte stream; iterate :meth:`batches` for canonical chunks.
+
+    ``strict`` stops at the first bad row (raising :class:`InputError`); otherwise bad rows
+    are skipped, counted and kept in :attr:`stats` with file, row and field.
+    """
+
+    def __init__(
+        self,
+        stream: IO[bytes],
+        name: str,
+        *,
+        strict: bool = False,
+        default_currency: str | None = None,
+        cost_basis: str | None = None,
+        chunk_rows: int = CHUNK_ROWS,
+        path: str | Path | None = None,
+    ):
+        self.name = name
+        self.ctx = ReadContext(file=name, strict=strict, default_currency=default_currency, cost_basis=cost_basis)
+        self.chunk_rows = chunk_rows
+        self.stats = FileStats(file=name)
+        self._opened: Opened = open_source(stream, name, path)
+        self._reopen = self._reopener(stream, name, path)
+        self.stats.container = self._opened.container
+        self.stats.compression = self._opened.compression
+        self._invalid: list[int] = []
+        self._setup()
+
+    @staticmethod
+    def _reopener(stream: IO[bytes], name: str, path: str | Path | None) -> Callable[[], Opened] | None:
+        """How to read the source again from the start, when it can be (a path, a seekable
+        stream); ``None`` for a one-way stream."""
+        if path is not None:
+            def from_path() -> Opened:
+                with open(path, "rb") as again:
+                    return open_source(again, name, path)
+            return from_path
+        try:
+            seekable = stream.seekable()
+        except (AttributeError, ValueError):
+            seekable = False
+        if seekable:
+            def from_start() -> Opened:
+                stream.seek(0)
+                return open_source(stream, name)
+            return from_start
+        return None
+
+    @classmethod
+    def from_path(cls, path: str | Path, **kwargs: object) -> Normalizer:
+        p = Path(path)
+        name = str(kwargs.pop("name", None) or p.name)
+        with open(p, "rb") as sniff:
+            return cls(sniff, name, path=p, **kwargs)  # type: ignore[arg-type]
+
+    # -- setup: header, format, plan ---------------------------------------------------------
+    def _setup(self) -> None:
+        o = self._opened
+        if o.container == "csv":
+            names, first_fields = parse_csv_header(o.head, self.name)
+            if first_fields is not None and first_fields < len(names):
+                # Rows shorter than the header (a column name with no data): read the rows as
+                # they are and say which header names have no values.
+                self.ctx.warn(f"header has {len(names)} columns but rows have {first_fields}; "
+                              f"columns without values: {', '.join(names[first_fields:][:10])}")
+                names = names[:first_fields]
+            self.header = Header(names)
+        elif o.container == "parquet":
+            try:
+                self._pq = pq.ParquetFile(o.parquet)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise InputError(f"Parquet file cannot be read ({exc})", file=self.name) from None
+            self.header = Header(self._pq.schema_arrow.names)
+        else:
+            first = self._first_json_record(o.head)
+            self.header = Header(list(first.keys()))
+        self.format = detect(self.header, self.name)
+        self.plan: Plan = self.format.plan(self.header, self.ctx)
+        self.stats.format = self.format.name
+        self.stats.variant = self.plan.variant
+
+    def _first_json_record(self, head: bytes) -> dict[str, object]:
+        line = head.split(b"\n", 1)[0].lstrip(b"\xef\xbb\xbf")
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"first line is not a JSON object ({exc})", file=self.name, row=1) from None
+        if not isinstance(record, dict):
+            raise InputError("JSON lines must hold one object per line", file=self.name, row=1)
+        return record
+
+    # -- streaming ---------------------------------------------------------------------------
+    def _raw_batches(self) -> Iterator[pa.RecordBatch]:
+        o = self._opened
+        if o.container == "csv":
+            yield from self._csv_raw_batches()
+        elif o.container == "parquet":
+            yield from self._pq.iter_batches(batch_size=self.chunk_rows, columns=self.plan.columns)
+        else:
+            schema = getattr(self.plan, "json_schema", None)
+            yield from jsonl_batches(o.native(), schema)
+
+    def _csv_raw_batches(self) -> Iterator[pa.RecordBatch]:
+        """Fast path first; if a row has a wrong number of fields, read the file again with
+        a row handler (slower) that reports and skips such rows, resuming where we were."""
+        yielded = 0
+        try:
+            for raw in csv_batches(self._opened.native(), self.header.names, self.plan.columns):
+                yielded += raw.num_rows
+                yield raw
+            return
+        except pa.ArrowInvalid as exc:
+            if not is_column_count_error(exc) or self._reopen is None:
+                raise
+        self._opened.close()
+        self._opened = self._reopen()
+        skip = yielded
+        for raw in csv_batches(self._opened.native(), self.header.names, self.plan.columns, self._on_invalid):
+            if skip:
+                if raw.num_rows <= skip:
+                    skip -= raw.num_rows
+                    continue
+                raw = raw.slice(skip)
+                skip = 0
+            yield raw
+
+    def _on_invalid(self, row: int, text: str, expected: int, actual: int) -> None:
+        self._invalid.append(row)
+        self.stats.rows_read += 1
+        self.ctx.skipped_rows += 1
+        self.ctx.error(InputError(
+            f"has {actual} fields where the header has {expected}: {text[:120]!r}",
+            file=self.name, row=row if row > 0 else None,
+        ))
+
+    def _record_numbers(self, start: int, n: int) -> np.ndarray:
+        """1-based record numbers of ``n`` good rows after ``start`` good rows, skipping the
+        numbers of the rows the CSV parser rejected."""
+        rows = np.arange(start + 1, start + n + 1, dtype=np.int64)
+        for bad in sorted(self._invalid):
+            if bad <= 0:
+                continue
+            rows[rows >= bad] += 1
+        return rows
+
+    def _prefetched(self) -> Iterator[pa.RecordBatch]:
+        """Parse in a background thread while the caller transforms: Arrow's parser and
+        kernels release the GIL, so decoding, parsing and normalizing use both cores."""
+        q: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=PREFETCH)
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for raw in self._raw_batches():
+                    while not stop.is_set():
+                        try:
+                            q.put(("batch", raw), timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                q.put(("end", None))
+            except BaseException as exc:  # handed to the consumer, raised there
+                q.put(("error", exc))
+
+        worker = threading.Thread(target=produce, name=f"parse:{self.name}", daemon=True)
+        worker.start()
+        try:
+            while True:
+                kind, item = q.get()
+                if kind == "batch":
+                    yield item  # type: ignore[misc]
+                elif kind == "error":
+                    raise item  # type: ignore[misc]
+                else:
+                    return
+        finally:
+            stop.set()
+            worker.join(timeout=5)
+
+    def batches(self) -> Iterator[pa.Table]:
+        """Canonical line items, ``chunk_rows`` at a time (the last chunk may be smaller)."""
+        pending: list[pa.RecordBatch] = []
+        pending_rows = 0
+        done = 0
+        try:
+            for raw in self._prefetched():
+                if raw.num_rows == 0:
+                    continue
+                pending.append(raw)
+                pending_rows += raw.num_rows
+                if pending_rows >= self.chunk_rows:
+                    yield self._transform(pending, done)
+                    done += pending_rows
+                    pending, pending_rows = [], 0
+            if pending:
+                yield self._transform(pending, done)
+                done += pending_rows
+        except (pa.ArrowInvalid, OSError, EOFError) as exc:
+            raise InputError(self._describe_failure(exc, done), file=self.name) from None
+        finally:
+            self._opened.close()
+            self.stats.rows_read += done
+            self.stats.errors = self.ctx.errors
+            self.stats.error_count = self.ctx.error_count
+            self.stats.rows_skipped = self.ctx.skipped_rows
+            self.stats.warnings = self.ctx.warnings
+
+    def _describe_failure(self, exc: BaseException, done: int) -> str:
+        text = str(exc)
+        if "gzip" in text.lower() or "truncated" in text.lower() or isinstance(exc, EOFError):
+            return f"{self._opened.compression or 'compressed'} stream is truncated or corrupt after row {done:,} ({text})"
+        return f"cannot be parsed after row {done:,} ({text})"
+
+    def _transform(self, raws: list[pa.RecordBatch], done: int) -> pa.Table:
+        table = pa.Table.from_batches(raws)
+        rows = self._record_numbers(done, table.num_rows)
+        out = self.plan.transform(Batch(table, rows, self.ctx, blanks_are_null=self._opened.container == "csv"))
+        self.stats.rows_normalized += out.num_rows
+        return out
+
+    def read_all(self) -> pa.Table:
+        """All line items of the file in one table (for small files and tests)."""
+        tables = list(self.batches())
+        return pa.concat_tables(tables) if tables else SCHEMA.empty_table()

@@ -1,0 +1,327 @@
+"""Byte streams in, record batches out: compression, container and header, all streaming.
+
+A source is any readable binary file-like object (a local file, an S3 ``StreamingBody``, a GCS
+or Blob download stream). Nothing here reads a whole file into memory:
+
+* the first bytes are sniffed for gzip, zip, Parquet, JSON or CSV (never the name alone), and
+  the head of the decompressed data is kept to read the header and the first record;
+* gzip CSV and JSON are decoded by Arrow's native gzip stream, so the only bytes that pass
+  through Python are the compressed ones; Arrow's streaming readers then parse 1 MiB blocks,
+  converting only the columns a format needs;
+* Parquet needs random access: a non-seekable stream is spooled to a temporary file first
+  (Lambda's /tmp, a Cloud Function's memory-backed /tmp), then read row group by row group;
+* ZIP (legacy CUR's other compression) is also spooled, then its single member streamed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import shutil
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from ..errors import InputError
+
+try:  # ISA-L (python-isal): same output as zlib, decoded off the GIL; optional.
+    from isal import igzip_threaded as _isal_threaded
+except ImportError:  # pragma: no cover - exercised where isal is not installed
+    _isal_threaded = None  # type: ignore[assignment]
+
+CSV_BLOCK_SIZE = 1 << 20
+CSV_THREADS = False
+JSON_BLOCK_SIZE = 1 << 22
+HEAD_BYTES = 256 << 10
+MAX_HEADER_BYTES = 16 << 20
+RAW_CHUNK = 1 << 20
+SPOOL_MEMORY = 8 << 20
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZIP_MAGIC = b"PK\x03\x04"
+PARQUET_MAGIC = b"PAR1"
+
+
+class PrefixedStream(io.RawIOBase):
+    """A stream that first returns ``prefix`` bytes, then the rest of ``inner``."""
+
+    def __init__(self, prefix: bytes, inner: IO[bytes]):
+        self._prefix = memoryview(prefix)
+        self._inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return bytes(self._prefix) + self._inner.read()
+        if self._prefix:
+            k = min(size, len(self._prefix))
+            out = bytes(self._prefix[:k])
+            self._prefix = self._prefix[k:]
+            return out
+        return self._inner.read(size)
+
+
+class _Guarded(io.RawIOBase):
+    """Turns decompression failures into errors that name the file."""
+
+    def __init__(self, inner: IO[bytes], name: str):
+        self._inner = inner
+        self._name = name
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        try:
+            data = self._inner.read(size)
+        except (EOFError, OSError, zlib.error) as exc:
+            raise InputError(
+                f"gzip stream is truncated or corrupt after {self.bytes_read:,} decompressed bytes ({exc})",
+                file=self._name,
+            ) from None
+        self.bytes_read += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
+
+
+@dataclass
+class Opened:
+    """A sniffed source: its container, the head of its (decompressed) data, and how to
+    stream all of it again from the start."""
+
+    container: str  # "csv" | "jsonl" | "parquet"
+    compression: str | None
+    name: str
+    head: bytes
+    _native: Callable[[], pa.NativeFile] | None = None
+    python_stream: IO[bytes] | None = None
+    parquet: IO[bytes] | None = None
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def native(self) -> pa.NativeFile:
+        """The whole decompressed data as an Arrow stream (Python sees compressed bytes only)."""
+        if self._native is not None:
+            return self._native()
+        assert self.python_stream is not None
+        return pa.PythonFile(self.python_stream, mode="r")
+
+    def close(self) -> None:
+        for c in self._closers:
+            c()
+
+
+def _read_raw(stream: IO[bytes], n: int) -> bytes:
+    out = stream.read(n)
+    return out if isinstance(out, bytes) else bytes(out or b"")
+
+
+def _header_complete(text: bytes) -> bool:
+    """True when ``text`` holds a whole first line (a newline outside quotes) and one more."""
+    pos = -1
+    while True:
+        pos = text.find(b"\n", pos + 1)
+        if pos == -1:
+            return False
+        if text[:pos].count(b'"') % 2 == 0:
+            return text.find(b"\n", pos + 1) != -1 or len(text) > pos + 1 + HEAD_BYTES
+
+
+def _gzip_head(raw: IO[bytes], name: str) -> tuple[bytes, bytes]:
+    """Decompress just enough of a gzip stream to see its header; return (compressed bytes
+    consumed, decompressed head)."""
+    decoder = zlib.decompressobj(wbits=31)
+    consumed = bytearray()
+    head = bytearray()
+    while len(head) < HEAD_BYTES or not _header_complete(bytes(head)):
+        chunk = _read_raw(raw, 64 << 10)
+        if not chunk:
+            break
+        consumed += chunk
+        try:
+            head += decoder.decompress(chunk)
+        except zlib.error as exc:
+            raise InputError(f"gzip stream is corrupt ({exc})", file=name) from None
+        if decoder.eof:
+            break
+        if len(head) > MAX_HEADER_BYTES:
+            break
+    return bytes(consumed), bytes(head)
+
+
+def _spool(stream: IO[bytes]) -> IO[bytes]:
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115 - closed by Opened.close
+    shutil.copyfileobj(stream, spool, RAW_CHUNK)
+    spool.seek(0)
+    return spool  # type: ignore[return-value]
+
+
+def _container(head: bytes, name: str) -> str:
+    if head.startswith(PARQUET_MAGIC):
+        return "parquet"
+    if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        raise InputError("file is UTF-16 encoded; billing exports are read as UTF-8 (re-export as UTF-8 CSV)", file=name)
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not stripped:
+        raise InputError("file is empty", file=name)
+    return "jsonl" if stripped[:1] in (b"{", b"[") else "csv"
+
+
+def open_source(stream: IO[bytes], name: str, path: str | Path | None = None) -> Opened:
+    """Sniff compression and container from the first bytes.
+
+    ``path``, when the source is a local file, lets Arrow read it natively from disk.
+    """
+    magic = _read_raw(stream, 4)
+    if magic.startswith(GZIP_MAGIC):
+        consumed, head = _gzip_head(PrefixedStream(magic, stream), name)  # type: ignore[arg-type]
+        container = _container(head, name)
+        if container == "parquet":
+            raise InputError("gzip-compressed Parquet is not a format any cloud exports", file=name)
+        rest = PrefixedStream(consumed, stream)
+
+        def native() -> pa.NativeFile:
+            if _isal_threaded is not None:
+                # ISA-L decodes in its own thread (no GIL), about 3x faster than zlib.
+                source: Any = str(path) if path is not None else rest
+                return pa.PythonFile(_Guarded(_isal_threaded.open(source, "rb", threads=1), name), mode="r")
+            raw = pa.OSFile(str(path)) if path is not None else pa.PythonFile(rest, mode="r")
+            return pa.CompressedInputStream(raw, "gzip")
+
+        return Opened(container, "gzip", name, head, native)
+    if magic.startswith(ZIP_MAGIC):
+        spooled = _spool(PrefixedStream(magic, stream))  # type: ignore[arg-type]
+        try:
+            archive = zipfile.ZipFile(spooled)
+            members = [m for m in archive.infolist() if not m.is_dir()]
+        except zipfile.BadZipFile as exc:
+            raise InputError(f"zip archive is corrupt ({exc})", file=name) from None
+        if len(members) != 1:
+            raise InputError(f"zip archive holds {len(members)} files; a CUR zip holds exactly one", file=name)
+        member = archive.open(members[0])
+        head = member.read(HEAD_BYTES)
+        container = _container(head, name)
+        return Opened(container, "zip", name, head, python_stream=PrefixedStream(head, member),  # type: ignore[arg-type]
+                      _closers=[member.close, spooled.close])
+    head = magic + _read_raw(stream, HEAD_BYTES)
+    while not _header_complete(head) and len(head) < MAX_HEADER_BYTES:
+        more = _read_raw(stream, RAW_CHUNK)
+        if not more:
+            break
+        head += more
+    container = _container(head, name)
+    if container == "parquet":
+        if path is not None:
+            return Opened("parquet", None, name, head, parquet=open(path, "rb"))  # noqa: SIM115
+        spooled = _spool(PrefixedStream(head, stream))  # type: ignore[arg-type]
+        return Opened("parquet", None, name, head, parquet=spooled, _closers=[spooled.close])
+    if path is not None:
+        return Opened(container, None, name, head, lambda: pa.OSFile(str(path)))
+    return Opened(container, None, name, head, python_stream=PrefixedStream(head, stream))  # type: ignore[arg-type]
+
+
+def parse_csv_header(head: bytes, name: str) -> tuple[list[str], int | None]:
+    """The header names, and the field count of the first data record when the head holds it
+    (``None`` otherwise), so that a header longer than its rows can be noticed."""
+    end = -1
+    while True:
+        end = head.find(b"\n", end + 1)
+        if end == -1 or head[:end].count(b'"') % 2 == 0:
+            break
+    line = head if end == -1 else head[:end]
+    if end == -1 and len(head) >= MAX_HEADER_BYTES:
+        raise InputError(f"no end of the header line in the first {MAX_HEADER_BYTES:,} bytes", file=name)
+    try:
+        text = line.decode("utf-8").lstrip("\ufeff").rstrip("\r")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"header is not UTF-8 (byte {exc.start}); burnguard reads UTF-8 exports", file=name) from None
+    if not text.strip():
+        raise InputError("file has no header line", file=name)
+    names = next(csv.reader([text]))
+    first_fields = None
+    if end != -1:
+        rest = head[end + 1:]
+        stop = rest.find(b"\n")
+        if stop > 0:
+            try:
+                record = next(csv.reader([rest[:stop].decode("utf-8").rstrip("\r")]), None)
+            except (UnicodeDecodeError, csv.Error):
+                record = None
+            first_fields = len(record) if record else None
+    return names, first_fields
+
+
+InvalidRowHook = Callable[[int, str, int, int], None]
+
+
+def csv_batches(stream: pa.NativeFile, names: list[str], columns: list[str],
+                on_invalid: InvalidRowHook | None = None) -> Iterator[pa.RecordBatch]:
+    """Stream CSV record batches of ``columns`` (read as bytes; UTF-8 is checked per column).
+
+    Without ``on_invalid`` a row with a wrong number of fields stops the reader (the fast
+    path: Arrow parses slower with a row handler set); with it, such rows are reported and
+    skipped.
+    """
+
+    def handler(row: Any) -> str:
+        assert on_invalid is not None
+        on_invalid(row.number - 1 if row.number is not None else -1, row.text, row.expected_columns, row.actual_columns)
+        return "skip"
+
+    reader = pacsv.open_csv(
+        stream,
+        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=CSV_BLOCK_SIZE, use_threads=CSV_THREADS),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True,
+                                         invalid_row_handler=handler if on_invalid is not None else None),
+        convert_options=pacsv.ConvertOptions(
+            include_columns=columns,
+            column_types=dict.fromkeys(columns, pa.binary()),
+            # Blanks and NULL become nulls in the parser: no pass over the data later.
+            null_values=["", "NULL", "null"],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        ),
+    )
+    yield from reader
+
+
+def jsonl_batches(stream: pa.NativeFile, schema: pa.Schema | None) -> Iterator[pa.RecordBatch]:
+    options = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore" if schema else "infer",
+                                  newlines_in_values=False)
+    reader = pajson.open_json(stream, read_options=pajson.ReadOptions(block_size=JSON_BLOCK_SIZE, use_threads=False),
+                              parse_options=options)
+    yield from reader
+
+
+def parquet_file(stream: IO[bytes]) -> pq.ParquetFile:
+    return pq.ParquetFile(stream)
+
+
+def is_column_count_error(exc: BaseException) -> bool:
+    text = str(exc)
+    return "Expected" in text and "columns" in text
