@@ -245,7 +245,7 @@ class AwsCurPlan(Plan):
             if pa.types.is_map(raw.type):
                 return self._tags_from_map(batch, raw)
             values, bad = map_distinct(raw, _cur2_tags, pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())])))
-            batch._bad(bad, self.tag_map)
+            batch.report(bad, self.tag_map)
             return pc.cast(values, TAGS) if len(values) else pa.array([], TAGS)
         tags, bad = tags_from_columns([(k, batch.text(name)) for k, name in self.tag_columns], n, blanks_are_null=True)
         if bad:

@@ -127,10 +127,11 @@ class Batch:
         if name is None or name not in self.table.column_names:
             return None
         arr, bad = decode_utf8(self.table.column(name))
-        self._bad(bad, name)
+        self.report(bad, name)
         return arr
 
-    def _bad(self, bad: list[BadValue], name: str, drop: bool = True) -> None:
+    def report(self, bad: list[BadValue], name: str, drop: bool = True) -> None:
+        """Record bad values found by a converter (``drop`` removes their rows)."""
         if bad:
             self.ctx.bad_values(bad, self.rows, name)
             if drop:
@@ -158,7 +159,7 @@ class Batch:
             return pa.nulls(len(self), SCHEMA.field("BilledCost").type)
         values, bad = to_decimal(arr)
         assert name is not None
-        self._bad(bad, name)
+        self.report(bad, name)
         if required:
             self.require_present(values, name, label or name)
         return values
@@ -170,7 +171,7 @@ class Batch:
         assert name is not None
         day_first = self._day_first(name, arr)
         values, bad = to_timestamp(arr, day_first=day_first)
-        self._bad(bad, name)
+        self.report(bad, name)
         if required:
             self.require_present(values, name, name)
         return values
