@@ -65,7 +65,9 @@ _AZURE_MODELS: list[tuple[re.Pattern[str], str]] = [
 _AZURE_SIZE = re.compile(r"^(?:Standard_|Basic_)?(N[CDVG])([a-z]*)(\d+)([a-z]*)(?:_(.*))?$", re.IGNORECASE)
 # GPU SKUs as billing line items name them ("Nvidia Tesla T4 GPU running in Americas",
 # "Nvidia L4 GPU attached to Spot Preemptible VMs", Azure meter "NC6s v3").
-_SKU_GPU = re.compile(r"\b(nvidia|amd)\b[^,]*?\b(tesla\s+)?([a-z]{0,3}\d{1,4}[a-z]?|rtx\s*pro\s*6000)\b(?:\s*\d+gb)?.*\bgpu\b", re.I)
+_SKU_GPU = re.compile(
+    r"\b(nvidia|amd)\b[^,]*?\b(tesla\s+)?([a-z]{0,3}\d{1,4}[a-z]?|rtx\s*pro\s*6000)\b(?:\s*\d+gb)?.*\bgpu\b", re.I
+)
 _SKU_TPU = re.compile(r"\btpu\b", re.I)
 
 

@@ -46,7 +46,8 @@ def as_string(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
 
 def to_np(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A (boolean or numeric) Arrow array as numpy, whatever its chunking."""
-    return _combine(arr).to_numpy(zero_copy_only=False)
+    out: np.ndarray = _combine(arr).to_numpy(zero_copy_only=False)
+    return out
 
 
 def distinct_apply(arr: pa.Array | pa.ChunkedArray, results: Callable[[list[Any]], pa.Array]) -> pa.Array | pa.ChunkedArray:
@@ -290,3 +291,18 @@ def dec_sub(a: pa.Array, b: pa.Array) -> pa.Array:
 
 def dec_zero() -> pa.Scalar:
     return pa.scalar(Decimal(0), MONEY)
+
+
+TAG_LIST = pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())]))
+
+
+def tag_entries(tags: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """Explode a ``Tags`` map column: (row index, key, value) per entry, slices respected."""
+    as_list = pc.cast(_combine(tags), TAG_LIST)
+    flat = pc.list_flatten(as_list)
+    return pc.list_parent_indices(as_list), flat.field("key"), flat.field("value")
+
+
+def tag_counts(tags: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Number of tags per row (0 for none)."""
+    return to_np(pc.fill_null(pc.list_value_length(pc.cast(_combine(tags), TAG_LIST)), 0))

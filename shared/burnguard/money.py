@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 
 #: Digits kept on every amount: Arrow ``decimal128(36, 18)``. Exports carry up to 20+
 #: fractional digits; rounding at 1e-18 cannot move a total by a cent below 10^16 rows. Two
@@ -18,6 +18,7 @@ PRECISION = 36
 SCALE = 18
 QUANTUM = Decimal(1).scaleb(-SCALE)
 CENT = Decimal("0.01")
+_WIDE = Context(prec=PRECISION + 4)
 
 NULL_TOKENS = frozenset({"", "null", "NULL", "Null", "None", "none", "NaN"})
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -52,7 +53,10 @@ def parse_decimal(text: str | None) -> Decimal | None:
         raise NumberError(f"{text!r} is not a number") from exc
     if value.adjusted() >= PRECISION - SCALE:
         raise NumberError(f"{text!r} is out of range (more than {PRECISION - SCALE} integer digits)")
-    return value.quantize(QUANTUM, rounding=ROUND_HALF_EVEN) if value.as_tuple().exponent < -SCALE else value  # type: ignore[operator]
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -SCALE:
+        return value.quantize(QUANTUM, rounding=ROUND_HALF_EVEN, context=_WIDE)
+    return value
 
 
 def parse_amount(text: str) -> Decimal:

@@ -56,15 +56,15 @@ def parse_timestamp(text: str | None, *, day_first: bool = False) -> datetime | 
             return datetime(y, mo, d, h, mi, se, tzinfo=UTC)
         m = _SLASHED.match(s)
         if m:
-            a, b, y_text, h, mi, se, ampm, zone = m.groups()
+            a, b, y_text, h_text, mi_text, se_text, ampm, zone = m.groups()
             month, day = (int(b), int(a)) if day_first else (int(a), int(b))
             year = int(y_text) + (2000 if len(y_text) == 2 else 0)
-            hour = int(h or 0)
+            hour = int(h_text or 0)
             if ampm:
                 if not 1 <= hour <= 12:
                     raise TimestampError(f"{text!r} has hour {hour} with {ampm.upper()}")
                 hour = hour % 12 + (12 if ampm.lower() == "pm" else 0)
-            local = datetime(year, month, day, hour, int(mi or 0), int(se or 0), tzinfo=_offset(zone))
+            local = datetime(year, month, day, hour, int(mi_text or 0), int(se_text or 0), tzinfo=_offset(zone))
             return local.astimezone(UTC)
         if _ISO_DATE.match(s):
             return datetime.combine(date.fromisoformat(s), datetime.min.time(), tzinfo=UTC)

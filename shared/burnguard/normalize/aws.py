@@ -19,12 +19,13 @@ from __future__ import annotations
 import json
 import re
 from functools import lru_cache
+from typing import ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..accelerators import classify_instance_type
-from ..columnar import dec_add, dec_sub, dec_zero, map_distinct, tags_from_columns, to_np
+from ..columnar import TAG_LIST, dec_add, dec_sub, dec_zero, map_distinct, tags_from_columns, to_np
 from ..errors import InputError
 from ..lineitem import AWS, TAGS
 from ..tags import TagError, normalize_cur2_key, normalize_key, normalize_tags, parse_tag_object
@@ -97,7 +98,7 @@ class AwsCurFormat(Format):
 
 
 class AwsCurPlan(Plan):
-    FIELDS = {
+    FIELDS: ClassVar[dict[str, str]] = {
         "type": "line_item_line_item_type", "unblended": "line_item_unblended_cost",
         "currency": "line_item_currency_code", "start": "line_item_usage_start_date",
         "end": "line_item_usage_end_date", "payer": "bill_payer_account_id",
@@ -127,7 +128,8 @@ class AwsCurPlan(Plan):
         self.variant = "aws-cur2" if self.cur2 or "bill_payer_account_name" in by_snake else "aws-cur"
         if self.col["currency"] is None and not ctx.default_currency:
             header.require("lineItem/CurrencyCode", "lineItem/CurrencyCode", "line_item_currency_code", file=ctx.file)
-        header.require("lineItem/UsageStartDate", "lineItem/UsageStartDate", "line_item_usage_start_date", file=ctx.file)
+        header.require("lineItem/UsageStartDate", "lineItem/UsageStartDate", "line_item_usage_start_date",
+                       file=ctx.file)
         # Tag columns: legacy CSV resourceTags/<key>; Athena resource_tags_<key>; CUR 2.0 map.
         self.tag_columns: list[tuple[str, str]] = []
         for n in header.names:
@@ -147,10 +149,13 @@ class AwsCurPlan(Plan):
         line_type = batch.text(c["type"])
         batch.require_present(line_type, c["type"] or "lineItem/LineItemType", "line item type")
         unblended = batch.money(c["unblended"], required=True, label="unblended cost")
-        currency = batch.text(c["currency"]) if c["currency"] else constant(self.ctx.default_currency, n)
         if c["currency"]:
-            currency = pc.coalesce(currency, pa.scalar(self.ctx.default_currency, pa.string())) if self.ctx.default_currency else currency
+            currency = batch.text(c["currency"])
+            if self.ctx.default_currency:
+                currency = pc.coalesce(currency, pa.scalar(self.ctx.default_currency, pa.string()))
             batch.require_present(currency, c["currency"], "currency")
+        else:
+            currency = constant(self.ctx.default_currency, n)
         start = batch.timestamp(c["start"], required=True)
         effective = self._effective(batch, line_type, unblended)
         usage_type = batch.text(c["usage_type"])
@@ -244,7 +249,7 @@ class AwsCurPlan(Plan):
             assert raw is not None
             if pa.types.is_map(raw.type):
                 return self._tags_from_map(batch, raw)
-            values, bad = map_distinct(raw, _cur2_tags, pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())])))
+            values, bad = map_distinct(raw, _cur2_tags, TAG_LIST)
             batch.report(bad, self.tag_map)
             return pc.cast(values, TAGS) if len(values) else pa.array([], TAGS)
         tags, bad = tags_from_columns([(k, batch.text(name)) for k, name in self.tag_columns], n, blanks_are_null=True)

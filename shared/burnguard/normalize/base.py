@@ -121,7 +121,7 @@ class Batch:
         self._text_cache: dict[str, pa.Array] = {}
 
     def __len__(self) -> int:
-        return self.table.num_rows
+        return int(self.table.num_rows)
 
     def raw(self, name: str | None) -> pa.Array | pa.ChunkedArray | None:
         if name is None or name not in self.table.column_names:

@@ -17,7 +17,15 @@ import pyarrow.parquet as pq
 from ..errors import InputError, UnknownFormatError
 from ..lineitem import SCHEMA
 from .base import Batch, Format, Header, Plan, ReadContext
-from .source import Opened, csv_batches, is_column_count_error, jsonl_batches, open_source, parse_csv_header
+from .source import (
+    Opened,
+    csv_batches,
+    is_column_count_error,
+    jsonl_batches,
+    jsonl_batches_by_line,
+    open_source,
+    parse_csv_header,
+)
 
 #: Rows per output chunk: the unit of work of the transform and of a queue message.
 CHUNK_ROWS = 20_000
@@ -164,8 +172,25 @@ class Normalizer:
         elif o.container == "parquet":
             yield from self._pq.iter_batches(batch_size=self.chunk_rows, columns=self.plan.columns)
         else:
-            schema = getattr(self.plan, "json_schema", None)
-            yield from jsonl_batches(o.native(), schema)
+            yield from self._jsonl_raw_batches()
+
+    def _jsonl_raw_batches(self) -> Iterator[pa.RecordBatch]:
+        """Fast path first; with an explicit schema (the plan's ``json_schema``), if Arrow
+        refuses a block (a line that is not JSON, a value of the wrong type), read the file
+        again line by line from there: the bad lines are reported and skipped."""
+        schema = getattr(self.plan, "json_schema", None)
+        yielded = 0
+        try:
+            for raw in jsonl_batches(self._opened.native(), schema):
+                yielded += raw.num_rows
+                yield raw
+            return
+        except pa.ArrowInvalid:
+            if schema is None or self._reopen is None:
+                raise
+        self._opened.close()
+        self._opened = self._reopen()
+        yield from jsonl_batches_by_line(self._opened.native(), schema, skip=yielded, on_invalid=self._on_invalid_json)
 
     def _csv_raw_batches(self) -> Iterator[pa.RecordBatch]:
         """Fast path first; if a row has a wrong number of fields, read the file again with
@@ -199,6 +224,13 @@ class Normalizer:
             f"has {actual} fields where the header has {expected}: {text[:120]!r}",
             file=self.name, row=row if row > 0 else None,
         ))
+
+    def _on_invalid_json(self, row: int, text: str, reason: str, field: str | None) -> None:
+        self._invalid.append(row)
+        self.stats.rows_read += 1
+        self.ctx.skipped_rows += 1
+        self.ctx.error(InputError(f"record cannot be read ({reason}): {text[:120]!r}",
+                                  file=self.name, row=row, field=field))
 
     def _record_numbers(self, start: int, n: int) -> np.ndarray:
         """1-based record numbers of ``n`` good rows after ``start`` good rows, skipping the
@@ -237,9 +269,11 @@ class Normalizer:
             while True:
                 kind, item = q.get()
                 if kind == "batch":
-                    yield item  # type: ignore[misc]
+                    assert isinstance(item, pa.RecordBatch)
+                    yield item
                 elif kind == "error":
-                    raise item  # type: ignore[misc]
+                    assert isinstance(item, BaseException)
+                    raise item
                 else:
                     return
         finally:
@@ -277,7 +311,8 @@ class Normalizer:
     def _describe_failure(self, exc: BaseException, done: int) -> str:
         text = str(exc)
         if "gzip" in text.lower() or "truncated" in text.lower() or isinstance(exc, EOFError):
-            return f"{self._opened.compression or 'compressed'} stream is truncated or corrupt after row {done:,} ({text})"
+            kind = self._opened.compression or "compressed"
+            return f"{kind} stream is truncated or corrupt after row {done:,} ({text})"
         return f"cannot be parsed after row {done:,} ({text})"
 
     def _transform(self, raws: list[pa.RecordBatch], done: int) -> pa.Table:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
+import re
 import shutil
 import tempfile
 import zipfile
@@ -91,7 +93,7 @@ class _Guarded(io.RawIOBase):
 
     def read(self, size: int | None = -1) -> bytes:
         try:
-            data = self._inner.read(size)
+            data = self._inner.read(-1 if size is None else size)
         except (EOFError, OSError, zlib.error) as exc:
             raise InputError(
                 f"gzip stream is truncated or corrupt after {self.bytes_read:,} decompressed bytes ({exc})",
@@ -178,14 +180,15 @@ def _spool(stream: IO[bytes]) -> IO[bytes]:
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115 - closed by Opened.close
     shutil.copyfileobj(stream, spool, RAW_CHUNK)
     spool.seek(0)
-    return spool  # type: ignore[return-value]
+    return spool
 
 
 def _container(head: bytes, name: str) -> str:
     if head.startswith(PARQUET_MAGIC):
         return "parquet"
     if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-        raise InputError("file is UTF-16 encoded; billing exports are read as UTF-8 (re-export as UTF-8 CSV)", file=name)
+        raise InputError("file is UTF-16 encoded; billing exports are read as UTF-8 (re-export as UTF-8 CSV)",
+                         file=name)
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not stripped:
         raise InputError("file is empty", file=name)
@@ -209,7 +212,8 @@ def open_source(stream: IO[bytes], name: str, path: str | Path | None = None) ->
             if _isal_threaded is not None:
                 # ISA-L decodes in its own thread (no GIL), about 3x faster than zlib.
                 source: Any = str(path) if path is not None else rest
-                return pa.PythonFile(_Guarded(_isal_threaded.open(source, "rb", threads=1), name), mode="r")
+                decoded: IO[bytes] = _isal_threaded.open(source, "rb", threads=1)  # type: ignore[no-untyped-call]
+                return pa.PythonFile(_Guarded(decoded, name), mode="r")
             raw = pa.OSFile(str(path)) if path is not None else pa.PythonFile(rest, mode="r")
             return pa.CompressedInputStream(raw, "gzip")
 
@@ -237,7 +241,7 @@ def open_source(stream: IO[bytes], name: str, path: str | Path | None = None) ->
     container = _container(head, name)
     if container == "parquet":
         if path is not None:
-            return Opened("parquet", None, name, head, parquet=open(path, "rb"))  # noqa: SIM115
+            return Opened("parquet", None, name, head, parquet=open(path, "rb"))
         spooled = _spool(PrefixedStream(head, stream))  # type: ignore[arg-type]
         return Opened("parquet", None, name, head, parquet=spooled, _closers=[spooled.close])
     if path is not None:
@@ -295,7 +299,8 @@ def csv_batches(stream: pa.NativeFile, names: list[str], columns: list[str],
 
     reader = pacsv.open_csv(
         stream,
-        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=CSV_BLOCK_SIZE, use_threads=CSV_THREADS),
+        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=CSV_BLOCK_SIZE,
+                                       use_threads=CSV_THREADS),
         parse_options=pacsv.ParseOptions(newlines_in_values=True,
                                          invalid_row_handler=handler if on_invalid is not None else None),
         convert_options=pacsv.ConvertOptions(
@@ -316,6 +321,106 @@ def jsonl_batches(stream: pa.NativeFile, schema: pa.Schema | None) -> Iterator[p
     reader = pajson.open_json(stream, read_options=pajson.ReadOptions(block_size=JSON_BLOCK_SIZE, use_threads=False),
                               parse_options=options)
     yield from reader
+
+
+#: ``(record number, line text, reason, field or None)`` of a JSON line that cannot be read.
+InvalidRecordHook = Callable[[int, str, str, str | None], None]
+_JSON_COLUMN = re.compile(r"Column\(/([^)]*)\)")
+_JSON_ROW = re.compile(r"\s+in row \d+")
+
+
+def jsonl_batches_by_line(stream: pa.NativeFile, schema: pa.Schema, *, skip: int,
+                          on_invalid: InvalidRecordHook) -> Iterator[pa.RecordBatch]:
+    """The slow path of JSON lines, after Arrow refused a block: records are parsed in groups
+    of lines with ``schema``; a group that fails is halved until each bad line stands alone,
+    is reported (1-based record number, not counting blank lines) and skipped. The first
+    ``skip`` records (already read by the fast path) are passed over."""
+    options = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore",
+                                  newlines_in_values=False)
+
+    def parse(lines: list[bytes], first: int) -> Iterator[pa.RecordBatch]:
+        data = b"\n".join(lines)
+        try:
+            table = pajson.read_json(pa.BufferReader(data), parse_options=options, read_options=pajson.ReadOptions(
+                block_size=max(len(data) + 1, 1 << 16), use_threads=False))
+        except pa.ArrowInvalid as exc:
+            if len(lines) == 1:
+                text = lines[0].decode("utf-8", "replace")
+                reason, field_name = _json_failure(str(exc), text)
+                on_invalid(first, text, reason, field_name)
+                return
+            half = len(lines) // 2
+            yield from parse(lines[:half], first)
+            yield from parse(lines[half:], first + half)
+            return
+        yield from table.cast(schema).to_batches()
+
+    record = 0
+    group: list[bytes] = []
+    group_first = 0
+    size = 0
+    for line in _lines(stream):
+        if not line.strip():
+            continue
+        record += 1
+        if record <= skip:
+            continue
+        if not group:
+            group_first = record
+        group.append(line)
+        size += len(line)
+        if size >= JSON_BLOCK_SIZE:
+            yield from parse(group, group_first)
+            group, size = [], 0
+    if group:
+        yield from parse(group, group_first)
+
+
+def _lines(stream: pa.NativeFile) -> Iterator[bytes]:
+    rest = b""
+    while True:
+        chunk = stream.read(RAW_CHUNK)
+        if not chunk:
+            break
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest
+
+
+def _json_failure(message: str, line: str) -> tuple[str, str | None]:
+    """Arrow's reason without its in-block row number, and the field it names (a path such as
+    ``labels.value``), or the field holding the value it quotes."""
+    reason = _JSON_ROW.sub("", message.removeprefix("JSON parse error: ")).strip()
+    m = _JSON_COLUMN.search(message)
+    if m:
+        parts = [p for p in m.group(1).split("/") if p and p != "[]"]
+        return reason, ".".join(parts) or None
+    quoted = re.search(r": (\S+) requires scale", message)
+    if quoted:
+        try:
+            record = json.loads(line, parse_float=str, parse_int=str)
+        except ValueError:
+            return reason, None
+        return reason, _path_of(record, quoted.group(1))
+    return reason, None
+
+
+def _path_of(value: Any, text: str, prefix: str = "") -> str | None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            hit = _path_of(v, text, f"{prefix}.{k}" if prefix else str(k))
+            if hit:
+                return hit
+    elif isinstance(value, list):
+        for v in value:
+            hit = _path_of(v, text, prefix)
+            if hit:
+                return hit
+    elif isinstance(value, str) and value == text:
+        return prefix
+    return None
 
 
 def parquet_file(stream: IO[bytes]) -> pq.ParquetFile:

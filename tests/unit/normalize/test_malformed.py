@@ -1,0 +1,128 @@
+"""Malformed inputs: each gives a clear error naming the file, row and field, and loses
+nothing else (the rest of the file goes on), or stops at once with --strict."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from burnguard.errors import InputError, MissingColumnError, UnknownFormatError
+from burnguard.normalize import Normalizer
+
+HEADER = "identity/LineItemId,lineItem/LineItemType,lineItem/UsageStartDate,lineItem/UnblendedCost,lineItem/CurrencyCode,resourceTags/user:team\n"
+
+
+def cur(rows: list[str]) -> bytes:
+    return (HEADER + "".join(r + "\n" for r in rows)).encode()
+
+
+def run(data: bytes, name: str = "cur.csv", **kwargs: object) -> Normalizer:
+    n = Normalizer(io.BytesIO(data), name, **kwargs)  # type: ignore[arg-type]
+    n.read_all()
+    return n
+
+
+def test_non_numeric_cost_names_file_row_and_field_and_keeps_the_rest() -> None:
+    n = Normalizer(io.BytesIO(cur([
+        "a,Usage,2024-09-01T00:00:00Z,1.25,USD,ml",
+        "b,Usage,2024-09-01T01:00:00Z,twelve,USD,ml",
+        "c,Usage,2024-09-01T02:00:00Z,2.50,USD,ml",
+    ])), "cur.csv")
+    table = n.read_all()
+    assert table.column("BilledCost").to_pylist() == [Decimal("1.25"), Decimal("2.5")]
+    assert table.column("x_SourceRow").to_pylist() == [1, 3]
+    assert n.stats.error_count == 1 and n.stats.rows_skipped == 1
+    err = n.stats.errors[0]
+    assert (err.file, err.row, err.field) == ("cur.csv", 2, "lineItem/UnblendedCost")
+    assert "'twelve'" in str(err) and "not a number" in str(err)
+
+
+def test_strict_mode_stops_at_the_first_bad_row() -> None:
+    with pytest.raises(InputError) as info:
+        run(cur(["a,Usage,2024-09-01T00:00:00Z,1,USD,", "b,Usage,not-a-date,1,USD,"]), strict=True)
+    assert (info.value.row, info.value.field) == (2, "lineItem/UsageStartDate")
+
+
+def test_missing_required_column_names_it() -> None:
+    data = b"lineItem/LineItemType,lineItem/UnblendedCost,lineItem/CurrencyCode\nUsage,1,USD\n"
+    with pytest.raises(MissingColumnError) as info:
+        run(data)
+    assert "lineItem/UsageStartDate" in str(info.value) and info.value.file == "cur.csv"
+
+
+def test_unknown_format_says_what_was_seen_and_what_is_known() -> None:
+    with pytest.raises(UnknownFormatError) as info:
+        run(b"name,price\nwidget,3\n", name="prices.csv")
+    text = str(info.value)
+    assert "prices.csv" in text and "name, price" in text
+    for known in ("aws-cur", "focus", "gcp-billing", "azure-cost"):
+        assert known in text
+
+
+def test_truncated_gzip_is_a_clear_file_error() -> None:
+    whole = gzip.compress(cur([f"r{i},Usage,2024-09-01T00:00:00Z,{i}.5,USD,ml" for i in range(20000)]))
+    with pytest.raises(InputError) as info:
+        run(whole[: len(whole) // 2], name="cur.csv.gz")
+    assert info.value.file == "cur.csv.gz"
+    assert "truncated" in str(info.value) or "corrupt" in str(info.value)
+
+
+def test_wrong_encoding_in_one_field_skips_that_row_only() -> None:
+    data = cur(["a,Usage,2024-09-01T00:00:00Z,1,USD,ml"]) + "b,Usage,2024-09-01T00:00:00Z,2,USD,équipe\n".encode("latin-1")
+    n = run(data)
+    assert n.stats.rows_normalized == 1 and n.stats.error_count == 1
+    err = n.stats.errors[0]
+    assert (err.row, err.field) == (2, "resourceTags/user:team")
+    assert "UTF-8" in str(err)
+
+
+def test_utf16_file_is_refused_with_the_reason(tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_bytes(cur(["a,Usage,2024-09-01T00:00:00Z,1,USD,ml"]).decode().encode("utf-16"))
+    with pytest.raises(InputError, match="UTF-16"):
+        Normalizer.from_path(path)
+
+
+def test_huge_tag_value_is_a_row_error() -> None:
+    n = run(cur(["a,Usage,2024-09-01T00:00:00Z,1,USD," + "x" * 5000, "b,Usage,2024-09-01T00:00:00Z,2,USD,ml"]))
+    assert n.stats.rows_normalized == 1
+    err = n.stats.errors[0]
+    assert (err.row, err.field) == (1, "resourceTags/user:team") and "5000 characters" in str(err)
+
+
+def test_rows_with_a_wrong_field_count_are_reported_and_the_rest_read() -> None:
+    n = run(cur(["a,Usage,2024-09-01T00:00:00Z,1,USD,ml", "b,Usage,2024-09-01T00:00:00Z,2", "c,Usage,2024-09-01T00:00:00Z,3,USD,ml"]))
+    assert n.stats.rows_normalized == 2 and n.stats.error_count == 1
+    assert n.stats.errors[0].row == 2 and "4 fields" in str(n.stats.errors[0])
+
+
+def test_empty_file_and_header_only_file() -> None:
+    with pytest.raises(InputError, match="empty"):
+        run(b"")
+    n = run(HEADER.encode())
+    assert n.stats.rows_normalized == 0 and n.stats.error_count == 0
+
+
+def test_tags_are_normalized_from_cur_columns() -> None:
+    data = (b"lineItem/LineItemType,lineItem/UsageStartDate,lineItem/UnblendedCost,lineItem/CurrencyCode,"
+            b"resourceTags/user:Team,resourceTags/aws:createdBy,resourceTags/user:burnguard:protect\n"
+            b"Usage,2024-09-01T00:00:00Z,1,USD, ml-research ,role/x,\nUsage,2024-09-01T00:00:00Z,1,USD,,,true\n")
+    rows = Normalizer(io.BytesIO(data), "t.csv").read_all().column("Tags").to_pylist()
+    assert [dict(r) for r in rows] == [{"Team": "ml-research", "aws:createdBy": "role/x"}, {"burnguard:protect": "true"}]
+
+
+def test_gpu_rows_are_classified_from_instance_type_or_usage_type() -> None:
+    data = (b"lineItem/LineItemType,lineItem/UsageStartDate,lineItem/UnblendedCost,lineItem/CurrencyCode,"
+            b"lineItem/UsageType,product/instanceType\n"
+            b"Usage,2024-09-01T00:00:00Z,32.77,USD,USE1-BoxUsage:p4d.24xlarge,p4d.24xlarge\n"
+            b"Usage,2024-09-01T00:00:00Z,0.40,USD,USE1-SpotUsage:g5.xlarge,\n"
+            b"Usage,2024-09-01T00:00:00Z,0.19,USD,BoxUsage:m5.xlarge,m5.xlarge\n")
+    t = Normalizer(io.BytesIO(data), "t.csv").read_all()
+    assert t.column("x_InstanceType").to_pylist() == ["p4d.24xlarge", "g5.xlarge", "m5.xlarge"]
+    assert t.column("x_AcceleratorClass").to_pylist() == ["gpu", "gpu", None]
+    assert t.column("x_AcceleratorFamily").to_pylist() == ["nvidia-a100", "nvidia-a10g", None]
+    assert t.column("PricingCategory").to_pylist() == ["Standard", "Dynamic", "Standard"]
