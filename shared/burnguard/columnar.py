@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .lineitem import MONEY, TAGS, TIMESTAMP
-from .money import NumberError, parse_decimal
+from .money import NUMBER_PATTERN, NumberError, parse_decimal
 from .tags import TagError
 from .timeparse import TimestampError, parse_timestamp
 
@@ -50,7 +50,8 @@ def to_np(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return out
 
 
-def distinct_apply(arr: pa.Array | pa.ChunkedArray, results: Callable[[list[Any]], pa.Array]) -> pa.Array | pa.ChunkedArray:
+def distinct_apply(arr: pa.Array | pa.ChunkedArray,
+                   results: Callable[[list[Any]], pa.Array]) -> pa.Array | pa.ChunkedArray:
     """Compute ``results`` once over the distinct values of ``arr`` and spread them back."""
     uniques = pc.unique(arr)
     mapped = results(uniques.to_pylist())
@@ -113,12 +114,22 @@ def to_decimal(arr: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, list[BadValue
         return pc.cast(arr, MONEY), []
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
-    cleaned = blank_to_null(pc.utf8_trim_whitespace(arr))
-    try:
-        return pc.cast(cleaned, MONEY), []
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    cleaned = _combine(cleaned)
+    cleaned = _combine(blank_to_null(pc.utf8_trim_whitespace(arr)))
+    # Valid numbers with more than 18 fractional digits (Azure writes 15 significant digits
+    # in scientific notation): Arrow's unsafe cast truncates them toward zero at 1e-18, the
+    # scalar parser's rule too. Checked against a float reading so an integer-part overflow
+    # can never pass silently; only what is left goes to Python, value by value.
+    valid = pc.fill_null(pc.match_substring_regex(cleaned, NUMBER_PATTERN), True)
+    if pc.all(valid).as_py():
+        try:
+            unsafe = pc.cast(cleaned, MONEY, safe=False)
+            approx = pc.cast(cleaned, pa.float64())
+            back = pc.cast(unsafe, pa.float64())
+            close = pc.less_equal(pc.abs(pc.subtract(back, approx)), pc.add(pc.multiply(pc.abs(approx), 1e-9), 1e-9))
+            if pc.all(pc.fill_null(close, True)).as_py():
+                return unsafe, []
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
     bad: list[BadValue] = []
     out: list[Decimal | None] = []
     for i, text in enumerate(cleaned.to_pylist()):
@@ -188,7 +199,8 @@ def to_timestamp(arr: pa.Array | pa.ChunkedArray, *, day_first: bool = False) ->
     return result, bad
 
 
-def map_distinct(arr: pa.Array | pa.ChunkedArray, func: Callable[[Any], Any], out_type: pa.DataType) -> tuple[pa.Array | pa.ChunkedArray, list[BadValue]]:
+def map_distinct(arr: pa.Array | pa.ChunkedArray, func: Callable[[Any], Any],
+                 out_type: pa.DataType) -> tuple[pa.Array | pa.ChunkedArray, list[BadValue]]:
     """Apply a Python function once per distinct value (instance types, tag JSON, SKU text).
 
     ``func`` may raise ``ValueError`` for a bad value: its rows are reported and become null.

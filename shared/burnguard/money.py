@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 
 #: Digits kept on every amount: Arrow ``decimal128(36, 18)``. Exports carry up to 20+
 #: fractional digits; rounding at 1e-18 cannot move a total by a cent below 10^16 rows. Two
@@ -21,7 +21,8 @@ CENT = Decimal("0.01")
 _WIDE = Context(prec=PRECISION + 4)
 
 NULL_TOKENS = frozenset({"", "null", "NULL", "Null", "None", "none", "NaN"})
-_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+NUMBER_PATTERN = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_NUMBER = re.compile(NUMBER_PATTERN)
 _GROUPED = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 _CURRENCY_JUNK = re.compile(r"[^\d.,+\-]")
 
@@ -55,7 +56,7 @@ def parse_decimal(text: str | None) -> Decimal | None:
         raise NumberError(f"{text!r} is out of range (more than {PRECISION - SCALE} integer digits)")
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -SCALE:
-        return value.quantize(QUANTUM, rounding=ROUND_HALF_EVEN, context=_WIDE)
+        return value.quantize(QUANTUM, rounding=ROUND_DOWN, context=_WIDE)
     return value
 
 

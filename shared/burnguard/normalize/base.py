@@ -181,7 +181,8 @@ class Batch:
 
         key = f"day_first:{name}"
         if key not in self.ctx.decisions and (pa.types.is_string(arr.type) or pa.types.is_binary(arr.type)):
-            sample = [v if isinstance(v, str) else v.decode("utf-8", "replace") for v in pc.unique(arr).drop_null().to_pylist()]
+            distinct = pc.unique(arr).drop_null().to_pylist()
+            sample = [v if isinstance(v, str) else v.decode("utf-8", "replace") for v in distinct]
             slashed = [v for v in sample[:1000] if "/" in v]
             self.ctx.decisions[key] = slash_order(slashed) if slashed else False
         return bool(self.ctx.decisions.get(key, False))
@@ -259,7 +260,8 @@ def coalesce(*arrays: pa.Array | pa.ChunkedArray | None) -> pa.Array | pa.Chunke
     return pc.coalesce(*present) if len(present) > 1 else present[0]
 
 
-def lookup(arr: pa.Array | pa.ChunkedArray, mapping: dict[str, str], default: str | None = None) -> pa.Array | pa.ChunkedArray:
+def lookup(arr: pa.Array | pa.ChunkedArray, mapping: dict[str, str],
+           default: str | None = None) -> pa.Array | pa.ChunkedArray:
     """Map string values through ``mapping`` (case-insensitive), once per distinct value."""
     folded = {k.casefold(): v for k, v in mapping.items()}
     out = distinct_apply(arr, lambda values: pa.array(
