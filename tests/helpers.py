@@ -27,7 +27,7 @@ def fixture(relative: str) -> Path:
 def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     """Header and rows of a CSV (gzip or not, BOM or not) with the csv module."""
     opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
-    with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:  # type: ignore[operator]
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader)
         rows = [dict(zip(header, row, strict=False)) for row in reader]

@@ -116,29 +116,43 @@ def to_decimal(arr: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, list[BadValue
         pass
     cleaned = _combine(blank_to_null(pc.utf8_trim_whitespace(arr)))
     # Valid numbers with more than 18 fractional digits (Azure writes 15 significant digits
-    # in scientific notation): Arrow's unsafe cast truncates them toward zero at 1e-18, the
-    # scalar parser's rule too. Checked against a float reading so an integer-part overflow
-    # can never pass silently; only what is left goes to Python, value by value.
-    valid = pc.fill_null(pc.match_substring_regex(cleaned, NUMBER_PATTERN), True)
-    if pc.all(valid).as_py():
+    # in scientific notation) fail Arrow's safe cast. Arrow's unsafe cast truncates them at
+    # 1e-18, the scalar parser's rule too, but is not trusted blindly: a value whose decimal
+    # disagrees with its float reading (an overflow, or Arrow's rescaling of tiny values) goes
+    # to the scalar parser, as does any invalid text. Only those values are read in Python.
+    suspect = np.ones(len(cleaned), dtype=bool)
+    unsafe = pa.nulls(len(cleaned), MONEY)
+    valid = pc.fill_null(pc.match_substring_regex(cleaned, NUMBER_PATTERN), False)
+    if pc.any(valid).as_py():
+        numbers = pc.if_else(valid, cleaned, pa.scalar(None, pa.string()))
         try:
-            unsafe = pc.cast(cleaned, MONEY, safe=False)
-            approx = pc.cast(cleaned, pa.float64())
+            unsafe = pc.cast(numbers, MONEY, safe=False)
+            approx = pc.cast(numbers, pa.float64())
             back = pc.cast(unsafe, pa.float64())
-            close = pc.less_equal(pc.abs(pc.subtract(back, approx)), pc.add(pc.multiply(pc.abs(approx), 1e-9), 1e-9))
-            if pc.all(pc.fill_null(close, True)).as_py():
-                return unsafe, []
+            tolerance = pc.add(pc.multiply(pc.abs(approx), 1e-12), 1e-18)
+            close = pc.less_equal(pc.abs(pc.subtract(back, approx)), tolerance)
+            same_sign = pc.or_(pc.equal(back, 0.0), pc.equal(pc.sign(back), pc.sign(approx)))
+            toward_zero = pc.less_equal(pc.abs(back), pc.multiply(pc.abs(approx), 1 + 1e-12))
+            trusted = pc.and_(pc.and_(close, same_sign), toward_zero)
+            suspect = ~to_np(pc.fill_null(trusted, False))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
+    suspect &= to_np(pc.is_valid(cleaned))
+    if not suspect.any():
+        return unsafe, []
     bad: list[BadValue] = []
-    out: list[Decimal | None] = []
-    for i, text in enumerate(cleaned.to_pylist()):
+    texts = cleaned.to_pylist()
+    fixed: dict[int, Decimal | None] = {}
+    for i in np.flatnonzero(suspect):
         try:
-            out.append(parse_decimal(text))
+            fixed[int(i)] = parse_decimal(texts[i])
         except NumberError as exc:
-            bad.append(BadValue(i, str(text), str(exc)))
-            out.append(None)
-    return pa.array(out, MONEY), bad
+            bad.append(BadValue(int(i), str(texts[i]), str(exc)))
+            fixed[int(i)] = None
+    values = unsafe.to_pylist()
+    for i, value in fixed.items():
+        values[i] = value
+    return pa.array(values, MONEY), bad
 
 
 def _rescale(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

@@ -58,10 +58,11 @@ def measure(kind: str, path: Path) -> dict[str, object]:
         import pandas as pd
     else:
         import pyarrow as pa
+        from isal import igzip
+
         from burnguard.normalize import Normalizer
         from burnguard.normalize.source import csv_batches
         from burnguard.runtime import tune_arrow
-        from isal import igzip
 
         tune_arrow()
     cpu0 = time.process_time()

@@ -266,13 +266,20 @@ def generate_table(rows: int, seed: int, start_row: int = 0, period: str = "2024
     col["reservation/UnusedRecurringFee"] = np.where(is_rifee, _money(unused_recurring, rng), "")
     col["reservation/AmortizedUpfrontFeeForBillingPeriod"] = np.where(is_rifee, _money(unblended, rng), "")
 
+    # Tags belong to resources, not rows: a resource carries the same tags on every row
+    # (sparse across resources, as cost allocation tags are in real accounts).
     tagged = ~monthly
-    col["resourceTags/aws:createdBy"] = np.where(tagged, _sparse(rng, np.full(n, "AssumedRole:AROAEXAMPLE:ci"), 0.3), "")
-    col["resourceTags/user:Name"] = np.where(tagged, _sparse(rng, np.char.add("box-", np.char.mod("%d", res_num)), 0.5), "")
-    col["resourceTags/user:team"] = np.where(tagged, _sparse(rng, TEAMS[res_num % len(TEAMS)], 0.7), "")
-    col["resourceTags/user:project"] = np.where(tagged, _sparse(rng, PROJECTS[res_num % len(PROJECTS)], 0.5), "")
-    col["resourceTags/user:env"] = np.where(tagged, _sparse(rng, np.where(res_num % 3 == 0, "prod", "dev"), 0.4), "")
-    col["resourceTags/user:owner"] = np.where(tagged, _sparse(rng, np.char.mod("user%d@example.com", res_num % 40), 0.2), "")
+
+    def per_resource(values: np.ndarray, share: float, salt: int) -> np.ndarray:
+        keep = (res_num * 2654435761 + salt) % 1000 < share * 1000
+        return np.where(tagged & keep, values, "")
+
+    col["resourceTags/aws:createdBy"] = per_resource(np.full(n, "AssumedRole:AROAEXAMPLE:ci"), 0.3, 11)
+    col["resourceTags/user:Name"] = per_resource(np.char.add("box-", np.char.mod("%d", res_num)), 0.5, 23)
+    col["resourceTags/user:team"] = per_resource(TEAMS[res_num % len(TEAMS)], 0.8, 37)
+    col["resourceTags/user:project"] = per_resource(PROJECTS[res_num % len(PROJECTS)], 0.5, 41)
+    col["resourceTags/user:env"] = per_resource(np.where(res_num % 3 == 0, "prod", "dev"), 0.4, 53)
+    col["resourceTags/user:owner"] = per_resource(np.char.mod("user%d@example.com", res_num % 40), 0.2, 67)
     col["resourceTags/user:burnguard:protect"] = np.where(tagged & (res_num % 17 == 0), "true", "")
     col["costCategory/CostCenter"] = _sparse(rng, np.char.mod("CC%03d", res_num % 25), 0.6)
 

@@ -70,6 +70,11 @@ def test_columnar_long_fractions_truncate_and_overflow_is_an_error() -> None:
     arr, bad = to_decimal(pa.array(["1.23456789012345E-05", "-0.1234567890123456789999"]))
     assert bad == []
     assert arr.to_pylist() == [Decimal("0.000012345678901234"), Decimal("-0.123456789012345678")]
+    # Values where Arrow's own unsafe rescale goes wrong (sign, or a digit out of nowhere).
+    tiny = ["3.39104514193242880295E-24", "8.50705923346616390156844434767584467335E-21",
+            "6.801913471165407497336216589635707889521E-20"]
+    arr, bad = to_decimal(pa.array(tiny))
+    assert bad == [] and arr.to_pylist() == [Decimal(0)] * 3
     arr, bad = to_decimal(pa.array(["1.5", "1234567890123456789012.5", "2.12345678901234567891"]))
     assert arr.to_pylist()[0] == Decimal("1.5") and arr.to_pylist()[1] is None
     assert [(b.index, "out of range" in b.reason) for b in bad] == [(1, True)]
