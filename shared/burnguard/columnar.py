@@ -143,12 +143,12 @@ def to_decimal(arr: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, list[BadValue
     bad: list[BadValue] = []
     texts = cleaned.to_pylist()
     fixed: dict[int, Decimal | None] = {}
-    for i in np.flatnonzero(suspect):
+    for index in np.flatnonzero(suspect).tolist():
         try:
-            fixed[int(i)] = parse_decimal(texts[i])
+            fixed[index] = parse_decimal(texts[index])
         except NumberError as exc:
-            bad.append(BadValue(int(i), str(texts[i]), str(exc)))
-            fixed[int(i)] = None
+            bad.append(BadValue(index, str(texts[index]), str(exc)))
+            fixed[index] = None
     values = unsafe.to_pylist()
     for i, value in fixed.items():
         values[i] = value

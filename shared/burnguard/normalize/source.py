@@ -327,6 +327,8 @@ def jsonl_batches(stream: pa.NativeFile, schema: pa.Schema | None) -> Iterator[p
 InvalidRecordHook = Callable[[int, str, str, str | None], None]
 _JSON_COLUMN = re.compile(r"Column\(/([^)]*)\)")
 _JSON_ROW = re.compile(r"\s+in row \d+")
+_JSON_CHANGED = re.compile(r"changed from (\w+) to (\w+)")
+_JSON_SCALE = re.compile(r"decimal\d+\(\d+, (\d+)\): (\S+) requires scale (\d+)")
 
 
 def jsonl_batches_by_line(stream: pa.NativeFile, schema: pa.Schema, *, skip: int,
@@ -396,14 +398,19 @@ def _json_failure(message: str, line: str) -> tuple[str, str | None]:
     m = _JSON_COLUMN.search(message)
     if m:
         parts = [p for p in m.group(1).split("/") if p and p != "[]"]
+        changed = _JSON_CHANGED.search(reason)
+        if changed:
+            reason = f"a JSON {changed.group(2)} where a JSON {changed.group(1)} is expected"
         return reason, ".".join(parts) or None
-    quoted = re.search(r": (\S+) requires scale", message)
-    if quoted:
+    scale = _JSON_SCALE.search(message)
+    if scale:
+        kept, text, needed = scale.groups()
+        reason = f"{text} has {needed} decimal places; the reader keeps up to {kept}"
         try:
             record = json.loads(line, parse_float=str, parse_int=str)
         except ValueError:
             return reason, None
-        return reason, _path_of(record, quoted.group(1))
+        return reason, _path_of(record, text)
     return reason, None
 
 
