@@ -1,0 +1,424 @@
+"""The SQLite ledger: the embedded default, one file, WAL, every method one transaction.
+
+Chunk aggregates land in ``staging_*`` tables keyed by delivery. When a delivery completes
+and is the latest of its slice, one transaction compacts its staging rows into the query
+tables, deletes the rows of the delivery it replaces, and moves the ``current`` pointer: the
+switch is atomic, and only counted deliveries ever have rows in the query tables, so queries
+need no join on delivery state. Amounts are INTEGER nano-units (exact sums).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ...facts import Facts
+from ...ledger import (
+    AuditEvent,
+    Completion,
+    CostBasis,
+    DeliveryStatus,
+    ResourceRow,
+    Scope,
+    ServiceRow,
+    SpendRow,
+    StopRecord,
+    Window,
+    check_delivery,
+    from_nanos,
+    to_nanos,
+)
+from ...messages import DeliveryRef, DeliverySummary, Totals
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    delivery_id TEXT PRIMARY KEY, provider TEXT NOT NULL, source TEXT NOT NULL, period TEXT NOT NULL,
+    version TEXT NOT NULL, produced_at TEXT, summary TEXT, status TEXT NOT NULL DEFAULT 'waiting',
+    reason TEXT NOT NULL DEFAULT '', rows INTEGER NOT NULL DEFAULT 0, received_at TEXT, completed_at TEXT,
+    data_end TEXT);
+CREATE TABLE IF NOT EXISTS chunks (
+    chunk_id TEXT PRIMARY KEY, delivery_id TEXT NOT NULL, totals TEXT NOT NULL, received_at TEXT NOT NULL,
+    data_end TEXT);
+CREATE INDEX IF NOT EXISTS chunks_by_delivery ON chunks(delivery_id);
+CREATE TABLE IF NOT EXISTS current (
+    provider TEXT NOT NULL, source TEXT NOT NULL, period TEXT NOT NULL, delivery_id TEXT NOT NULL,
+    produced_at TEXT, switched_at TEXT NOT NULL, PRIMARY KEY (provider, source, period));
+CREATE TABLE IF NOT EXISTS tagsets (tagset TEXT PRIMARY KEY, tags TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tagset_tags (
+    tagset TEXT NOT NULL, key_folded TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (tagset, key_folded));
+CREATE INDEX IF NOT EXISTS tags_by_pair ON tagset_tags(key_folded, value, tagset);
+CREATE TABLE IF NOT EXISTS announcements (key TEXT PRIMARY KEY, at TEXT NOT NULL, details TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, kind TEXT NOT NULL, actor TEXT NOT NULL,
+    outcome TEXT NOT NULL, guardrail TEXT, scope TEXT, details TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS stops (
+    guardrail TEXT NOT NULL, scope TEXT NOT NULL, cloud TEXT NOT NULL, instance_id TEXT NOT NULL, name TEXT,
+    location TEXT, instance_type TEXT, stopped_at TEXT NOT NULL, dry_run INTEGER NOT NULL, hourly_cost TEXT,
+    currency TEXT, resumed_at TEXT, PRIMARY KEY (guardrail, cloud, instance_id, stopped_at));
+CREATE TABLE IF NOT EXISTS snoozes (guardrail TEXT PRIMARY KEY, until TEXT NOT NULL, by TEXT NOT NULL,
+    at TEXT NOT NULL);
+"""
+
+FACT_TABLES = {
+    "spend": ["period", "day", "cloud", "service", "category", "currency", "gpu", "tagset"],
+    "resources": ["period", "day", "cloud", "resource_id", "instance_type", "currency", "gpu", "tagset"],
+    "gpu_hourly": ["hour", "cloud", "resource_id", "currency", "tagset"],
+}
+FACT_INDEXES = {
+    "spend": ["tagset, day", "day"],
+    "resources": ["tagset, day"],
+    "gpu_hourly": ["tagset, hour", "hour"],
+}
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if value else None
+
+
+def _day(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+class SqliteLedger:
+    """:class:`burnguard.ledger.Ledger` on one SQLite file (``":memory:"`` for tests)."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        for table, keys in FACT_TABLES.items():
+            cols = ", ".join(f"{k} {'INTEGER' if k == 'gpu' else 'TEXT'}" for k in keys)
+            money = "billed INTEGER NOT NULL, effective INTEGER NOT NULL, rows INTEGER NOT NULL"
+            self._db.execute(f"CREATE TABLE IF NOT EXISTS staging_{table} (delivery_id TEXT NOT NULL, {cols}, {money})")
+            self._db.execute(f"CREATE INDEX IF NOT EXISTS staging_{table}_by_delivery ON staging_{table}(delivery_id)")
+            self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (delivery_id TEXT NOT NULL, {cols}, {money})")
+            self._db.execute(f"CREATE INDEX IF NOT EXISTS {table}_by_delivery ON {table}(delivery_id)")
+            for i, index in enumerate(FACT_INDEXES[table]):
+                self._db.execute(f"CREATE INDEX IF NOT EXISTS {table}_i{i} ON {table}({index})")
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- ingestion ------------------------------------------------------------------------
+    def _ensure_delivery(self, db: sqlite3.Connection, d: DeliveryRef, received_at: datetime) -> None:
+        db.execute(
+            "INSERT INTO deliveries (delivery_id, provider, source, period, version, produced_at, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id) DO UPDATE SET"
+            " produced_at = COALESCE(deliveries.produced_at, excluded.produced_at)",
+            (d.delivery_id, d.provider, d.source, d.billing_period, d.version, _ts(d.produced_at), _ts(received_at)),
+        )
+
+    def add_chunk(self, chunk_id: str, delivery: DeliveryRef, declared: Totals, facts: Facts,
+                  received_at: datetime) -> bool:
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM chunks WHERE chunk_id = ?", (chunk_id,)).fetchone():
+                return False
+            self._ensure_delivery(db, delivery, received_at)
+            status = db.execute("SELECT status FROM deliveries WHERE delivery_id = ?",
+                                (delivery.delivery_id,)).fetchone()[0]
+            db.execute("INSERT INTO chunks (chunk_id, delivery_id, totals, received_at, data_end)"
+                       " VALUES (?, ?, ?, ?, ?)",
+                       (chunk_id, delivery.delivery_id, declared.model_dump_json(), _ts(received_at),
+                        _ts(facts.latest_end)))
+            if status != "waiting":
+                # A straggler of a delivery already decided: nothing of it may count again.
+                return True
+            self._insert_tagsets(db, facts.tagsets)
+            for table, keys in FACT_TABLES.items():
+                data: Any = getattr(facts, table)
+                rows = []
+                for rec in data.to_pylist():
+                    rows.append((delivery.delivery_id, *[
+                        _day(rec[k]) if k == "day" else _ts(rec[k]) if k == "hour" else int(rec[k]) if k == "gpu"
+                        else rec[k] for k in keys
+                    ], to_nanos(rec["billed"]), to_nanos(rec["effective"]), rec["rows"]))
+                if rows:
+                    marks = ", ".join("?" * (len(keys) + 4))
+                    db.executemany(f"INSERT INTO staging_{table} VALUES ({marks})", rows)
+        return True
+
+    def _insert_tagsets(self, db: sqlite3.Connection, tagsets: Mapping[str, Mapping[str, str]]) -> None:
+        for tid, tags in tagsets.items():
+            cur = db.execute("INSERT OR IGNORE INTO tagsets (tagset, tags) VALUES (?, ?)",
+                             (tid, json.dumps(dict(tags), sort_keys=True)))
+            if cur.rowcount:
+                # One row per case-folded key: a set holding "Team" and "team" counts once
+                # (the first key in sorted order wins), so a scope never double counts.
+                db.executemany("INSERT OR IGNORE INTO tagset_tags (tagset, key_folded, key, value) VALUES (?, ?, ?, ?)",
+                               [(tid, k.casefold(), k, v) for k, v in sorted(tags.items())])
+
+    def add_summary(self, summary: DeliverySummary, received_at: datetime) -> bool:
+        with self._tx() as db:
+            self._ensure_delivery(db, summary.delivery, received_at)
+            cur = db.execute("UPDATE deliveries SET summary = ? WHERE delivery_id = ? AND summary IS NULL",
+                             (summary.model_dump_json(), summary.delivery.delivery_id))
+            return bool(cur.rowcount)
+
+    def complete(self, delivery_id: str, now: datetime) -> Completion:
+        with self._tx() as db:
+            row = db.execute("SELECT provider, source, period, produced_at, summary, status, reason FROM deliveries"
+                             " WHERE delivery_id = ?", (delivery_id,)).fetchone()
+            if row is None:
+                return Completion(delivery_id, "unknown", "no chunk or summary of this delivery was received")
+            provider, source, period, produced_at, summary_json, status, reason = row
+            if status != "waiting":
+                return Completion(delivery_id, status, reason)
+            if summary_json is None:
+                why = "its closing summary has not arrived"
+                db.execute("UPDATE deliveries SET reason = ? WHERE delivery_id = ?", (why, delivery_id))
+                return Completion(delivery_id, "waiting", why)
+            summary = DeliverySummary.model_validate_json(summary_json)
+            chunks = {cid: Totals.model_validate_json(t) for cid, t in
+                      db.execute("SELECT chunk_id, totals FROM chunks WHERE delivery_id = ?", (delivery_id,))}
+            verdict, why = check_delivery(summary, chunks)
+            if verdict == "waiting":
+                db.execute("UPDATE deliveries SET reason = ? WHERE delivery_id = ?", (why, delivery_id))
+                return Completion(delivery_id, "waiting", why)
+            if verdict == "rejected":
+                self._close(db, delivery_id, "rejected", why, now)
+                return Completion(delivery_id, "rejected", why)
+            current = db.execute("SELECT delivery_id, produced_at FROM current WHERE provider = ? AND source = ?"
+                                 " AND period = ?", (provider, source, period)).fetchone()
+            if current is not None and produced_at and current[1] and current[1] > produced_at:
+                why = f"a later delivery ({current[0]}) of the same period is already counted"
+                self._close(db, delivery_id, "superseded", why, now)
+                return Completion(delivery_id, "superseded", why)
+            for table, keys in FACT_TABLES.items():
+                cols = ", ".join(keys)
+                db.execute(f"INSERT INTO {table} (delivery_id, {cols}, billed, effective, rows) SELECT delivery_id,"
+                           f" {cols}, SUM(billed), SUM(effective), SUM(rows) FROM staging_{table}"
+                           f" WHERE delivery_id = ? GROUP BY {cols}", (delivery_id,))
+                db.execute(f"DELETE FROM staging_{table} WHERE delivery_id = ?", (delivery_id,))
+                if current is not None:
+                    db.execute(f"DELETE FROM {table} WHERE delivery_id = ?", (current[0],))
+            data_end = db.execute("SELECT MAX(data_end) FROM chunks WHERE delivery_id = ?",
+                                  (delivery_id,)).fetchone()[0]
+            db.execute("UPDATE deliveries SET status = 'complete', reason = '', rows = ?, completed_at = ?,"
+                       " data_end = ? WHERE delivery_id = ?", (summary.totals.rows, _ts(now), data_end, delivery_id))
+            if current is not None:
+                db.execute("UPDATE deliveries SET status = 'superseded', reason = ? WHERE delivery_id = ?",
+                           (f"replaced by {delivery_id}", current[0]))
+            db.execute("INSERT OR REPLACE INTO current (provider, source, period, delivery_id, produced_at,"
+                       " switched_at) VALUES (?, ?, ?, ?, ?, ?)",
+                       (provider, source, period, delivery_id, produced_at, _ts(now)))
+            return Completion(delivery_id, "complete", "", replaced=current[0] if current else None, switched=True)
+
+    def _close(self, db: sqlite3.Connection, delivery_id: str, status: str, reason: str, now: datetime) -> None:
+        for table in FACT_TABLES:
+            db.execute(f"DELETE FROM staging_{table} WHERE delivery_id = ?", (delivery_id,))
+        db.execute("UPDATE deliveries SET status = ?, reason = ?, completed_at = ? WHERE delivery_id = ?",
+                   (status, reason, _ts(now), delivery_id))
+
+    def deliveries(self, *, include_superseded: bool = False) -> list[DeliveryStatus]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT d.delivery_id, provider, source, period, version, d.produced_at, status, reason, rows,"
+                " received_at, completed_at, (SELECT COUNT(*) FROM current c WHERE c.delivery_id = d.delivery_id)"
+                " FROM deliveries d ORDER BY received_at, d.delivery_id").fetchall()
+        out = []
+        for did, provider, source, period, version, produced, status, reason, n, received, completed, counted in rows:
+            if status == "superseded" and not include_superseded:
+                continue
+            ref = DeliveryRef(delivery_id=did, provider=provider, source=source, billing_period=period,
+                              version=version, produced_at=_dt(produced))
+            out.append(DeliveryStatus(ref, status, reason, bool(counted), n, _dt(received), _dt(completed)))
+        return out
+
+    # -- questions -----------------------------------------------------------------------
+    @staticmethod
+    def _where(scope: Scope, window: Window | None, clouds: Sequence[str] | None,
+               alias: str = "s") -> tuple[str, list[Any]]:
+        clauses = ["t.key_folded = ?"]
+        params: list[Any] = [scope.key.casefold()]
+        if scope.value is not None:
+            clauses.append("t.value = ?")
+            params.append(scope.value)
+        if window is not None:
+            day = f"({alias}.day >= ? AND {alias}.day < ?)"
+            params += [window.start.isoformat(), window.end.isoformat()]
+            if window.periods:
+                day = f"({day} OR ({alias}.day IS NULL AND {alias}.period IN ({', '.join('?' * len(window.periods))})))"
+                params += list(window.periods)
+            clauses.append(day)
+        if clouds:
+            clauses.append(f"{alias}.cloud IN ({', '.join('?' * len(clouds))})")
+            params += list(clouds)
+        return " AND ".join(clauses), params
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def spend(self, scope: Scope, window: Window, *, basis: CostBasis = "effective",
+              clouds: Sequence[str] | None = None) -> list[SpendRow]:
+        where, params = self._where(scope, window, clouds)
+        rows = self._query(
+            f"SELECT t.value, s.currency, SUM(s.{_col(basis)}), SUM(CASE WHEN s.gpu THEN s.{_col(basis)} ELSE 0 END)"
+            f" FROM spend s JOIN tagset_tags t ON t.tagset = s.tagset WHERE {where}"
+            " GROUP BY t.value, s.currency ORDER BY t.value, s.currency", params)
+        return [SpendRow(v, c, from_nanos(a), from_nanos(g)) for v, c, a, g in rows]
+
+    def daily(self, scope: Scope, window: Window, *, basis: CostBasis = "effective",
+              clouds: Sequence[str] | None = None) -> dict[str | None, dict[date, dict[str, Decimal]]]:
+        where, params = self._where(scope, Window(window.start, window.end), clouds)
+        out: dict[str | None, dict[date, dict[str, Decimal]]] = defaultdict(lambda: defaultdict(dict))
+        for value, day, cur, amount in self._query(
+                f"SELECT t.value, s.day, s.currency, SUM(s.{_col(basis)}) FROM spend s JOIN tagset_tags t"
+                f" ON t.tagset = s.tagset WHERE {where} GROUP BY t.value, s.day, s.currency", params):
+            out[value][date.fromisoformat(day)][cur] = from_nanos(amount)
+        return {k: dict(v) for k, v in out.items()}
+
+    def gpu_hourly(self, scope: Scope, since: datetime, *, basis: CostBasis = "effective",
+                   clouds: Sequence[str] | None = None) -> dict[str | None, dict[datetime, dict[str, Decimal]]]:
+        where, params = self._where(scope, None, clouds, alias="h")
+        out: dict[str | None, dict[datetime, dict[str, Decimal]]] = defaultdict(lambda: defaultdict(dict))
+        for value, hour, cur, amount in self._query(
+                f"SELECT t.value, h.hour, h.currency, SUM(h.{_col(basis)}) FROM gpu_hourly h JOIN tagset_tags t"
+                f" ON t.tagset = h.tagset WHERE {where} AND h.hour >= ? GROUP BY t.value, h.hour, h.currency",
+                [*params, _ts(since)]):
+            hour_dt = _dt(hour)
+            assert hour_dt is not None
+            out[value][hour_dt][cur] = from_nanos(amount)
+        return {k: dict(v) for k, v in out.items()}
+
+    def top_resources(self, scope: Scope, window: Window, *, limit: int = 10, basis: CostBasis = "effective",
+                      gpu_only: bool = False) -> list[ResourceRow]:
+        where, params = self._where(scope, window, None, alias="r")
+        if gpu_only:
+            where += " AND r.gpu = 1"
+        rows = self._query(
+            f"SELECT r.resource_id, r.cloud, r.instance_type, MAX(r.gpu), r.currency, SUM(r.{_col(basis)}) AS amount"
+            f" FROM resources r JOIN tagset_tags t ON t.tagset = r.tagset WHERE {where}"
+            f" GROUP BY r.resource_id, r.cloud, r.instance_type, r.currency ORDER BY amount DESC LIMIT ?",
+            [*params, limit])
+        return [ResourceRow(rid, cloud, itype, bool(gpu), cur, from_nanos(a))
+                for rid, cloud, itype, gpu, cur, a in rows]
+
+    def by_service(self, scope: Scope, window: Window, *, basis: CostBasis = "effective") -> list[ServiceRow]:
+        where, params = self._where(scope, window, None)
+        rows = self._query(
+            f"SELECT s.cloud, s.service, s.currency, SUM(s.{_col(basis)}) AS amount FROM spend s JOIN tagset_tags t"
+            f" ON t.tagset = s.tagset WHERE {where} GROUP BY s.cloud, s.service, s.currency ORDER BY amount DESC",
+            params)
+        return [ServiceRow(cloud, service, cur, from_nanos(a)) for cloud, service, cur, a in rows]
+
+    def top_tag_values(self, key: str, window: Window, *, limit: int = 10,
+                       basis: CostBasis = "effective") -> list[SpendRow]:
+        where, params = self._where(Scope(key), window, None)
+        rows = self._query(
+            f"SELECT t.value, s.currency, SUM(s.{_col(basis)}) AS amount,"
+            f" SUM(CASE WHEN s.gpu THEN s.{_col(basis)} ELSE 0 END) FROM spend s JOIN tagset_tags t"
+            f" ON t.tagset = s.tagset WHERE {where} GROUP BY t.value, s.currency ORDER BY amount DESC LIMIT ?",
+            [*params, limit])
+        return [SpendRow(v, c, from_nanos(a), from_nanos(g)) for v, c, a, g in rows]
+
+    def latest_data(self) -> datetime | None:
+        row = self._query("SELECT MAX(d.data_end) FROM deliveries d JOIN current c ON c.delivery_id = d.delivery_id",
+                          [])
+        return _dt(row[0][0]) if row and row[0][0] else None
+
+    # -- alert state, audit, stops, snoozes -------------------------------------------------
+    def announce(self, key: str, at: datetime, details: Mapping[str, Any]) -> bool:
+        with self._tx() as db:
+            cur = db.execute("INSERT OR IGNORE INTO announcements (key, at, details) VALUES (?, ?, ?)",
+                             (key, _ts(at), json.dumps(dict(details), sort_keys=True, default=str)))
+            return bool(cur.rowcount)
+
+    def announced(self, prefix: str) -> dict[str, datetime]:
+        rows = self._query("SELECT key, at FROM announcements WHERE key >= ? AND key < ?", [prefix, prefix + "\uffff"])
+        return {k: v for k, at in rows if (v := _dt(at)) is not None}
+
+    def audit(self, event: AuditEvent) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO audit (at, kind, actor, outcome, guardrail, scope, details)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (_ts(event.at), event.kind, event.actor, event.outcome, event.guardrail, event.scope,
+                        json.dumps(event.details, sort_keys=True, default=str)))
+
+    def audit_log(self, *, limit: int = 100, guardrail: str | None = None) -> list[AuditEvent]:
+        sql = "SELECT at, kind, actor, outcome, guardrail, scope, details FROM audit"
+        params: list[Any] = []
+        if guardrail:
+            sql += " WHERE guardrail = ?"
+            params.append(guardrail)
+        rows = self._query(sql + " ORDER BY id DESC LIMIT ?", [*params, limit])
+        out = []
+        for at, kind, actor, outcome, g, scope, details in rows:
+            when = _dt(at)
+            assert when is not None
+            out.append(AuditEvent(when, kind, actor, outcome, g, scope, json.loads(details)))
+        return out
+
+    def record_stop(self, record: StopRecord) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO stops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (record.guardrail, record.scope, record.cloud, record.instance_id, record.name,
+                        record.location, record.instance_type, _ts(record.stopped_at), int(record.dry_run),
+                        str(record.hourly_cost) if record.hourly_cost is not None else None, record.currency,
+                        _ts(record.resumed_at)))
+
+    def stops(self, guardrail: str | None = None, *, active_only: bool = True) -> list[StopRecord]:
+        sql = "SELECT * FROM stops WHERE 1 = 1"
+        params: list[Any] = []
+        if guardrail:
+            sql += " AND guardrail = ?"
+            params.append(guardrail)
+        if active_only:
+            sql += " AND resumed_at IS NULL AND dry_run = 0"
+        out = []
+        for g, scope, cloud, iid, name, loc, itype, at, dry, cost, cur, resumed in self._query(
+                sql + " ORDER BY stopped_at, cloud, instance_id", params):
+            stopped = _dt(at)
+            assert stopped is not None
+            out.append(StopRecord(g, scope, cloud, iid, name or "", loc or "", itype or "", stopped, bool(dry),
+                                  Decimal(cost) if cost is not None else None, cur, _dt(resumed)))
+        return out
+
+    def mark_resumed(self, guardrail: str, cloud: str, instance_id: str, at: datetime) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE stops SET resumed_at = ? WHERE guardrail = ? AND cloud = ? AND instance_id = ?"
+                       " AND resumed_at IS NULL", (_ts(at), guardrail, cloud, instance_id))
+
+    def snooze(self, guardrail: str, until: datetime, by: str, at: datetime) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO snoozes (guardrail, until, by, at) VALUES (?, ?, ?, ?)",
+                       (guardrail, _ts(until), by, _ts(at)))
+
+    def snoozed_until(self, guardrail: str) -> datetime | None:
+        row = self._query("SELECT until FROM snoozes WHERE guardrail = ?", [guardrail])
+        return _dt(row[0][0]) if row else None
+
+
+def _col(basis: CostBasis) -> str:
+    if basis not in ("effective", "billed"):
+        raise ValueError(f"unknown cost basis {basis!r}")
+    return basis

@@ -1,0 +1,107 @@
+"""Ingest one export delivery: normalize every file as a stream, publish line item chunks and
+the closing summary on the queue (ARCHITECTURE.md: ingest function, rules 1 and 2)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+from ..messages import (
+    MAX_CHUNK_ROWS,
+    DeliveryRef,
+    DeliverySummary,
+    FileSummary,
+    Message,
+    Totals,
+    add_totals,
+    encode_chunk,
+    encode_summary,
+    totals_of,
+)
+from ..normalize import Normalizer
+
+#: Messages are published in groups of this many (one round trip each).
+PUBLISH_BATCH = 16
+
+Publish = Callable[[Sequence[Message]], None]
+Opener = Callable[[], IO[bytes]]
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file of a delivery: its key (as in the manifest) and how to open it as a stream.
+
+    ``path`` is set for local files (Arrow then reads them natively, and can re-read them to
+    report malformed rows); ``open`` serves any stream (S3 body, GCS or Blob download)."""
+
+    key: str
+    open: Opener
+    path: str | None = None
+
+
+@dataclass
+class IngestReport:
+    summary: DeliverySummary
+    messages: int
+
+
+def ingest_delivery(
+    delivery: DeliveryRef,
+    files: Iterable[SourceFile],
+    publish: Publish,
+    *,
+    chunk_rows: int = MAX_CHUNK_ROWS // 2,
+    default_currency: str | None = None,
+    cost_basis: str | None = None,
+    expected_rows: int | None = None,
+    on_progress: Callable[[str, int], None] | None = None,
+) -> IngestReport:
+    """Normalize and publish a whole delivery; returns its closing summary.
+
+    A file that cannot be read at all (truncated gzip, unknown format) raises
+    :class:`~burnguard.errors.InputError`: its delivery then never completes, and the caller
+    dead-letters the trigger with that reason. Bad rows are skipped, counted and named in the
+    summary, as they are by ``burnguard normalize``.
+    """
+    summaries: list[FileSummary] = []
+    total = Totals(rows=0)
+    pending: list[Message] = []
+    count = 0
+
+    def flush() -> None:
+        nonlocal pending, count
+        if pending:
+            publish(pending)
+            count += len(pending)
+            pending = []
+
+    for source in files:
+        stream = source.open()
+        try:
+            normalizer = Normalizer(stream, source.key, default_currency=default_currency, cost_basis=cost_basis,
+                                    chunk_rows=chunk_rows, path=source.path)
+            file_totals = Totals(rows=0)
+            index = 0
+            for batch in normalizer.batches():
+                for offset in range(0, batch.num_rows, chunk_rows):
+                    table = batch.slice(offset, chunk_rows)
+                    pending.append(encode_chunk(delivery, source.key, index, table))
+                    file_totals = add_totals(file_totals, totals_of(table))
+                    index += 1
+                    if on_progress is not None:
+                        on_progress(source.key, table.num_rows)
+                    if len(pending) >= PUBLISH_BATCH:
+                        flush()
+        finally:
+            stream.close()
+        stats = normalizer.stats
+        summaries.append(FileSummary(
+            key=source.key, format=stats.variant, chunks=index, totals=file_totals, rows_read=stats.rows_read,
+            rows_skipped=stats.rows_skipped, errors=[e.as_dict() for e in stats.errors[:20]],
+        ))
+        total = add_totals(total, file_totals)
+    summary = DeliverySummary(delivery=delivery, files=summaries, totals=total, expected_rows=expected_rows)
+    pending.append(encode_summary(summary))
+    flush()
+    return IngestReport(summary, count)
