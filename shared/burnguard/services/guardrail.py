@@ -1,0 +1,229 @@
+"""The guardrail function: consume queue messages, keep the ledger, decide, act.
+
+Deciding is :func:`burnguard.decisions.evaluate` (pure); acting goes through ports (a notifier,
+one instance controller per cloud), with the safety rules of :mod:`burnguard.actions`. Every
+decision and every action is written to the audit log with its outcome. A partial failure (one
+instance cannot be stopped) is reported and the rest go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from ..actions import Skipped, select_for_stop
+from ..budget import BudgetAlert
+from ..decisions import Decision, decide_budget_alert, evaluate
+from ..errors import InputError
+from ..ledger import AuditEvent, Completion, Ledger, StopRecord
+from ..messages import BUDGET_ALERT, DELIVERY_SUMMARY, LINE_ITEMS, Message
+from ..money import Money
+from ..policy import Policy
+from ..ports import ActionError, Instance, InstanceController, Notifier, NotifyError
+from ..render import render_decision, render_failures, render_resume
+from .record import record_message
+
+
+@dataclass
+class ExecutionReport:
+    decision: Decision
+    dry_run: bool
+    stopped: list[Instance] = field(default_factory=list)
+    failed: list[tuple[Instance, str]] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    notified: bool = False
+    notify_error: str | None = None
+    claimed: bool = True
+
+    @property
+    def hourly_saving(self) -> Money | None:
+        costs = [i for i in self.stopped if i.hourly_cost is not None and i.currency]
+        if not costs:
+            return None
+        currency = costs[0].currency
+        assert currency is not None
+        return Money(sum((i.hourly_cost or Decimal(0) for i in costs if i.currency == currency), Decimal(0)), currency)
+
+
+@dataclass
+class HandleResult:
+    kind: str
+    completion: Completion | None = None
+    reports: list[ExecutionReport] = field(default_factory=list)
+
+
+@dataclass
+class ResumeReport:
+    guardrail: str
+    started: list[StopRecord] = field(default_factory=list)
+    failed: list[tuple[StopRecord, str]] = field(default_factory=list)
+
+
+class GuardrailService:
+    def __init__(self, policy: Policy, ledger: Ledger, notifier: Notifier,
+                 controllers: Mapping[str, InstanceController], *,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        self.policy = policy
+        self.ledger = ledger
+        self.notifier = notifier
+        self.controllers = dict(controllers)
+        self.clock = clock
+
+    # -- messages -------------------------------------------------------------------------
+    def handle(self, message: Message) -> HandleResult:
+        """Apply one queue message. Raises :class:`InputError` for a malformed message (the
+        caller dead-letters it); anything else raised is transient (the caller retries)."""
+        now = self.clock()
+        if message.kind in (LINE_ITEMS, DELIVERY_SUMMARY):
+            completion = record_message(self.ledger, message, now)
+            result = HandleResult(message.kind, completion)
+            closed = completion is not None and completion.status in ("rejected", "superseded")
+            if completion is not None and closed and message.kind == DELIVERY_SUMMARY:
+                self._audit("delivery", "guardrail", completion.status, details={
+                    "delivery_id": completion.delivery_id, "reason": completion.reason})
+            if completion is not None and completion.switched:
+                self._audit("delivery", "guardrail", "ok", details={
+                    "delivery_id": completion.delivery_id, "replaced": completion.replaced})
+                result.reports = self.run(now)
+            return result
+        if message.kind == BUDGET_ALERT:
+            try:
+                alert = BudgetAlert.model_validate_json(message.data)
+            except ValueError as exc:
+                raise InputError(f"budget-alert payload is invalid: {exc}", field="data") from None
+            return HandleResult(message.kind, reports=self.take_budget_alert(alert, now))
+        raise InputError(f"unknown message kind {message.kind!r}", field="kind")
+
+    def take_budget_alert(self, alert: BudgetAlert, now: datetime) -> list[ExecutionReport]:
+        decisions = decide_budget_alert(self.policy, alert, self.ledger, now)
+        if not decisions and alert.is_crossing and not self.policy.guardrails_for_budget_alert(alert):
+            self._audit("alert", "guardrail", "skipped", details={
+                "alert_id": alert.alert_id, "budget": alert.budget_name, "reason": "no guardrail maps this budget"})
+        return self.execute(decisions, now)
+
+    # -- deciding and acting --------------------------------------------------------------
+    def run(self, now: datetime | None = None) -> list[ExecutionReport]:
+        """Evaluate the whole policy at ``now`` and execute what it decides."""
+        now = now or self.clock()
+        return self.execute(evaluate(self.policy, self.ledger, now), now)
+
+    def execute(self, decisions: Sequence[Decision], now: datetime) -> list[ExecutionReport]:
+        budget = self.policy.safety.max_stops_per_run
+        reports: list[ExecutionReport] = []
+        for decision in decisions:
+            report = self._execute(decision, now, budget)
+            budget -= len(report.stopped)
+            reports.append(report)
+        return reports
+
+    def _execute(self, decision: Decision, now: datetime, budget: int) -> ExecutionReport:
+        dry_run = self.policy.safety.dry_run
+        report = ExecutionReport(decision, dry_run)
+        # Claim the crossing first: of two guardrail runs racing on one crossing, one acts.
+        if not self.ledger.announce(decision.announce[0], now, {"label": decision.label, "dry_run": dry_run}):
+            report.claimed = False
+            return report
+        for key in decision.announce[1:]:
+            self.ledger.announce(key, now, {"label": decision.label, "with": decision.announce[0]})
+        self._audit("decision", "guardrail", "ok", decision, {
+            "kind": decision.kind, "label": decision.label, "actions": list(decision.actions),
+            "spend": str(decision.spend) if decision.spend else None, "crossed": list(decision.crossed)})
+        if "stop" in decision.actions:
+            self._stop(decision, report, now, budget)
+        if "notify" in decision.actions or report.stopped or report.failed:
+            self._notify(report)
+        if report.failed:
+            self._send(render_failures(report, self.policy), report)
+        return report
+
+    def _stop(self, decision: Decision, report: ExecutionReport, now: datetime, budget: int) -> None:
+        guardrail = self.policy.guardrail(decision.guardrail)
+        candidates: list[Instance] = []
+        for cloud in guardrail.clouds:
+            controller = self.controllers.get(cloud)
+            if controller is None:
+                continue
+            try:
+                candidates += controller.find(decision.scope.key, decision.scope.value)
+            except ActionError as exc:
+                report.failed.append((Instance(cloud, "*", "*", "", "", "unknown"), f"cannot list instances: {exc}"))
+        selection = select_for_stop(candidates, decision.scope, self.policy.safety, budget=budget)
+        report.skipped = list(selection.skipped)
+        for inst in selection.stop:
+            outcome = "dry-run"
+            if not report.dry_run:
+                try:
+                    self.controllers[inst.cloud].stop(inst)
+                    outcome = "ok"
+                except ActionError as exc:
+                    report.failed.append((inst, str(exc)))
+                    self._audit("action", "guardrail", "failed", decision, {"action": "stop", "instance": inst.ref,
+                                                                              "reason": str(exc)})
+                    continue
+            report.stopped.append(inst)
+            self.ledger.record_stop(StopRecord(
+                decision.guardrail, str(decision.scope), inst.cloud, inst.instance_id, inst.name, inst.location,
+                inst.instance_type, now, report.dry_run, inst.hourly_cost, inst.currency))
+            self._audit("action", "guardrail", outcome, decision, {"action": "stop", "instance": inst.ref,
+                                                                    "type": inst.instance_type})
+        for skip in selection.skipped:
+            self._audit("action", "guardrail", "skipped", decision, {"action": "stop", "instance": skip.instance.ref,
+                                                                      "reason": skip.reason})
+
+    def _notify(self, report: ExecutionReport) -> None:
+        self._send(render_decision(report, self.policy, self.ledger), report)
+
+    def _send(self, notification: object, report: ExecutionReport) -> None:
+        from ..ports import Notification
+
+        assert isinstance(notification, Notification)
+        try:
+            self.notifier.send(notification)
+            report.notified = True
+            outcome, details = "ok", {}
+        except NotifyError as exc:
+            report.notify_error = str(exc)
+            outcome, details = "failed", {"reason": str(exc)}
+        self._audit("notify", "guardrail", outcome, report.decision,
+                    {"channel": notification.channel, "kind": notification.kind, **details})
+
+    # -- resume ---------------------------------------------------------------------------
+    def resume(self, guardrail: str, actor: str, now: datetime | None = None) -> ResumeReport:
+        """Start again every instance ``guardrail`` stopped (not dry-run, not yet resumed)."""
+        now = now or self.clock()
+        self.policy.guardrail(guardrail)  # KeyError for an unknown name
+        report = ResumeReport(guardrail)
+        for record in self.ledger.stops(guardrail, active_only=True):
+            controller = self.controllers.get(record.cloud)
+            instance = Instance(record.cloud, record.instance_id, record.name, record.location,
+                                record.instance_type, "stopped")
+            try:
+                if controller is None:
+                    raise ActionError(f"no instance controller for {record.cloud}")
+                controller.start(instance)
+            except ActionError as exc:
+                report.failed.append((record, str(exc)))
+                self._audit("action", actor, "failed", None, {"action": "start", "instance": instance.ref,
+                                                              "reason": str(exc)}, guardrail=guardrail)
+                continue
+            self.ledger.mark_resumed(guardrail, record.cloud, record.instance_id, now)
+            report.started.append(record)
+            self._audit("action", actor, "ok", None, {"action": "start", "instance": instance.ref},
+                        guardrail=guardrail)
+        if report.started or report.failed:
+            try:
+                self.notifier.send(render_resume(report, self.policy, actor))
+            except NotifyError as exc:
+                self._audit("notify", actor, "failed", None, {"reason": str(exc)}, guardrail=guardrail)
+        return report
+
+    def _audit(self, kind: str, actor: str, outcome: str, decision: Decision | None = None,
+               details: dict[str, object] | None = None, *, guardrail: str | None = None) -> None:
+        self.ledger.audit(AuditEvent(
+            self.clock(), kind, actor, outcome,
+            decision.guardrail if decision else guardrail, str(decision.scope) if decision else None,
+            dict(details or {}),
+        ))
+
