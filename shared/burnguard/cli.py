@@ -111,6 +111,228 @@ def _file_report(normalizer: Any, summary: Any) -> dict[str, Any]:
     }
 
 
+# -- embedded mode ------------------------------------------------------------------------------
+
+REPO_EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+def _events_dir() -> Path:
+    """The sample data: ./events when run from a checkout, else the repository's."""
+    return Path("events") if Path("events/exports").is_dir() else REPO_EVENTS
+
+
+def table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _local(args: argparse.Namespace, **kwargs: Any) -> Any:
+    from .local import LocalMode, default_home
+
+    home = Path(args.home) if args.home else default_home()
+    return LocalMode.open(home, Path(args.policy) if getattr(args, "policy", None) else None, **kwargs)
+
+
+def _clock(args: argparse.Namespace, local: Any) -> Any:
+    from .timeparse import parse_timestamp
+
+    if getattr(args, "now", None):
+        fixed = parse_timestamp(args.now)
+        return lambda: fixed
+    return local.data_clock
+
+
+def _print_outcomes(outcomes: Sequence[Any]) -> None:
+    shown = [o for o in outcomes if o.action != "skipped" or "manifest" not in o.reason]
+    if shown:
+        print(table([(o.action, _short(o.path), o.reason) for o in shown], ["outcome", "object", "details"]))
+
+
+def _short(path: str, width: int = 72) -> str:
+    return path if len(path) <= width else "..." + path[-(width - 3):]
+
+
+def _print_drain(report: Any) -> None:
+    stops = sum(len(r.stopped) for r in report.reports)
+    dead = f", {len(report.dead_letters)} dead-lettered" if report.dead_letters else ""
+    print(f"\nguardrail: {report.handled} messages handled, {len(report.reports)} decisions, {stops} stops{dead}")
+    for message_id, reason in report.dead_letters:
+        print(f"  dead letter {message_id}: {reason}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import shutil
+
+    from .local import LocalMode, Progress, default_home
+
+    events = _events_dir()
+    home = Path(args.home) if args.home else default_home()
+    if home.exists():
+        shutil.rmtree(home)
+    local = LocalMode.create(home, Path(args.policy) if args.policy else events / "policies" / "demo.yaml",
+                             events / "inventory.json")
+    print(f"burnguard demo: embedded mode in {home}/ (SQLite queue and ledger, inventory {events / 'inventory.json'})")
+    print(f"\n== 1. ingest: the billing exports in {events / 'exports'} (each manifest brings its delivery)")
+    _print_outcomes(local.ingest([events / "exports"], progress=Progress()))
+    print(f"\n== 2. budget: the native budget notifications in {events / 'budget'}")
+    _print_outcomes(local.ingest_notifications(sorted((events / "budget").glob("*.json"))))
+    print(f"\n== 3. guardrail: {local.queue.pending()} messages on the queue; decisions and Slack messages follow")
+    report = local.drain(local.service(_clock(args, local)))
+    _print_drain(report)
+    print("\n== 4. deliveries in the ledger")
+    _print_deliveries(local)
+    print("\n== 5. guardrails now (burnguard guardrails)")
+    _print_status(local, _clock(args, local)())
+    print("\n== 6. instances the guardrail stopped (burnguard stopped; undo with burnguard resume NAME)")
+    _print_stops(local, None)
+    print(f"\nTry: burnguard spend --tag team=ml-research    (state kept in {home}/)")
+    local.close()
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from .local import Progress
+
+    local = _local(args)
+    paths = [Path(p) for p in args.paths]
+    notifications = [p for p in paths if p.is_file() and p.suffix == ".json" and "manifest" not in p.name.lower()
+                     and _looks_like_notification(p)]
+    exports = [p for p in paths if p not in notifications]
+    outcomes = local.ingest(exports, progress=Progress(), default_currency=args.currency) if exports else []
+    outcomes += local.ingest_notifications(notifications) if notifications else []
+    _print_outcomes(outcomes)
+    report = local.drain(local.service(_clock(args, local)))
+    _print_drain(report)
+    local.close()
+    return 1 if any(o.action == "failed" for o in outcomes) else 0
+
+
+def _looks_like_notification(path: Path) -> bool:
+    try:
+        head = path.read_bytes()[:4096].decode("utf-8", "replace")
+    except OSError:
+        return False
+    return any(k in head for k in ('"Records"', '"Sns"', '"schemaId"', '"specversion"', '"budgetDisplayName"',
+                                   '"Type": "Notification"'))
+
+
+def cmd_spend(args: argparse.Namespace) -> int:
+    from .services.queries import spend_report
+
+    local = _local(args)
+    report = spend_report(local.ledger, args.tag, args.period, now=_clock(args, local)(), basis=args.cost)
+    print(report.text())
+    local.close()
+    return 0
+
+
+def _print_status(local: Any, now: Any) -> None:
+    from .render import money
+    from .services.status import guardrail_status
+
+    rows = [(s.guardrail, str(s.scope), s.period, money(s.spend) if s.spend else "",
+             money(s.budget) if s.budget else "", f"{s.percent}%" if s.percent is not None else "",
+             money(s.forecast) if s.forecast else "", s.state)
+            for s in guardrail_status(local.policy, local.ledger, now)]
+    print(table(rows, ["guardrail", "scope", "period", "spend", "budget", "used", "forecast", "state"]))
+
+
+def cmd_guardrails(args: argparse.Namespace) -> int:
+    local = _local(args)
+    _print_status(local, _clock(args, local)())
+    local.close()
+    return 0
+
+
+def _print_deliveries(local: Any) -> None:
+    rows = [(d.delivery.provider, _short(d.delivery.source, 48), d.delivery.billing_period, d.delivery.version[:20],
+             d.status + (" (counted)" if d.counted else ""), f"{d.rows:,}", d.reason[:60])
+            for d in local.ledger.deliveries(include_superseded=True)]
+    print(table(rows, ["cloud", "source", "period", "version", "status", "rows", "reason"]))
+
+
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    local = _local(args)
+    _print_deliveries(local)
+    local.close()
+    return 0
+
+
+def _print_stops(local: Any, guardrail: str | None, active_only: bool = True) -> None:
+    rows = [(s.guardrail, s.cloud, s.name or s.instance_id, s.instance_type, f"{s.stopped_at:%Y-%m-%d %H:%M}",
+             "dry-run" if s.dry_run else ("resumed" if s.resumed_at else "stopped"))
+            for s in local.ledger.stops(guardrail, active_only=active_only)]
+    print(table(rows, ["guardrail", "cloud", "instance", "type", "at (UTC)", "state"]) if rows else "(none)")
+
+
+def cmd_stopped(args: argparse.Namespace) -> int:
+    local = _local(args)
+    _print_stops(local, args.guardrail, active_only=not args.all)
+    local.close()
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    local = _local(args)
+    stops = local.ledger.stops(args.guardrail)
+    if not stops:
+        print(f"{args.guardrail}: nothing to resume")
+        return 0
+    _print_stops(local, args.guardrail)
+    if not args.yes:
+        answer = input(f"Start these {len(stops)} instance(s) again? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            print("Nothing started.")
+            return 1
+    report = local.service(_clock(args, local)).resume(args.guardrail, actor="cli")
+    print(f"started {len(report.started)}, failed {len(report.failed)}")
+    for record, reason in report.failed:
+        print(f"  {record.cloud} {record.name or record.instance_id}: {reason}")
+    local.close()
+    return 0 if not report.failed else 1
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    local = _local(args)
+    rows = [(f"{e.at:%Y-%m-%d %H:%M:%S}", e.kind, e.actor, e.outcome, e.guardrail or "", e.scope or "",
+             json.dumps(e.details, sort_keys=True)[:80]) for e in reversed(local.ledger.audit_log(limit=args.limit))]
+    print(table(rows, ["at (UTC)", "kind", "actor", "outcome", "guardrail", "scope", "details"]))
+    local.close()
+    return 0
+
+
+def cmd_policy_schema(args: argparse.Namespace) -> int:
+    from .policy import policy_json_schema
+
+    json.dump(policy_json_schema(), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    from .policy import PolicyError, load_policy
+
+    try:
+        policy = load_policy(Path(args.file))
+    except PolicyError as exc:
+        for issue in exc.issues:
+            where = f"line {issue.line}, " if issue.line else ""
+            print(f"{args.file}: {where}field {issue.field}: {issue.message}", file=sys.stderr)
+        return 2
+    print(f"{args.file}: OK, {len(policy.guardrails)} guardrail(s); dry_run={str(policy.safety.dry_run).lower()}")
+    return 0
+
+
+def _add_home(p: argparse.ArgumentParser, policy: bool = False) -> None:
+    p.add_argument("--home", help="state directory of the embedded mode (default .burnguard, or $BURNGUARD_HOME)")
+    if policy:
+        p.add_argument("--policy", help="policy file (default: the one the state directory was set up with)")
+    p.add_argument("--now", help="evaluate at this UTC time (default: the end of the billing data)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="burnguard", description="Guard cloud GPU spend per tag.")
     parser.add_argument("--version", action="version", version=f"burnguard {__version__}")
@@ -129,6 +351,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cost-basis", choices=["actual", "amortized"], help="Azure exports: the export's cost basis")
     p.add_argument("--tag-limit", type=int, default=50, help="tag values listed per key in a multi-file summary")
     p.set_defaults(func=cmd_normalize)
+
+    p = sub.add_parser("demo", help="run the whole pipeline locally on the sample data in events/")
+    _add_home(p, policy=True)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("ingest", help="ingest exports (files, directories, manifests) and budget notifications")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--currency", help="currency for files without a currency column")
+    _add_home(p, policy=True)
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("spend", help="spend of a tag scope, per cloud and service, with top resources")
+    p.add_argument("--tag", required=True, help="key=value, or key=* for every value")
+    p.add_argument("--period", help="YYYY-MM or YYYY-MM-DD (default: the month of the latest data)")
+    p.add_argument("--cost", choices=["effective", "billed"], default="effective")
+    _add_home(p)
+    p.set_defaults(func=cmd_spend)
+
+    p = sub.add_parser("guardrails", help="status of every guardrail: spend, budget, % used, forecast, state")
+    _add_home(p)
+    p.set_defaults(func=cmd_guardrails)
+
+    p = sub.add_parser("deliveries", help="export deliveries in the ledger and their state")
+    _add_home(p)
+    p.set_defaults(func=cmd_deliveries)
+
+    p = sub.add_parser("stopped", help="instances the guardrail stopped")
+    p.add_argument("guardrail", nargs="?")
+    p.add_argument("--all", action="store_true", help="include resumed and dry-run records")
+    _add_home(p)
+    p.set_defaults(func=cmd_stopped)
+
+    p = sub.add_parser("resume", help="start again what a guardrail stopped")
+    p.add_argument("guardrail")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _add_home(p)
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("audit", help="the audit log: every decision and action with its outcome")
+    p.add_argument("--limit", type=int, default=50)
+    _add_home(p)
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("policy", help="policy tools")
+    psub = p.add_subparsers(dest="policy_command", required=True)
+    q = psub.add_parser("schema", help="print the policy's JSON Schema")
+    q.set_defaults(func=cmd_policy_schema)
+    q = psub.add_parser("check", help="validate a policy file; errors name the line and the field")
+    q.add_argument("file")
+    q.set_defaults(func=cmd_policy_check)
     return parser
 
 

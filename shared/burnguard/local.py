@@ -1,0 +1,254 @@
+"""The embedded mode: the whole pipeline on one machine (SQLite queue and ledger, an inventory
+file for instances, Slack messages on the console).
+
+A state directory (``.burnguard/`` by default, ``--home`` or ``BURNGUARD_HOME``) holds the
+ledger, the queue, the inventory state and ``config.json`` (which policy and inventory it was
+set up with), so ``burnguard spend``, ``guardrails``, ``resume`` work on it afterwards.
+
+Local files stand for storage objects, as ``.../<aws|gcp|azure>/<bucket>/<key>``: the nearest
+parent directory named ``aws``, ``gcp`` or ``azure`` says the provider, the directory below it
+is the bucket (the S3 bucket, the GCS bucket, the Blob container) and the path below that is
+the object key, so the delivery layouts (CUR folders and manifests, Azure export runs,
+burnguard's GCS layout) are the real ones. Every file of a directory is offered as an object event would offer it: manifests bring
+their whole delivery, data files wait for theirs, single-file exports stand alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from .adapters.local.inventory import InventoryController, InventoryFile
+from .adapters.local.ledger import SqliteLedger
+from .adapters.local.notifier import ConsoleNotifier
+from .adapters.local.queue import SqliteQueue
+from .adapters.local.store import DirectoryStore
+from .errors import BurnguardError, InputError
+from .ledger import AuditEvent
+from .policy import Policy, load_policy
+from .services.budget import alert_message, parse_notification
+from .services.guardrail import ExecutionReport, GuardrailService
+from .services.objects import ObjectOutcome, ingest_object
+
+HOME_ENV = "BURNGUARD_HOME"
+DEFAULT_HOME = ".burnguard"
+PROVIDER_DIRS = ("aws", "gcp", "azure")
+
+
+def default_home() -> Path:
+    return Path(os.environ.get(HOME_ENV, DEFAULT_HOME))
+
+
+def locate(path: Path) -> tuple[str, str, str] | None:
+    """``(provider, bucket, key)`` of a local file ``.../<provider>/<bucket>/<key>``."""
+    resolved = path.resolve()
+    for parent in resolved.parents:
+        if parent.name in PROVIDER_DIRS:
+            parts = resolved.relative_to(parent).parts
+            if len(parts) < 2:
+                return None
+            return parent.name, str(parent / parts[0]), "/".join(parts[1:])
+    return None
+
+
+class Progress:
+    """A one-line progress report on a terminal (rows and rows/s per file); silent otherwise."""
+
+    def __init__(self, stream: TextIO = sys.stderr):
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.key = ""
+        self.rows = 0
+        self.start = time.perf_counter()
+
+    def __call__(self, key: str, rows: int) -> None:
+        if key != self.key:
+            self.done()
+            self.key, self.rows, self.start = key, 0, time.perf_counter()
+        self.rows += rows
+        if self.enabled:
+            rate = self.rows / max(time.perf_counter() - self.start, 1e-6)
+            bar = "#" * min(30, int(self.rows / 2000))
+            self.stream.write(f"\r  {Path(key).name[:40]:<40} [{bar:<30}] {self.rows:>10,} rows {rate:>10,.0f}/s")
+            self.stream.flush()
+
+    def done(self) -> None:
+        if self.enabled and self.key:
+            self.stream.write("\n")
+        self.key = ""
+
+
+@dataclass
+class Outcome:
+    path: str
+    action: str  # ingested | skipped | failed | alert
+    reason: str
+    rows: int = 0
+    delivery_id: str | None = None
+
+
+@dataclass
+class DrainReport:
+    handled: int = 0
+    dead_letters: list[tuple[str, str]] = field(default_factory=list)
+    reports: list[ExecutionReport] = field(default_factory=list)
+
+
+class LocalMode:
+    def __init__(self, home: Path, policy: Policy, *, inventory_seed: Path | None = None,
+                 notifier: ConsoleNotifier | None = None):
+        self.home = home
+        self.policy = policy
+        self.ledger = SqliteLedger(home / "ledger.sqlite")
+        self.queue = SqliteQueue(home / "queue.sqlite")
+        seed = inventory_seed if inventory_seed is not None and inventory_seed.exists() else None
+        self.inventory = InventoryFile(home / "inventory.json", seed=seed) if (
+            seed is not None or (home / "inventory.json").exists()) else None
+        self.notifier = notifier or ConsoleNotifier()
+        self.store = DirectoryStore()
+
+    # -- setup ----------------------------------------------------------------------------
+    @classmethod
+    def create(cls, home: Path, policy_path: Path, inventory: Path | None, **kwargs: Any) -> LocalMode:
+        home.mkdir(parents=True, exist_ok=True)
+        policy = load_policy(policy_path)
+        config = {"policy": str(policy_path.resolve()), "inventory": str(inventory.resolve()) if inventory else None}
+        (home / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        return cls(home, policy, inventory_seed=inventory, **kwargs)
+
+    @classmethod
+    def open(cls, home: Path, policy_path: Path | None = None, **kwargs: Any) -> LocalMode:
+        config_path = home / "config.json"
+        if policy_path is None:
+            if not config_path.exists():
+                raise InputError(f"no local state in {home}: run `burnguard demo`, or `burnguard ingest --policy FILE`",
+                                 file=str(home))
+            config = json.loads(config_path.read_text())
+            return cls(home, load_policy(Path(config["policy"])),
+                       inventory_seed=Path(config["inventory"]) if config.get("inventory") else None, **kwargs)
+        inventory = None
+        if config_path.exists():
+            saved = json.loads(config_path.read_text()).get("inventory")
+            inventory = Path(saved) if saved else None
+        return cls.create(home, policy_path, inventory, **kwargs)
+
+    def close(self) -> None:
+        self.ledger.close()
+        self.queue.close()
+
+    def service(self, clock: Callable[[], datetime] | None = None) -> GuardrailService:
+        controllers = ({c: InventoryController(c, self.inventory) for c in PROVIDER_DIRS}
+                       if self.inventory is not None else {})
+        return GuardrailService(self.policy, self.ledger, self.notifier, controllers,
+                                clock=clock or self.data_clock)
+
+    def data_clock(self) -> datetime:
+        """The local mode's "now": the end of the billing data, so sample data of any month
+        is judged in its own month (``--now`` overrides)."""
+        return self.ledger.latest_data() or datetime.now(UTC)
+
+    # -- ingesting ------------------------------------------------------------------------
+    def ingest(self, paths: Sequence[Path], *, progress: Progress | None = None,
+               default_currency: str | None = None) -> list[Outcome]:
+        """Offer every file under ``paths`` as a storage object event; publish to the queue."""
+        outcomes: list[Outcome] = []
+        seen: set[str] = set()
+        for path in _files(paths):
+            where = locate(path)
+            if where is None:
+                outcomes.append(Outcome(str(path), "skipped", "not in a <aws|gcp|azure>/<bucket>/ directory"))
+                continue
+            provider, bucket, key = where
+            try:
+                outcome = ingest_object(provider, bucket, key, self.store, self._publish_once(seen),
+                                        metadata={"size": path.stat().st_size}, on_progress=progress,
+                                        default_currency=default_currency)
+            except BurnguardError as exc:
+                outcomes.append(Outcome(str(path), "failed", str(exc)))
+                self.ledger.audit(AuditEvent(datetime.now(UTC), "dead-letter", "ingest", "failed",
+                                             details={"object": str(path), "reason": str(exc)}))
+                continue
+            finally:
+                if progress is not None:
+                    progress.done()
+            outcomes.append(_outcome(path, outcome))
+        return outcomes
+
+    def _publish_once(self, seen: set[str]) -> Callable[[Sequence[Any]], None]:
+        """Both CUR manifests (period and assembly folder) stand for one delivery: publish it
+        once per run. (Publishing it twice would be harmless, only slower.)"""
+        def publish(messages: Sequence[Any]) -> None:
+            fresh = [m for m in messages if m.message_id not in seen]
+            seen.update(m.message_id for m in fresh)
+            if fresh:
+                self.queue.publish(fresh)
+        return publish
+
+    def ingest_notifications(self, paths: Sequence[Path]) -> list[Outcome]:
+        outcomes = []
+        for path in _files(paths):
+            try:
+                payload = json.loads(path.read_text())
+                alerts = parse_notification(payload, datetime.now(UTC))
+            except (OSError, ValueError, BurnguardError) as exc:
+                outcomes.append(Outcome(str(path), "failed", str(exc)))
+                continue
+            self.queue.publish([alert_message(a) for a in alerts])
+            outcomes.append(Outcome(str(path), "alert", ", ".join(f"{a.provider} {a.budget_name!r} {a.kind}"
+                                                                   for a in alerts)))
+        return outcomes
+
+    # -- the guardrail --------------------------------------------------------------------
+    def drain(self, service: GuardrailService, *, batch: int = 64) -> DrainReport:
+        """Run the guardrail over every queued message (bad ones to the dead-letter table)."""
+        report = DrainReport()
+        while True:
+            received = self.queue.pull(batch)
+            if not received:
+                return report
+            for r in received:
+                try:
+                    result = service.handle(r.message)
+                except InputError as exc:
+                    self.queue.dead_letter(r, str(exc))
+                    report.dead_letters.append((r.message.message_id, str(exc)))
+                    self.ledger.audit(AuditEvent(datetime.now(UTC), "dead-letter", "guardrail", "failed",
+                                                 details={"message_id": r.message.message_id, "reason": str(exc)}))
+                    continue
+                except Exception as exc:  # transient: give it back, dead-lettered after max attempts
+                    if self.queue.nack(r, f"{type(exc).__name__}: {exc}"):
+                        report.dead_letters.append((r.message.message_id, str(exc)))
+                    continue
+                self.queue.ack(r)
+                report.handled += 1
+                report.reports += result.reports
+
+
+def _files(paths: Iterable[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith(".")
+                          and q.suffix not in (".py", ".md", ".txt"))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise InputError("no such file or directory", file=str(p))
+    return out
+
+
+def _outcome(path: Path, outcome: ObjectOutcome) -> Outcome:
+    if outcome.report is None:
+        return Outcome(str(path), outcome.action, outcome.reason)
+    summary = outcome.report.summary
+    skipped = sum(f.rows_skipped for f in summary.files)
+    reason = f"{len(summary.files)} file(s), {summary.totals.rows:,} line items" + (
+        f", {skipped} bad rows skipped" if skipped else "")
+    return Outcome(str(path), "ingested", reason, summary.totals.rows, summary.delivery.delivery_id)
