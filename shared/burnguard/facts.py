@@ -4,9 +4,11 @@ The ledger does not keep line items: it keeps, per delivery, the sums that answe
 question burnguard asks, at the grain that answers them fast:
 
 * ``spend``: per billing period, day, cloud, service, charge category, currency, GPU or not,
-  and tag set (the exact set of tags of the line items);
-* ``resources``: the same per resource (and instance type), for "top resources";
-* ``gpu_hourly``: GPU spend per hour, resource and tag set, for burn-rate guardrails.
+  tag set (the exact set of tags of the line items), resource and instance type. Tags belong
+  to resources, so the resource adds few rows, and one table answers spend per scope, per
+  service, and top resources;
+* ``gpu_hourly``: GPU spend per hour, resource and tag set, for burn-rate guardrails, over the
+  last :data:`HOURLY_DAYS` days of the data only (a burn-rate window is at most a week).
 
 A charge that spans more than a day (AWS tax and fees, monthly credits) has no ``day``: it
 counts in its billing period but never as "today's" spend, and never in a daily or hourly rate.
@@ -33,6 +35,7 @@ from .lineitem import MONEY, TIMESTAMP
 
 GPU = "gpu"
 DAY_SECONDS = 86_400
+HOURLY_DAYS = 7
 NO_TAGS = "-"
 
 
@@ -72,7 +75,6 @@ class Facts:
     """The aggregates of some line items (one chunk, or a whole delivery)."""
 
     spend: pa.Table
-    resources: pa.Table
     gpu_hourly: pa.Table
     tagsets: dict[str, dict[str, str]] = field(default_factory=dict)
     rows: int = 0
@@ -80,8 +82,8 @@ class Facts:
     latest_end: datetime | None = None
 
 
-SPEND_KEYS = ["period", "day", "cloud", "service", "category", "currency", "gpu", "tagset"]
-RESOURCE_KEYS = ["period", "day", "cloud", "resource_id", "instance_type", "currency", "gpu", "tagset"]
+SPEND_KEYS = ["period", "day", "cloud", "service", "category", "currency", "gpu", "tagset", "resource_id",
+              "instance_type"]
 HOURLY_KEYS = ["hour", "cloud", "resource_id", "currency", "tagset"]
 AGGREGATES = [("billed", "sum"), ("effective", "sum"), ([], "count_all")]
 
@@ -121,11 +123,15 @@ def chunk_facts(table: pa.Table) -> Facts:
         "effective": pc.fill_null(table.column("EffectiveCost"), pa.scalar(0, MONEY)),
     })
     spend = base.group_by(SPEND_KEYS).aggregate(AGGREGATES)
-    resources = base.filter(pc.not_equal(base.column("resource_id"), "")).group_by(RESOURCE_KEYS).aggregate(AGGREGATES)
-    hourly = _gpu_hourly(base, start, span, to_np(gpu) & daily & (span > 0))
-    ends = end.filter(pa.array(daily & (span > 0)))
+    usage = daily & (span > 0)
+    ends = end.filter(pa.array(usage))
     latest = pc.max(ends).as_py() if len(ends) else None
-    return Facts(_rename(spend), _rename(resources), hourly, sets, n, latest)
+    recent = usage.copy()
+    if latest is not None:
+        cutoff = int(latest.timestamp()) - HOURLY_DAYS * DAY_SECONDS
+        recent &= to_np(pc.cast(end, pa.int64())) > cutoff
+    hourly = _gpu_hourly(base, start, span, to_np(gpu) & recent)
+    return Facts(_rename(spend), hourly, sets, n, latest)
 
 
 def _gpu_hourly(base: pa.Table, start: pa.ChunkedArray, span: np.ndarray, mask: np.ndarray) -> pa.Table:
@@ -173,13 +179,10 @@ def empty_facts() -> Facts:
     money = [("billed", MONEY), ("effective", MONEY), ("rows", pa.int64())]
     spend = pa.schema([("period", pa.string()), ("day", pa.date32()), ("cloud", pa.string()), ("service", pa.string()),
                        ("category", pa.string()), ("currency", pa.string()), ("gpu", pa.bool_()),
-                       ("tagset", pa.string()), *money])
-    resources = pa.schema([("period", pa.string()), ("day", pa.date32()), ("cloud", pa.string()),
-                           ("resource_id", pa.string()), ("instance_type", pa.string()), ("currency", pa.string()),
-                           ("gpu", pa.bool_()), ("tagset", pa.string()), *money])
+                       ("tagset", pa.string()), ("resource_id", pa.string()), ("instance_type", pa.string()), *money])
     hourly = pa.schema([("hour", TIMESTAMP), ("cloud", pa.string()), ("resource_id", pa.string()),
                         ("currency", pa.string()), ("tagset", pa.string()), *money])
-    return Facts(spend.empty_table(), resources.empty_table(), hourly.empty_table())
+    return Facts(spend.empty_table(), hourly.empty_table())
 
 
 def utc_day_start(day: object) -> datetime:

@@ -25,6 +25,9 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Literal, Protocol
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from .facts import Facts
 from .messages import DeliveryRef, DeliverySummary, Totals
 
@@ -38,6 +41,14 @@ def to_nanos(amount: Decimal) -> int:
 
 def from_nanos(value: int) -> Decimal:
     return Decimal(value) / NANO
+
+
+def nanos_array(amounts: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """:func:`to_nanos` over a money column, vectorized (round half-even at 1e-9, then scale;
+    decimal256 holds the intermediate product)."""
+    wide = pc.round(pc.cast(amounts, pa.decimal256(40, 18)), ndigits=9, round_mode="half_to_even")
+    scaled = pc.multiply(pc.cast(wide, pa.decimal256(40, 9)), pa.scalar(NANO, pa.decimal256(10, 0)))
+    return pc.cast(pc.cast(scaled, pa.decimal256(60, 0)), pa.int64())
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ Local files stand for storage objects, as ``.../<aws|gcp|azure>/<bucket>/<key>``
 parent directory named ``aws``, ``gcp`` or ``azure`` says the provider, the directory below it
 is the bucket (the S3 bucket, the GCS bucket, the Blob container) and the path below that is
 the object key, so the delivery layouts (CUR folders and manifests, Azure export runs,
-burnguard's GCS layout) are the real ones. Every file of a directory is offered as an object event would offer it: manifests bring
-their whole delivery, data files wait for theirs, single-file exports stand alone.
+burnguard's GCS layout) are the real ones. Every file of a directory is offered as an object
+event would offer it: manifests bring their whole delivery, data files wait for theirs,
+single-file exports stand alone.
 """
 
 from __future__ import annotations

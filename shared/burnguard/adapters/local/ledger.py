@@ -20,6 +20,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from ...facts import Facts
 from ...ledger import (
     AuditEvent,
@@ -34,7 +37,7 @@ from ...ledger import (
     Window,
     check_delivery,
     from_nanos,
-    to_nanos,
+    nanos_array,
 )
 from ...messages import DeliveryRef, DeliverySummary, Totals
 
@@ -69,13 +72,12 @@ CREATE TABLE IF NOT EXISTS snoozes (guardrail TEXT PRIMARY KEY, until TEXT NOT N
 """
 
 FACT_TABLES = {
-    "spend": ["period", "day", "cloud", "service", "category", "currency", "gpu", "tagset"],
-    "resources": ["period", "day", "cloud", "resource_id", "instance_type", "currency", "gpu", "tagset"],
+    "spend": ["period", "day", "cloud", "service", "category", "currency", "gpu", "tagset", "resource_id",
+              "instance_type"],
     "gpu_hourly": ["hour", "cloud", "resource_id", "currency", "tagset"],
 }
 FACT_INDEXES = {
     "spend": ["tagset, day", "day"],
-    "resources": ["tagset, day"],
     "gpu_hourly": ["tagset, hour", "hour"],
 }
 
@@ -86,10 +88,6 @@ def _ts(value: datetime | None) -> str | None:
 
 def _dt(value: str | None) -> datetime | None:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if value else None
-
-
-def _day(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 class SqliteLedger:
@@ -154,16 +152,24 @@ class SqliteLedger:
                 return True
             self._insert_tagsets(db, facts.tagsets)
             for table, keys in FACT_TABLES.items():
-                data: Any = getattr(facts, table)
-                rows = []
-                for rec in data.to_pylist():
-                    rows.append((delivery.delivery_id, *[
-                        _day(rec[k]) if k == "day" else _ts(rec[k]) if k == "hour" else int(rec[k]) if k == "gpu"
-                        else rec[k] for k in keys
-                    ], to_nanos(rec["billed"]), to_nanos(rec["effective"]), rec["rows"]))
-                if rows:
-                    marks = ", ".join("?" * (len(keys) + 4))
-                    db.executemany(f"INSERT INTO staging_{table} VALUES ({marks})", rows)
+                data: pa.Table = getattr(facts, table)
+                if data.num_rows == 0:
+                    continue
+                columns = [pa.repeat(pa.scalar(delivery.delivery_id), data.num_rows)]
+                for k in keys:
+                    col = data.column(k)
+                    if k == "day":
+                        col = pc.cast(col, pa.string())
+                    elif k == "hour":
+                        col = pc.strftime(col, format="%Y-%m-%dT%H:%M:%SZ")
+                    elif k == "gpu":
+                        col = pc.cast(col, pa.int8())
+                    columns.append(col)
+                columns += [nanos_array(data.column("billed")), nanos_array(data.column("effective")),
+                            data.column("rows")]
+                marks = ", ".join("?" * len(columns))
+                db.executemany(f"INSERT INTO staging_{table} VALUES ({marks})",
+                               zip(*(c.to_pylist() for c in columns), strict=True))
         return True
 
     def _insert_tagsets(self, db: sqlite3.Connection, tagsets: Mapping[str, Mapping[str, str]]) -> None:
@@ -317,7 +323,7 @@ class SqliteLedger:
             where += " AND r.gpu = 1"
         rows = self._query(
             f"SELECT r.resource_id, r.cloud, r.instance_type, MAX(r.gpu), r.currency, SUM(r.{_col(basis)}) AS amount"
-            f" FROM resources r JOIN tagset_tags t ON t.tagset = r.tagset WHERE {where}"
+            f" FROM spend r JOIN tagset_tags t ON t.tagset = r.tagset WHERE {where} AND r.resource_id != ''"
             f" GROUP BY r.resource_id, r.cloud, r.instance_type, r.currency ORDER BY amount DESC LIMIT ?",
             [*params, limit])
         return [ResourceRow(rid, cloud, itype, bool(gpu), cur, from_nanos(a))
