@@ -1,5 +1,6 @@
-"""Decisions and their outcomes as messages people act on (plain text here; Slack Block Kit
-in :mod:`burnguard.slack_blocks`). Pure: data in, :class:`~burnguard.ports.Notification` out."""
+"""Decisions and their outcomes as messages people act on: Slack Block Kit blocks (built by
+:mod:`burnguard.slack_blocks`) with this module's plain text as the fallback Slack requires next
+to them. Pure: data in, :class:`~burnguard.ports.Notification` out."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 from .ledger import CostBasis, ResourceRow, Window
 from .money import Money, cents
 from .ports import Notification
+from .slack_blocks import decision_blocks, failure_blocks, resume_blocks
 
 if TYPE_CHECKING:
     from .decisions import Decision
@@ -94,7 +96,8 @@ def render_decision(report: ExecutionReport, policy: Policy, view: ContextView |
         lines.append("Protected, left running: " + ", ".join(s.instance.name or s.instance.instance_id
                                                              for s in protected))
     kind = "stop" if report.stopped else d.kind
-    return Notification(policy.channel_for(guardrail), "\n".join(lines), kind=kind)
+    return Notification(policy.channel_for(guardrail), "\n".join(lines), decision_blocks(report, top, per_cloud),
+                        kind=kind)
 
 
 def render_failures(report: ExecutionReport, policy: Policy) -> Notification:
@@ -102,11 +105,13 @@ def render_failures(report: ExecutionReport, policy: Policy) -> Notification:
     lines = [f"{d.guardrail}: could not stop {len(report.failed)} instance(s) for {d.scope}"]
     lines += [f"- {i.cloud} {i.name or i.instance_id}: {reason}" for i, reason in report.failed]
     lines.append("The other instances were handled; check permissions and the instances' state.")
-    return Notification(policy.channel_for(policy.guardrail(d.guardrail)), "\n".join(lines), kind="failure")
+    return Notification(policy.channel_for(policy.guardrail(d.guardrail)), "\n".join(lines), failure_blocks(report),
+                        kind="failure")
 
 
 def render_resume(report: ResumeReport, policy: Policy, actor: str) -> Notification:
     lines = [f"{report.guardrail}: {actor} resumed {len(report.started)} instance(s)"]
     lines += [f"- {r.cloud} {r.name or r.instance_id} ({r.instance_type})" for r in report.started]
     lines += [f"- FAILED {r.cloud} {r.name or r.instance_id}: {reason}" for r, reason in report.failed]
-    return Notification(policy.channel_for(policy.guardrail(report.guardrail)), "\n".join(lines), kind="resume")
+    return Notification(policy.channel_for(policy.guardrail(report.guardrail)), "\n".join(lines),
+                        resume_blocks(report, actor), kind="resume")

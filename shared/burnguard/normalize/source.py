@@ -6,7 +6,7 @@ or Blob download stream). Nothing here reads a whole file into memory:
 * the first bytes are sniffed for gzip, zip, Parquet, JSON or CSV (never the name alone), and
   the head of the decompressed data is kept to read the header and the first record;
 * gzip CSV and JSON are decoded by Arrow's native gzip stream, so the only bytes that pass
-  through Python are the compressed ones; Arrow's streaming readers then parse 1 MiB blocks,
+  through Python are the compressed ones; Arrow's streaming readers then parse 512 KiB blocks,
   converting only the columns a format needs;
 * Parquet needs random access: a non-seekable stream is spooled to a temporary file first
   (Lambda's /tmp, a Cloud Function's memory-backed /tmp), then read row group by row group;
@@ -41,7 +41,7 @@ try:  # ISA-L (python-isal): same output as zlib, decoded off the GIL; optional.
 except ImportError:  # pragma: no cover - exercised where isal is not installed
     _isal_threaded = None  # type: ignore[assignment]
 
-CSV_BLOCK_SIZE = 1 << 20
+CSV_BLOCK_SIZE = 1 << 19
 CSV_THREADS = False
 JSON_BLOCK_SIZE = 1 << 22
 HEAD_BYTES = 256 << 10

@@ -86,7 +86,9 @@ class GuardrailService:
             if completion is not None and completion.switched:
                 self._audit("delivery", "guardrail", "ok", details={
                     "delivery_id": completion.delivery_id, "replaced": completion.replaced})
-                result.reports = self.run(now)
+                # Read the clock again: the delivery just counted may have moved it (the embedded
+                # mode's clock is the end of the counted data).
+                result.reports = self.run(self.clock())
             return result
         if message.kind == BUDGET_ALERT:
             try:
