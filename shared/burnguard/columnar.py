@@ -332,3 +332,34 @@ def tag_entries(tags: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array, p
 def tag_counts(tags: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Number of tags per row (0 for none)."""
     return to_np(pc.fill_null(pc.list_value_length(pc.cast(_combine(tags), TAG_LIST)), 0))
+
+
+def map_tag_rows(tags: pa.Array | pa.ChunkedArray,
+                 func: Callable[[list[tuple[str, str]]], dict[str, str]]) -> tuple[pa.Array, list[BadValue]]:
+    """Normalize a map column (Parquet ``map<string, string>`` tags) once per distinct map:
+    ``func`` gets a row's (key, value) pairs and returns the normalized tags, or raises
+    :class:`~burnguard.tags.TagError` (that row is then reported)."""
+    tags = _combine(tags)
+    n = len(tags)
+    _parents, keys, values = tag_entries(tags)
+    pairs = pc.binary_join_element_wise(keys, pc.fill_null(values, ""), "\x1f")
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(tag_counts(tags), out=offsets[1:])
+    per_row = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), pairs), "\x1e")
+
+    def normalize(text: str | None) -> list[dict[str, str]]:
+        entries = [tuple(item.split("\x1f", 1)) for item in text.split("\x1e")] if text else []
+        return [{"key": k, "value": v} for k, v in func(entries).items()]  # type: ignore[arg-type]
+
+    values_out, bad = map_distinct(per_row, normalize, TAG_LIST)
+    readable = [BadValue(b.index, b.text.replace("\x1e", ", ").replace("\x1f", "=")[:120], b.reason) for b in bad]
+    return tag_list_to_map(values_out), readable
+
+
+def tag_list_to_map(entries: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``list<struct<key, value>>`` → the ``Tags`` map (Arrow has no cast for it); null → empty."""
+    entries = _combine(entries)
+    offsets = np.asarray(entries.offsets, dtype=np.int64)
+    flat = entries.flatten()
+    return pa.MapArray.from_arrays(pa.array((offsets - offsets[0]).astype(np.int32)), flat.field("key"),
+                                   flat.field("value"), type=TAGS)

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..accelerators import classify_instance_type
-from ..columnar import TAG_LIST, dec_add, dec_sub, dec_zero, map_distinct, tags_from_columns, to_np
+from ..columnar import TAG_LIST, dec_add, dec_sub, dec_zero, map_distinct, map_tag_rows, tag_list_to_map, tags_from_columns, to_np
 from ..errors import InputError
 from ..lineitem import AWS, TAGS
 from ..tags import TagError, normalize_cur2_key, normalize_key, normalize_tags, parse_tag_object
@@ -251,7 +251,7 @@ class AwsCurPlan(Plan):
                 return self._tags_from_map(batch, raw)
             values, bad = map_distinct(raw, _cur2_tags, TAG_LIST)
             batch.report(bad, self.tag_map)
-            return pc.cast(values, TAGS) if len(values) else pa.array([], TAGS)
+            return tag_list_to_map(values) if len(values) else pa.array([], TAGS)
         tags, bad = tags_from_columns([(k, batch.text(name)) for k, name in self.tag_columns], n, blanks_are_null=True)
         if bad:
             names = dict(self.tag_columns)
@@ -263,15 +263,12 @@ class AwsCurPlan(Plan):
         return tags
 
     def _tags_from_map(self, batch: Batch, raw: pa.Array) -> pa.Array:
-        rows = []
-        for i, entries in enumerate(raw.to_pylist()):
-            try:
-                rows.append(list(normalize_tags(AWS, [(normalize_cur2_key(k), v) for k, v in entries or []]).items()))
-            except TagError as exc:
-                batch.ctx.error(InputError(str(exc), file=batch.ctx.file, row=int(batch.rows[i]), field=self.tag_map))
-                batch.drop[i] = True
-                rows.append([])
-        return pa.array(rows, TAGS)
+        """Parquet CUR 2.0: ``resource_tags`` is a map, normalized once per distinct map."""
+        assert self.tag_map is not None
+        values, bad = map_tag_rows(raw, lambda pairs: normalize_tags(AWS, [(normalize_cur2_key(k), v)
+                                                                           for k, v in pairs]))
+        batch.report(bad, self.tag_map)
+        return values
 
 
 def _cur2_tags(text: str | None) -> list[dict[str, str]] | None:

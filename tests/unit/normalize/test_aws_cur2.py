@@ -1,0 +1,73 @@
+"""CUR 2.0 / Data Exports: snake_case columns with ``resource_tags`` as a map (Parquet) or as
+JSON text (CSV). No public CUR 2.0 file exists (formats.md §9): these are built in the test
+from the documented column names."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from burnguard.normalize import Normalizer
+
+COLUMNS = {
+    "bill_payer_account_id": ["111122223333"] * 4,
+    "bill_payer_account_name": ["payer"] * 4,
+    "line_item_usage_account_id": ["444455556666"] * 4,
+    "line_item_line_item_type": ["Usage", "Usage", "SavingsPlanCoveredUsage", "Usage"],
+    "line_item_usage_start_date": [datetime(2024, 9, 1, h) for h in range(4)],
+    "line_item_usage_end_date": [datetime(2024, 9, 1, h + 1) for h in range(4)],
+    "line_item_usage_type": ["BoxUsage:p4d.24xlarge", "BoxUsage:m5.large", "BoxUsage:g5.xlarge", "BoxUsage:m5.large"],
+    "product_instance_type": ["p4d.24xlarge", "m5.large", "g5.xlarge", "m5.large"],
+    "line_item_currency_code": ["USD"] * 4,
+    "savings_plan_savings_plan_effective_cost": [None, None, Decimal("0.7"), None],
+}
+COSTS = [Decimal("32.7726"), Decimal("0.096"), Decimal("1.006"), Decimal("0.096")]
+TAGS = [[("user_team", "ml-research"), ("user_Name", "trainer")], [], [("user_team", "x" * 2000)],
+        [("user_team", " ml-research "), ("aws_created_by", "role")]]
+
+
+def table() -> pa.Table:
+    cols = {k: pa.array(v) for k, v in COLUMNS.items()}
+    cols["line_item_unblended_cost"] = pa.array(COSTS, pa.decimal128(18, 10))
+    cols["line_item_usage_start_date"] = pa.array(COLUMNS["line_item_usage_start_date"], pa.timestamp("ms"))
+    cols["line_item_usage_end_date"] = pa.array(COLUMNS["line_item_usage_end_date"], pa.timestamp("ms"))
+    cols["savings_plan_savings_plan_effective_cost"] = pa.array(COLUMNS["savings_plan_savings_plan_effective_cost"],
+                                                                pa.decimal128(18, 10))
+    cols["resource_tags"] = pa.array(TAGS, pa.map_(pa.string(), pa.string()))
+    return pa.table(cols)
+
+
+def test_parquet_map_tags_are_normalized_and_a_huge_value_is_a_bad_row() -> None:
+    sink = io.BytesIO()
+    pq.write_table(table(), sink)
+    sink.seek(0)
+    n = Normalizer(sink, "cur2.snappy.parquet")
+    out = n.read_all()
+    assert n.stats.variant == "aws-cur2"
+    assert [dict(t) for t in out.column("Tags").to_pylist()] == [
+        {"team": "ml-research", "Name": "trainer"}, {}, {"team": "ml-research", "aws_created_by": "role"}]
+    assert out.column("x_SourceRow").to_pylist() == [1, 2, 4]
+    [err] = n.stats.errors
+    assert (err.row, err.field) == (3, "resource_tags") and "2000 characters" in str(err)
+    assert out.column("x_AcceleratorFamily").to_pylist() == ["nvidia-a100", None, None]
+
+
+def test_csv_json_tags_and_amortized_cost() -> None:
+    t = table()
+    rows = ["bill_payer_account_id,bill_payer_account_name,line_item_line_item_type,line_item_usage_start_date,"
+            "line_item_unblended_cost,line_item_currency_code,savings_plan_savings_plan_effective_cost,resource_tags"]
+    texts = ['"{""user_team"": ""ml-research""}"', "", '"{""user_team"": ""web""}"', "not json"]
+    for i in range(4):
+        sp = t.column("savings_plan_savings_plan_effective_cost")[i].as_py()
+        rows.append(f"111122223333,payer,{COLUMNS['line_item_line_item_type'][i]},2024-09-01T0{i}:00:00Z,"
+                    f"{COSTS[i]},USD,{sp if sp is not None else ''},{texts[i]}")
+    n = Normalizer(io.BytesIO(("\n".join(rows) + "\n").encode()), "cur2.csv")
+    out = n.read_all()
+    assert [dict(x) for x in out.column("Tags").to_pylist()] == [{"team": "ml-research"}, {}, {"team": "web"}]
+    assert out.column("EffectiveCost").to_pylist() == [COSTS[0], COSTS[1], Decimal("0.7")]
+    [err] = n.stats.errors
+    assert (err.row, err.field) == (4, "resource_tags") and "not a JSON object" in str(err)
