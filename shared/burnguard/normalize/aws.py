@@ -25,7 +25,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..accelerators import classify_instance_type
-from ..columnar import TAG_LIST, dec_add, dec_sub, dec_zero, map_distinct, map_tag_rows, tag_list_to_map, tags_from_columns, to_np
+from ..columnar import (
+    TAG_LIST,
+    dec_add,
+    dec_sub,
+    dec_zero,
+    map_distinct,
+    map_tag_rows,
+    tag_list_to_map,
+    tags_from_columns,
+    to_np,
+)
 from ..errors import InputError
 from ..lineitem import AWS, TAGS
 from ..tags import TagError, normalize_cur2_key, normalize_key, normalize_tags, parse_tag_object
