@@ -28,7 +28,7 @@ from burnguard.normalize import Header, Normalizer, detect
 from burnguard.normalize.gcp import GcpBillingFormat
 from tests.helpers import EVENTS, FIXTURES, fixture, read_rows
 
-SAMPLES = EVENTS / "exports" / "gcp"
+SAMPLES = EVENTS / "samples" / "gcp"
 JSONL = SAMPLES / "billing-export-202409.jsonl"
 PARQUET = SAMPLES / "billing-export-202409.parquet"
 KOKU = "koku/gcp/202011_30c31bca571d9b7f3b2c8459dd8bc34a_2020-11-08_2020-11-11.csv"
@@ -195,9 +195,10 @@ def test_sample_tags_are_project_labels_overlaid_by_resource_labels(path: Path) 
         assert item.Tags == {**raw_labels(raw["project"]["labels"]), **raw_labels(raw["labels"])}
     trainer = next(i for i in items if i.ResourceName == "trainer-a100-1")
     assert trainer.Tags["env"] == "dev"  # the resource's env=dev wins over the project's env=prod
-    assert trainer.Tags["team"] == "ml-research"  # from the project
+    bucket = next(i for i in items if i.ResourceName == "ml-datasets-418257")
+    assert bucket.Tags["team"] == "ml-research"  # from the project: the bucket has no team label
     protected = {i.ResourceName for i in items if i.Tags.get("burnguard-protect") == "true"}
-    assert protected == {"infer-l4-2"}
+    assert protected == {"infer-l4-2", "eval-l4-1"}
 
 
 def test_label_rule_edge_cases(tmp_path: Path) -> None:
@@ -344,9 +345,11 @@ def test_gpu_classification_from_machine_spec_and_from_sku(tmp_path: Path) -> No
 def test_sample_gpu_lines() -> None:
     items, _ = read(JSONL)
     gpu_sku = [i for i in items if i.x_UsageType and "GPU" in i.x_UsageType]
-    assert {i.x_AcceleratorFamily for i in gpu_sku} == {"nvidia-a100", "nvidia-l4"}
-    families = {i.x_InstanceType: i.x_AcceleratorFamily for i in items if i.x_InstanceType}
-    assert families == {"a2-highgpu-1g": "nvidia-a100", "g2-standard-8": "nvidia-l4", "n2-standard-4": None}
+    assert {i.x_AcceleratorFamily for i in gpu_sku} == {"nvidia-a100", "nvidia-l4", "nvidia-t4"}
+    families = {(i.x_InstanceType, i.x_AcceleratorFamily) for i in items if i.x_InstanceType}
+    assert families == {("a2-highgpu-1g", "nvidia-a100"), ("g2-standard-8", "nvidia-l4"), ("n2-standard-4", None),
+                        # an N1 machine with a T4 attached: only the GPU's own line is GPU spend
+                        ("n1-standard-8", None), ("n1-standard-8", "nvidia-t4")}
 
 
 # -- billing period ---------------------------------------------------------------------------

@@ -28,7 +28,7 @@ KOKU_FILES = [
     "koku/gcp/202011_30c31bca571d9b7f3b2c8459dd8bc34a_2020-11-08_2020-11-11.csv",
     "koku/gcp/2022-08-01_5.csv",
 ]
-SAMPLES = EVENTS / "exports" / "gcp"
+SAMPLES = EVENTS / "samples" / "gcp"
 JSONL = SAMPLES / "billing-export-202409.jsonl"
 JSONL_GZ = SAMPLES / "billing-export-202409.jsonl.gz"
 PARQUET = SAMPLES / "billing-export-202409.parquet"
