@@ -87,18 +87,22 @@ def _window(g: Guardrail, now: datetime) -> tuple[datetime, datetime, Window, st
     return start, end, Window(first, last), f"{g.period}@{now.strftime('%Y-%m-%d')}"
 
 
-def evaluate(policy: Policy, view: LedgerView, now: datetime) -> list[Decision]:
-    """Every decision the policy calls for at ``now`` that was not announced before."""
+def evaluate(policy: Policy, view: LedgerView, now: datetime, *, wall: datetime | None = None) -> list[Decision]:
+    """Every decision the policy calls for at ``now`` that was not announced before.
+
+    ``wall`` is the real time, against which snoozes run (default ``now``): the embedded mode
+    judges sample data at the end of the data, while a snooze lasts real hours.
+    """
     decisions: list[Decision] = []
     data_until = view.latest_data()
     for g in policy.guardrails:
         snoozed = view.snoozed_until(g.name)
-        if snoozed is not None and snoozed > now:
+        if snoozed is not None and snoozed > (wall or now):
             continue
         if g.budget is not None and (g.thresholds or g.forecast_thresholds):
             decisions += _budget_decisions(g, view, now, data_until)
         if g.burn_rate is not None and data_until is not None:
-            decisions += _burn_decisions(g, view, data_until)
+            decisions += _burn_decisions(g, view, data_until, now)
     return decisions
 
 
@@ -145,16 +149,17 @@ def _budget_decisions(g: Guardrail, view: LedgerView, now: datetime, data_until:
     return out
 
 
-def _burn_decisions(g: Guardrail, view: LedgerView, data_until: datetime) -> list[Decision]:
+def _burn_decisions(g: Guardrail, view: LedgerView, data_until: datetime, now: datetime) -> list[Decision]:
     """GPU spend per hour over the last ``window_hours`` of data, per scope value. Announced
-    at most once per scope value per UTC day of data while it stays above the limit."""
+    at most once per scope value per UTC day of evaluation while it stays above the limit
+    (data of several clouds ending on either side of midnight does not make it twice)."""
     burn = g.burn_rate
     assert burn is not None
     limit = burn.gpu_per_hour.money
     since = data_until - timedelta(hours=burn.window_hours)
     selector = Scope(g.scope.key, g.scope.value)
     hourly = view.gpu_hourly(selector, since, basis=g.cost, clouds=g.clouds)
-    period = data_until.strftime("%Y-%m-%d")
+    period = now.strftime("%Y-%m-%d")
     out: list[Decision] = []
     for value, hours in sorted(hourly.items(), key=lambda kv: kv[0] or ""):
         total = sum((amounts.get(limit.currency, Decimal(0)) for h, amounts in hours.items() if h < data_until),
@@ -174,7 +179,8 @@ def _burn_decisions(g: Guardrail, view: LedgerView, data_until: datetime) -> lis
     return out
 
 
-def decide_budget_alert(policy: Policy, alert: BudgetAlert, view: LedgerView, now: datetime) -> list[Decision]:
+def decide_budget_alert(policy: Policy, alert: BudgetAlert, view: LedgerView, now: datetime, *,
+                        wall: datetime | None = None) -> list[Decision]:
     """Decisions for a native budget notification mapped to guardrails by the policy. The same
     notification received ten times gives one decision (its dedupe id is the announcement)."""
     if not alert.is_crossing:
@@ -182,7 +188,7 @@ def decide_budget_alert(policy: Policy, alert: BudgetAlert, view: LedgerView, no
     out: list[Decision] = []
     for g in policy.guardrails_for_budget_alert(alert):
         snoozed = view.snoozed_until(g.name)
-        if snoozed is not None and snoozed > now:
+        if snoozed is not None and snoozed > (wall or now):
             continue
         assert g.budget_notifications is not None
         key = f"native-budget|{g.name}|{alert.alert_id}"

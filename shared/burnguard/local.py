@@ -36,7 +36,7 @@ from .ledger import AuditEvent
 from .policy import Policy, load_policy
 from .services.budget import alert_message, parse_notification
 from .services.guardrail import ExecutionReport, GuardrailService
-from .services.objects import ObjectOutcome, ingest_object
+from .services.objects import ObjectOutcome, identify, ingest_identified
 
 HOME_ENV = "BURNGUARD_HOME"
 DEFAULT_HOME = ".burnguard"
@@ -148,7 +148,7 @@ class LocalMode:
         controllers = ({c: InventoryController(c, self.inventory) for c in PROVIDER_DIRS}
                        if self.inventory is not None else {})
         return GuardrailService(self.policy, self.ledger, self.notifier, controllers,
-                                clock=clock or self.data_clock)
+                                as_of=clock or self.data_clock)
 
     def data_clock(self) -> datetime:
         """The local mode's "now": the end of the billing data, so sample data of any month
@@ -161,6 +161,7 @@ class LocalMode:
         """Offer every file under ``paths`` as a storage object event; publish to the queue."""
         outcomes: list[Outcome] = []
         seen: set[str] = set()
+        ingested: dict[str, str] = {}
         for path in _files(paths):
             where = locate(path)
             if where is None:
@@ -168,9 +169,18 @@ class LocalMode:
                 continue
             provider, bucket, key = where
             try:
-                outcome = ingest_object(provider, bucket, key, self.store, self._publish_once(seen),
-                                        metadata={"size": path.stat().st_size}, on_progress=progress,
-                                        default_currency=default_currency)
+                delivery, reason = identify(provider, bucket, key, self.store, {"size": path.stat().st_size})
+                if delivery is None:
+                    outcomes.append(Outcome(str(path), "skipped", reason))
+                    continue
+                if delivery.delivery_id in ingested:
+                    # A CUR's period-folder and assembly-folder manifests are one delivery.
+                    outcomes.append(Outcome(str(path), "skipped", f"same delivery as {ingested[delivery.delivery_id]}",
+                                            delivery_id=delivery.delivery_id))
+                    continue
+                ingested[delivery.delivery_id] = str(path)
+                outcome = ingest_identified(delivery, bucket, key, self.store, self._publish_once(seen),
+                                            reason=reason, on_progress=progress, default_currency=default_currency)
             except BurnguardError as exc:
                 outcomes.append(Outcome(str(path), "failed", str(exc)))
                 self.ledger.audit(AuditEvent(datetime.now(UTC), "dead-letter", "ingest", "failed",

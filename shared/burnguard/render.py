@@ -5,10 +5,11 @@ to them. Pure: data in, :class:`~burnguard.ports.Notification` out."""
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
-from .ledger import CostBasis, ResourceRow, Window
+from .ledger import CostBasis, ResourceRow, ServiceRow, Window
 from .money import Money, cents
 from .ports import Notification
 from .slack_blocks import decision_blocks, failure_blocks, resume_blocks
@@ -27,22 +28,33 @@ class ContextView(Protocol):
     def top_resources(self, scope: Scope, window: Window, *, limit: int = 10, basis: CostBasis = "effective",
                       gpu_only: bool = False) -> list[ResourceRow]: ...
 
+    def by_service(self, scope: Scope, window: Window, *, basis: CostBasis = "effective") -> list[ServiceRow]: ...
+
 
 def money(m: Money | None) -> str:
     return f"{cents(m.amount):,} {m.currency}" if m is not None else "n/a"
 
 
 def context(decision: Decision, view: ContextView | None) -> tuple[list[ResourceRow], dict[str, Decimal]]:
-    """Top resources of the decision's scope and period, and spend per cloud (from them)."""
+    """Top resources of the decision's scope and window, and its spend per cloud.
+
+    A budget decision looks at its period (all spend, monthly charges included); a burn-rate
+    decision at the days its window touches, GPU spend only, as its headline does.
+    """
     if view is None or decision.window_start is None or decision.window_end is None:
         return [], {}
+    per_cloud: dict[str, Decimal] = defaultdict(Decimal)
+    if decision.kind == "burn-rate":
+        window = Window(decision.window_start.date(), decision.window_end.date() + timedelta(days=1))
+        rows = view.top_resources(decision.scope, window, limit=50, gpu_only=True)
+        for r in rows:
+            per_cloud[r.cloud] += r.amount
+        return rows[:TOP], dict(per_cloud)
     window = Window(decision.window_start.date(), decision.window_end.date(),
                     (decision.period,) if len(decision.period) == 7 else ())
-    rows = view.top_resources(decision.scope, window, limit=50)
-    per_cloud: dict[str, Decimal] = defaultdict(Decimal)
-    for r in rows:
-        per_cloud[r.cloud] += r.amount
-    return rows[:TOP], dict(per_cloud)
+    for s in view.by_service(decision.scope, window):
+        per_cloud[s.cloud] += s.amount
+    return view.top_resources(decision.scope, window, limit=TOP), dict(per_cloud)
 
 
 def headline(decision: Decision) -> str:

@@ -565,11 +565,12 @@ def test_stops_follow_the_safety_rules(demo: DemoRun, ledger: Any) -> None:
     state = {i["id"]: i["state"] for i in json.loads((demo.home / "inventory.json").read_text())["instances"]}
     for inst in INVENTORY:
         assert state[inst["id"]] == ("stopped" if inst["id"] in STOPPED_IDS else inst["state"]), inst["name"]
-    # The ledger's stop records, at the end of the data (the embedded mode's clock).
+    # The ledger's stop records, stamped with the real time of the stop (the data is judged
+    # at its end, but a stop happens now).
     records = ledger.stops()
     assert {(r.guardrail, r.instance_id) for r in records} == {
         (g, i) for g, ids in STOPS.stopped.items() for i in ids}
-    assert {r.stopped_at for r in records} == {data_end(CHARGES)}
+    assert all(timedelta(0) <= datetime.now(UTC) - r.stopped_at < timedelta(hours=1) for r in records)
     assert not any(r.dry_run for r in records)
     # The audit log: one ok action per stop, the failure with the cloud's reason.
     audit = ledger.audit_log(limit=10_000)

@@ -64,12 +64,17 @@ class ResumeReport:
 class GuardrailService:
     def __init__(self, policy: Policy, ledger: Ledger, notifier: Notifier,
                  controllers: Mapping[str, InstanceController], *,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 as_of: Callable[[], datetime] | None = None):
+        """``clock`` stamps records (audit, stops, snoozes: wall time); ``as_of`` is the time
+        the policy is judged at (default the clock; the embedded mode judges sample data at
+        the end of the data, so that last September's export is judged in September)."""
         self.policy = policy
         self.ledger = ledger
         self.notifier = notifier
         self.controllers = dict(controllers)
         self.clock = clock
+        self.as_of = as_of or clock
 
     # -- messages -------------------------------------------------------------------------
     def handle(self, message: Message) -> HandleResult:
@@ -86,20 +91,20 @@ class GuardrailService:
             if completion is not None and completion.switched:
                 self._audit("delivery", "guardrail", "ok", details={
                     "delivery_id": completion.delivery_id, "replaced": completion.replaced})
-                # Read the clock again: the delivery just counted may have moved it (the embedded
-                # mode's clock is the end of the counted data).
-                result.reports = self.run(self.clock())
+                # Read as_of after the switch: the delivery just counted may have moved it (the
+                # embedded mode judges at the end of the counted data).
+                result.reports = self.run()
             return result
         if message.kind == BUDGET_ALERT:
             try:
                 alert = BudgetAlert.model_validate_json(message.data)
             except ValueError as exc:
                 raise InputError(f"budget-alert payload is invalid: {exc}", field="data") from None
-            return HandleResult(message.kind, reports=self.take_budget_alert(alert, now))
+            return HandleResult(message.kind, reports=self.take_budget_alert(alert, self.as_of()))
         raise InputError(f"unknown message kind {message.kind!r}", field="kind")
 
     def take_budget_alert(self, alert: BudgetAlert, now: datetime) -> list[ExecutionReport]:
-        decisions = decide_budget_alert(self.policy, alert, self.ledger, now)
+        decisions = decide_budget_alert(self.policy, alert, self.ledger, now, wall=self.clock())
         if not decisions and alert.is_crossing and not self.policy.guardrails_for_budget_alert(alert):
             self._audit("alert", "guardrail", "skipped", details={
                 "alert_id": alert.alert_id, "budget": alert.budget_name, "reason": "no guardrail maps this budget"})
@@ -107,9 +112,8 @@ class GuardrailService:
 
     # -- deciding and acting --------------------------------------------------------------
     def run(self, now: datetime | None = None) -> list[ExecutionReport]:
-        """Evaluate the whole policy at ``now`` and execute what it decides."""
-        now = now or self.clock()
-        return self.execute(evaluate(self.policy, self.ledger, now), now)
+        """Evaluate the whole policy at ``now`` (default ``as_of``) and execute what it decides."""
+        return self.execute(evaluate(self.policy, self.ledger, now or self.as_of(), wall=self.clock()), self.clock())
 
     def execute(self, decisions: Sequence[Decision], now: datetime) -> list[ExecutionReport]:
         budget = self.policy.safety.max_stops_per_run

@@ -89,6 +89,14 @@ def ingest_object(provider: str, bucket: str, key: str, store: ObjectStore, publ
     delivery, reason = identify(provider, bucket, key, store, metadata)
     if delivery is None:
         return ObjectOutcome("skipped", reason)
+    return ingest_identified(delivery, bucket, key, store, publish, reason=reason,
+                             default_currency=default_currency, on_progress=on_progress)
+
+
+def ingest_identified(delivery: Delivery, bucket: str, key: str, store: ObjectStore, publish: Publish, *,
+                      reason: str = "", default_currency: str | None = None,
+                      on_progress: Callable[[str, int], None] | None = None) -> ObjectOutcome:
+    """Ingest a delivery already identified (from the object ``key`` that announced it)."""
     basis = delivery.cost_basis if delivery.cost_basis in ("actual", "amortized") else None
     keys = [f.key for f in delivery.files] or [key]
     files = [SourceFile(k, _opener(store, bucket, k), store.local_path(bucket, k)) for k in keys]
