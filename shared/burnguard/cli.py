@@ -295,6 +295,41 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return 0 if not report.failed else 1
 
 
+SIGNING_SECRET_ENV = "BURNGUARD_SLACK_SIGNING_SECRET"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from .adapters.slack.deferral import ThreadDeferrer
+    from .adapters.slack.http import make_server
+    from .adapters.slack.respond import SLACK_HOOKS, WebhookResponder
+    from .adapters.slack.verify import SlackRequestVerifier
+    from .services.slash import SlashService
+
+    secret = os.environ.get(SIGNING_SECRET_ENV, "").strip()
+    if not secret:
+        raise InputError(f"set {SIGNING_SECRET_ENV} to the Slack app's signing secret (Basic Information page)")
+    local = _local(args)
+    as_of = _clock(args, local)  # questions judged at the end of the data (or --now); snoozes run in real time
+    responder = WebhookResponder(allowed_prefixes=(*SLACK_HOOKS, *args.response_url_prefix))
+    service = SlashService(SlackRequestVerifier(secret), local.ledger, local.policy, lambda: local.service(as_of),
+                           deferrer=ThreadDeferrer(), responder=responder, as_of=as_of)
+    server = make_server(service, args.host, args.port)
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    print(f"burnguard serve: Slack slash commands on http://{host}:{port}/ (state in {local.home}); Ctrl-C stops",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        service.close()
+        local.close()
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     local = _local(args)
     rows = [(f"{e.at:%Y-%m-%d %H:%M:%S}", e.kind, e.actor, e.outcome, e.guardrail or "", e.scope or "",
@@ -388,6 +423,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     _add_home(p)
     p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("serve", help="answer Slack slash commands over HTTP on the local state",
+                       description=f"A local HTTP endpoint for the Slack app's slash command (/burnguard spend, "
+                                   f"top, guardrails, stopped, snooze, resume). Requests are verified with the "
+                                   f"signing secret in ${SIGNING_SECRET_ENV}; slow answers are posted to the "
+                                   f"command's response_url.")
+    p.add_argument("--port", type=int, default=3000, help="TCP port (default 3000; 0 picks a free one)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; put a TLS proxy "
+                                                      "or tunnel in front for Slack)")
+    p.add_argument("--response-url-prefix", action="append", default=[], help=argparse.SUPPRESS)
+    _add_home(p)
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("audit", help="the audit log: every decision and action with its outcome")
     p.add_argument("--limit", type=int, default=50)
