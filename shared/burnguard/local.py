@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -151,9 +151,11 @@ class LocalMode:
                                 as_of=clock or self.data_clock)
 
     def data_clock(self) -> datetime:
-        """The local mode's "now": the end of the billing data, so sample data of any month
-        is judged in its own month (``--now`` overrides)."""
-        return self.ledger.latest_data() or datetime.now(UTC)
+        """The local mode's "now": the last second the billing data covers, so sample data of
+        any month is judged in its own month (data ending at 2024-10-01T00:00 is September's;
+        ``--now`` overrides)."""
+        latest = self.ledger.latest_data()
+        return latest - timedelta(seconds=1) if latest is not None else datetime.now(UTC)
 
     # -- ingesting ------------------------------------------------------------------------
     def ingest(self, paths: Sequence[Path], *, progress: Progress | None = None,

@@ -54,7 +54,14 @@ def guardrail_status(policy: Policy, ledger: Ledger, now: datetime) -> list[Guar
                 if data_until is not None and g.period.kind == "month":
                     forecast = Money(project_period_end(r.amount, start, end, data_until), budget.currency)
                 percent = (r.amount / budget.amount * 100).quantize(Decimal("0.1"))
-                state = [f"crossed {labels[-1]}"] if labels else ["ok"]
+                reached = [t.label for t in sorted(g.thresholds, key=lambda t: t.at)
+                           if t.reached_by(r.amount, g.budget)]
+                if labels:
+                    state = [f"crossed {labels[-1]}"]
+                elif reached:  # spend reached a threshold the guardrail has not evaluated yet
+                    state = [f"at {reached[-1]}, not yet announced"]
+                else:
+                    state = ["ok"]
                 out.append(GuardrailStatus(g.name, scope, period, Money(r.amount, budget.currency), budget, percent,
                                            forecast, ", ".join(state + base_state)))
         if g.burn_rate is not None and data_until is not None:
