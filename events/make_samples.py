@@ -43,6 +43,16 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 EXPORTS = HERE / "exports"
+
+
+def _load(path: Path, name: str) -> ModuleType:
+    """A generator module of this repository, loaded by path (this script runs standalone)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 MONTH_START = datetime(2024, 9, 1, tzinfo=UTC)
 MONTH_END = datetime(2024, 10, 1, tzinfo=UTC)
 #: End of the billing data: the last hourly line starts at 2024-09-20T23:00Z.
@@ -70,67 +80,9 @@ SAVINGS_PLAN_TERMS = {
     "savingsPlan/EndTime": "2025-09-14T00:00:00.000Z",
 }
 
-BASE_COLUMNS = [
-    "identity/LineItemId", "identity/TimeInterval", "bill/InvoiceId", "bill/InvoicingEntity",
-    "bill/BillingEntity", "bill/BillType", "bill/PayerAccountId", "bill/BillingPeriodStartDate",
-    "bill/BillingPeriodEndDate", "lineItem/UsageAccountId", "lineItem/LineItemType",
-    "lineItem/UsageStartDate", "lineItem/UsageEndDate", "lineItem/ProductCode",
-    "lineItem/UsageType", "lineItem/Operation", "lineItem/AvailabilityZone",
-    "lineItem/ResourceId", "lineItem/UsageAmount", "lineItem/NormalizationFactor",
-    "lineItem/NormalizedUsageAmount", "lineItem/CurrencyCode", "lineItem/UnblendedRate",
-    "lineItem/UnblendedCost", "lineItem/BlendedRate", "lineItem/BlendedCost",
-    "lineItem/LineItemDescription", "lineItem/TaxType", "lineItem/LegalEntity",
-]
-PRODUCT_COLUMNS = [
-    "product/ProductName", "product/availability", "product/clockSpeed", "product/currentGeneration",
-    "product/durability", "product/ecu", "product/enhancedNetworkingSupported", "product/eventType",
-    "product/feeCode", "product/feeDescription", "product/fromLocation", "product/fromLocationType",
-    "product/fromRegionCode", "product/gpu", "product/gpuMemory", "product/group",
-    "product/groupDescription", "product/instanceFamily", "product/instanceType",
-    "product/licenseModel", "product/location", "product/locationType", "product/memory",
-    "product/networkPerformance", "product/normalizationSizeFactor", "product/operatingSystem",
-    "product/operation", "product/physicalProcessor", "product/preInstalledSw",
-    "product/processorArchitecture", "product/productFamily", "product/region",
-    "product/regionCode", "product/servicecode", "product/servicename", "product/sku",
-    "product/storage", "product/storageClass", "product/storageMedia", "product/tenancy",
-    "product/toLocation", "product/toLocationType", "product/toRegionCode",
-    "product/transferType", "product/usagetype", "product/vcpu", "product/version",
-    "product/volumeType",
-]
-PRICING_COLUMNS = [
-    "pricing/LeaseContractLength", "pricing/OfferingClass", "pricing/PurchaseOption",
-    "pricing/RateCode", "pricing/RateId", "pricing/currency", "pricing/publicOnDemandCost",
-    "pricing/publicOnDemandRate", "pricing/term", "pricing/unit",
-]
-RESERVATION_COLUMNS = [
-    "reservation/AmortizedUpfrontCostForUsage", "reservation/AmortizedUpfrontFeeForBillingPeriod",
-    "reservation/AvailabilityZone", "reservation/EffectiveCost", "reservation/EndTime",
-    "reservation/ModificationStatus", "reservation/NormalizedUnitsPerReservation",
-    "reservation/NumberOfReservations", "reservation/RecurringFeeForUsage",
-    "reservation/ReservationARN", "reservation/StartTime", "reservation/SubscriptionId",
-    "reservation/TotalReservedNormalizedUnits", "reservation/TotalReservedUnits",
-    "reservation/UnitsPerReservation", "reservation/UnusedAmortizedUpfrontFeeForBillingPeriod",
-    "reservation/UnusedNormalizedUnitQuantity", "reservation/UnusedQuantity",
-    "reservation/UnusedRecurringFee", "reservation/UpfrontValue",
-]
-SAVINGS_PLAN_COLUMNS = [
-    "savingsPlan/AmortizedUpfrontCommitmentForBillingPeriod", "savingsPlan/EndTime",
-    "savingsPlan/InstanceTypeFamily", "savingsPlan/NetAmortizedUpfrontCommitmentForBillingPeriod",
-    "savingsPlan/OfferingType", "savingsPlan/PaymentOption", "savingsPlan/PurchaseTerm",
-    "savingsPlan/RecurringCommitmentForBillingPeriod", "savingsPlan/Region",
-    "savingsPlan/SavingsPlanARN", "savingsPlan/SavingsPlanEffectiveCost",
-    "savingsPlan/SavingsPlanRate", "savingsPlan/StartTime", "savingsPlan/TotalCommitmentToDate",
-    "savingsPlan/UsedCommitment",
-]
-# Only activated cost-allocation tags get a column (formats.md §1.3).
-TAG_COLUMNS = [
-    "resourceTags/aws:createdBy", "resourceTags/user:Name", "resourceTags/user:team",
-    "resourceTags/user:project", "resourceTags/user:env", "resourceTags/user:owner",
-    "resourceTags/user:burnguard:protect",
-]
-COST_CATEGORY_COLUMNS = ["costCategory/CostCenter", "costCategory/Environment"]
-CUR_COLUMNS = (BASE_COLUMNS + PRODUCT_COLUMNS + PRICING_COLUMNS + RESERVATION_COLUMNS + SAVINGS_PLAN_COLUMNS
-               + TAG_COLUMNS + COST_CATEGORY_COLUMNS)
+# The CUR column layout (about 120 columns, as AWS writes them) is the benchmark generator's:
+# one definition of a realistic CUR header for the samples and the benchmarks.
+CUR_COLUMNS = _load(HERE.parent / "tests" / "bench" / "gen_cur.py", "burnguard_gen_cur").COLUMNS
 COST_CENTERS = {"ml-research": "CC-4711", "inference": "CC-5120", "web": "CC-3300", "platform": "CC-1000"}
 
 
@@ -773,13 +725,7 @@ def write_azure() -> None:
 # ============================================================================================
 
 def load_gcp_generator() -> ModuleType:
-    path = HERE / "samples" / "gcp" / "make_samples.py"
-    spec = importlib.util.spec_from_file_location("burnguard_gcp_samples", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return _load(HERE / "samples" / "gcp" / "make_samples.py", "burnguard_gcp_samples")
 
 
 def inventory(gcp: ModuleType) -> dict[str, Any]:
