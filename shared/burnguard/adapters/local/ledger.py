@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -40,6 +38,7 @@ from ...ledger import (
     nanos_array,
 )
 from ...messages import DeliveryRef, DeliverySummary, Totals
+from .sqlite import SqliteStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -90,18 +89,11 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if value else None
 
 
-class SqliteLedger:
+class SqliteLedger(SqliteStore):
     """:class:`burnguard.ledger.Ledger` on one SQLite file (``":memory:"`` for tests)."""
 
     def __init__(self, path: str | Path):
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        super().__init__(path, SCHEMA)
         for table, keys in FACT_TABLES.items():
             cols = ", ".join(f"{k} {'INTEGER' if k == 'gpu' else 'TEXT'}" for k in keys)
             money = "billed INTEGER NOT NULL, effective INTEGER NOT NULL, rows INTEGER NOT NULL"
@@ -111,20 +103,6 @@ class SqliteLedger:
             self._db.execute(f"CREATE INDEX IF NOT EXISTS {table}_by_delivery ON {table}(delivery_id)")
             for i, index in enumerate(FACT_INDEXES[table]):
                 self._db.execute(f"CREATE INDEX IF NOT EXISTS {table}_i{i} ON {table}({index})")
-
-    def close(self) -> None:
-        self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     # -- ingestion ------------------------------------------------------------------------
     def _ensure_delivery(self, db: sqlite3.Connection, d: DeliveryRef, received_at: datetime) -> None:

@@ -9,15 +9,13 @@ to ``max_attempts``; then it goes to the dead-letter table with the reason.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ...messages import Message
+from .sqlite import SqliteStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -52,36 +50,15 @@ class DeadLetter:
     dead_at: str
 
 
-class SqliteQueue:
+class SqliteQueue(SqliteStore):
     """Publisher and subscriber of the local queue (one file, ``":memory:"`` for tests)."""
 
     def __init__(self, path: str | Path, *, lease: timedelta = timedelta(minutes=5), max_attempts: int = 5,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        self._lock = threading.RLock()
+        super().__init__(path, SCHEMA)
         self.lease = lease
         self.max_attempts = max_attempts
         self.clock = clock
-
-    def close(self) -> None:
-        self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     # -- publisher -----------------------------------------------------------------------
     def publish(self, messages: Sequence[Message]) -> None:
