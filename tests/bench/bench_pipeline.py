@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -31,20 +30,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.bench.bench_normalize import DATA, ROOT, _peak_rss_mb
+from tests.bench.bench_normalize import ROOT, _peak_rss_mb
+from tests.bench.data import cur_file, ledger_file
 
 POLICY = ROOT / "events" / "policies" / "demo.yaml"
-
-
-def cur_file(rows: int, period: str) -> Path:
-    path = DATA / f"cur-{rows}-{period}.csv.gz"
-    if not path.exists():
-        DATA.mkdir(exist_ok=True)
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "tests.bench.gen_cur", "--rows", str(rows), "--period", period,
-                        "--out", str(path)], cwd=ROOT, check=True)
-        print(f"generated {path.name} in {time.perf_counter() - t:.0f}s", file=sys.stderr)
-    return path
 
 
 def _ref(period: str, rows: int) -> object:
@@ -107,21 +96,6 @@ def child(kind: str, rows: int) -> dict[str, object]:
     return result
 
 
-def ledger_of_three_months(rows: int) -> Path:
-    """A ledger with July, August and September deliveries of ``rows`` rows each (cached)."""
-    target = DATA / f"ledger-3x{rows}.sqlite"
-    if target.exists():
-        return target
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
-        for period in ("2024-07", "2024-08", "2024-09"):
-            t = time.perf_counter()
-            run_pipeline(cur_file(rows, period), home, period, rows)
-            print(f"built {period} in {time.perf_counter() - t:.0f}s", file=sys.stderr)
-        shutil.copyfile(home / "ledger.sqlite", target)
-    return target
-
-
 def queries(rows: int, repeat: int = 50) -> dict[str, object]:
     from burnguard.adapters.local.ledger import SqliteLedger
     from burnguard.ledger import Scope
@@ -129,7 +103,7 @@ def queries(rows: int, repeat: int = 50) -> dict[str, object]:
     from burnguard.services.queries import parse_period, spend_report
     from burnguard.services.status import guardrail_status
 
-    ledger = SqliteLedger(ledger_of_three_months(rows))
+    ledger = SqliteLedger(ledger_file(rows))
     policy = load_policy(POLICY)
     now = ledger.latest_data() or datetime.now(UTC)
     window, _ = parse_period("2024-09", now)
@@ -150,7 +124,7 @@ def queries(rows: int, repeat: int = 50) -> dict[str, object]:
             times.append((time.perf_counter() - t) * 1000)
         times.sort()
         out[name] = {"p50_ms": round(statistics.median(times), 2), "p99_ms": round(times[int(len(times) * 0.99) - 1], 2)}
-    return {"queries": out, "ledger_mb": round(ledger_of_three_months(rows).stat().st_size / 1e6, 1)}
+    return {"queries": out, "ledger_mb": round(ledger_file(rows).stat().st_size / 1e6, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:

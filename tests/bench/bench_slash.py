@@ -26,20 +26,15 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).parents[2]
-DATA = ROOT / ".bench-data"
+from tests.bench.data import ROOT, ledger_file
+
 POLICY = ROOT / "events" / "policies" / "demo.yaml"
-PERIODS = ("2024-07", "2024-08", "2024-09")
 SECRET = "bench-signing-secret-4c1d"
 
 COMMANDS = {
@@ -54,49 +49,6 @@ COMMANDS = {
 }
 
 
-def cur_file(rows: int, period: str) -> Path:
-    path = DATA / f"cur-{rows}-{period}.csv.gz"
-    if not path.exists():
-        DATA.mkdir(exist_ok=True)
-        t = time.perf_counter()
-        tmp = path.with_name(path.name + ".tmp.gz")
-        subprocess.run([sys.executable, "-m", "tests.bench.gen_cur", "--rows", str(rows), "--period", period,
-                        "--out", str(tmp)], cwd=ROOT, check=True)
-        tmp.replace(path)
-        print(f"generated {path.name} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
-    return path
-
-
-def ledger_file(rows: int) -> Path:
-    """The cached ledger of three monthly deliveries of ``rows`` line items."""
-    target = DATA / f"ledger-3x{rows}.sqlite"
-    if target.exists():
-        return target
-    from burnguard.adapters.local.ledger import SqliteLedger
-    from burnguard.messages import DeliveryRef, stable_id
-    from burnguard.runtime import tune_arrow
-    from burnguard.services.ingest import SourceFile, ingest_delivery
-    from burnguard.services.record import record_message
-
-    tune_arrow()
-    files = [cur_file(rows, p) for p in PERIODS]
-    with tempfile.NamedTemporaryFile(dir=DATA, suffix=".sqlite.tmp", delete=False) as handle:
-        tmp = Path(handle.name)
-    ledger = SqliteLedger(tmp)
-    now = datetime(2024, 10, 2, tzinfo=UTC)
-    for period, path in zip(PERIODS, files, strict=True):
-        t = time.perf_counter()
-        ref = DeliveryRef(delivery_id=stable_id("bench", period, str(rows)), provider="aws",
-                          source="aws-cur|123456789012|bench|cur", billing_period=period, version="1", produced_at=now)
-        ingest_delivery(ref, [SourceFile(path.name, lambda path=path: open(path, "rb"), str(path))],  # noqa: SIM115
-                        lambda messages: [record_message(ledger, m, now) for m in messages])
-        assert any(d.counted and d.delivery.delivery_id == ref.delivery_id for d in ledger.deliveries()), period
-        print(f"ledger: {period} ({rows:,} rows) built in {time.perf_counter() - t:.0f} s", file=sys.stderr)
-    ledger.close()
-    for suffix in ("-wal", "-shm"):
-        Path(str(tmp) + suffix).unlink(missing_ok=True)
-    tmp.replace(target)
-    return target
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
