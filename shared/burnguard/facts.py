@@ -191,3 +191,26 @@ def utc_day_start(day: object) -> datetime:
 
     assert isinstance(day, date)
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def combine(tables: list[pa.Table], keys: list[str]) -> pa.Table:
+    """Sum fact tables of one kind over their keys (chunks of a delivery into the delivery)."""
+    present = [t for t in tables if t.num_rows]
+    if not present:
+        return tables[0]
+    merged = pa.concat_tables(present)
+    summed = merged.group_by(keys).aggregate([("billed", "sum"), ("effective", "sum"), ("rows", "sum")])
+    names = {"billed_sum": "billed", "effective_sum": "effective", "rows_sum": "rows"}
+    return summed.rename_columns([names.get(c, c) for c in summed.column_names])
+
+
+def to_ipc(table: pa.Table) -> bytes:
+    """A fact table as compact bytes (Arrow IPC, LZ4) for a store to keep per chunk."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
+
+
+def from_ipc(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(data).read_all()

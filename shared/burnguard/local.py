@@ -19,8 +19,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -219,29 +221,59 @@ class LocalMode:
         return outcomes
 
     # -- the guardrail --------------------------------------------------------------------
-    def drain(self, service: GuardrailService, *, batch: int = 64) -> DrainReport:
+    def drain(self, service: GuardrailService, *, batch: int = 64, report: DrainReport | None = None) -> DrainReport:
         """Run the guardrail over every queued message (bad ones to the dead-letter table)."""
+        report = report or DrainReport()
+        while self._drain_once(service, report, batch):
+            pass
+        return report
+
+    @contextmanager
+    def guardrail_alongside(self, service: GuardrailService) -> Iterator[DrainReport]:
+        """Run the guardrail in a background thread while the caller ingests, as the cloud's
+        ingest and guardrail functions run side by side; on exit, drain what is left."""
         report = DrainReport()
-        while True:
-            received = self.queue.pull(batch)
-            if not received:
-                return report
-            for r in received:
-                try:
-                    result = service.handle(r.message)
-                except InputError as exc:
-                    self.queue.dead_letter(r, str(exc))
+        stop = threading.Event()
+        failure: list[BaseException] = []
+
+        def consume() -> None:
+            try:
+                while not stop.is_set():
+                    if not self._drain_once(service, report, 64):
+                        stop.wait(0.02)
+            except BaseException as exc:  # surfaced in the caller's thread below
+                failure.append(exc)
+
+        worker = threading.Thread(target=consume, name="guardrail", daemon=True)
+        worker.start()
+        try:
+            yield report
+        finally:
+            stop.set()
+            worker.join()
+        if failure:
+            raise failure[0]
+        self.drain(service, report=report)
+
+    def _drain_once(self, service: GuardrailService, report: DrainReport, batch: int) -> bool:
+        received = self.queue.pull(batch)
+        for r in received:
+            try:
+                result = service.handle(r.message)
+            except InputError as exc:
+                self.queue.dead_letter(r, str(exc))
+                report.dead_letters.append((r.message.message_id, str(exc)))
+                self.ledger.audit(AuditEvent(datetime.now(UTC), "dead-letter", "guardrail", "failed",
+                                             details={"message_id": r.message.message_id, "reason": str(exc)}))
+                continue
+            except Exception as exc:  # transient: give it back, dead-lettered after max attempts
+                if self.queue.nack(r, f"{type(exc).__name__}: {exc}"):
                     report.dead_letters.append((r.message.message_id, str(exc)))
-                    self.ledger.audit(AuditEvent(datetime.now(UTC), "dead-letter", "guardrail", "failed",
-                                                 details={"message_id": r.message.message_id, "reason": str(exc)}))
-                    continue
-                except Exception as exc:  # transient: give it back, dead-lettered after max attempts
-                    if self.queue.nack(r, f"{type(exc).__name__}: {exc}"):
-                        report.dead_letters.append((r.message.message_id, str(exc)))
-                    continue
-                self.queue.ack(r)
-                report.handled += 1
-                report.reports += result.reports
+                continue
+            self.queue.ack(r)
+            report.handled += 1
+            report.reports += result.reports
+        return bool(received)
 
 
 def _files(paths: Iterable[Path]) -> list[Path]:

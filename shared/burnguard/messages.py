@@ -149,10 +149,12 @@ def _base(kind: str, message_id: str, **extra: str) -> dict[str, str]:
     return {"schema": SCHEMA_VERSION, "kind": kind, "message_id": message_id, **extra}
 
 
-def encode_chunk(delivery: DeliveryRef, file_key: str, index: int, table: pa.Table) -> Message:
+def encode_chunk(delivery: DeliveryRef, file_key: str, index: int, table: pa.Table,
+                 totals: Totals | None = None) -> Message:
+    """``totals`` when the caller has them already (:func:`totals_of` of ``table``)."""
     if table.num_rows > MAX_CHUNK_ROWS:
         raise ValueError(f"a chunk holds at most {MAX_CHUNK_ROWS} rows, not {table.num_rows}")
-    totals = totals_of(table)
+    totals = totals or totals_of(table)
     # The chunk's own sums travel inside the payload (schema metadata), so attributes stay
     # small (Pub/Sub caps an attribute value at 1024 bytes) whatever the number of currencies.
     # String columns go dictionary-encoded (most repeat: services, types, periods): half the

@@ -3,9 +3,11 @@ the closing summary on the queue (ARCHITECTURE.md: ingest function, rules 1 and 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
+
+import pyarrow as pa
 
 from ..messages import (
     MAX_CHUNK_ROWS,
@@ -38,6 +40,23 @@ class SourceFile:
     key: str
     open: Opener
     path: str | None = None
+
+
+def _rechunk(batches: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
+    """Tables of exactly ``rows`` rows (the last one shorter) from the normalizer's batches,
+    whose size is set for the normalizer's memory, not for messages."""
+    held: list[pa.Table] = []
+    count = 0
+    for batch in batches:
+        held.append(batch)
+        count += batch.num_rows
+        while count >= rows:
+            joined = pa.concat_tables(held)
+            yield joined.slice(0, rows)
+            rest = joined.slice(rows)
+            held, count = ([rest] if rest.num_rows else []), rest.num_rows
+    if count:
+        yield pa.concat_tables(held)
 
 
 @dataclass
@@ -80,19 +99,18 @@ def ingest_delivery(
         stream = source.open()
         try:
             normalizer = Normalizer(stream, source.key, default_currency=default_currency, cost_basis=cost_basis,
-                                    chunk_rows=chunk_rows, path=source.path)
+                                    path=source.path)
             file_totals = Totals(rows=0)
             index = 0
-            for batch in normalizer.batches():
-                for offset in range(0, batch.num_rows, chunk_rows):
-                    table = batch.slice(offset, chunk_rows)
-                    pending.append(encode_chunk(delivery, source.key, index, table))
-                    file_totals = add_totals(file_totals, totals_of(table))
-                    index += 1
-                    if on_progress is not None:
-                        on_progress(source.key, table.num_rows)
-                    if len(pending) >= PUBLISH_BATCH:
-                        flush()
+            for table in _rechunk(normalizer.batches(), chunk_rows):
+                totals = totals_of(table)
+                pending.append(encode_chunk(delivery, source.key, index, table, totals))
+                file_totals = add_totals(file_totals, totals)
+                index += 1
+                if on_progress is not None:
+                    on_progress(source.key, table.num_rows)
+                if len(pending) >= PUBLISH_BATCH:
+                    flush()
         finally:
             stream.close()
         stats = normalizer.stats

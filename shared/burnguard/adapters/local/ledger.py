@@ -1,10 +1,13 @@
 """The SQLite ledger: the embedded default, one file, WAL, every method one transaction.
 
-Chunk aggregates land in ``staging_*`` tables keyed by delivery. When a delivery completes
-and is the latest of its slice, one transaction compacts its staging rows into the query
-tables, deletes the rows of the delivery it replaces, and moves the ``current`` pointer: the
-switch is atomic, and only counted deliveries ever have rows in the query tables, so queries
-need no join on delivery state. Amounts are INTEGER nano-units (exact sums).
+Each chunk's aggregates are kept as they came, one Arrow IPC blob per chunk and fact kind
+(``staging``): a chunk of a CUR touches thousands of (resource, day) groups that other chunks
+touch too, so writing them as rows would write most groups many times. When a delivery
+completes and is the latest of its slice, one transaction sums its blobs in Arrow (a few at
+a time, so memory stays bounded by the delivery's groups), writes the sums to the query tables,
+deletes the rows of the delivery it replaces, and moves the ``current`` pointer: the switch is
+atomic, and only counted deliveries ever have rows in the query tables, so queries need no
+join on delivery state. Amounts are INTEGER nano-units (exact sums).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ...facts import Facts
+from ...facts import Facts, combine, from_ipc, to_ipc
 from ...ledger import (
     AuditEvent,
     Completion,
@@ -53,6 +56,10 @@ CREATE INDEX IF NOT EXISTS chunks_by_delivery ON chunks(delivery_id);
 CREATE TABLE IF NOT EXISTS current (
     provider TEXT NOT NULL, source TEXT NOT NULL, period TEXT NOT NULL, delivery_id TEXT NOT NULL,
     produced_at TEXT, switched_at TEXT NOT NULL, PRIMARY KEY (provider, source, period));
+CREATE TABLE IF NOT EXISTS staging (
+    delivery_id TEXT NOT NULL, chunk_id TEXT NOT NULL, kind TEXT NOT NULL, facts BLOB NOT NULL,
+    PRIMARY KEY (chunk_id, kind));
+CREATE INDEX IF NOT EXISTS staging_by_delivery ON staging(delivery_id);
 CREATE TABLE IF NOT EXISTS tagsets (tagset TEXT PRIMARY KEY, tags TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tagset_tags (
     tagset TEXT NOT NULL, key_folded TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
@@ -75,6 +82,8 @@ FACT_TABLES = {
               "instance_type"],
     "gpu_hourly": ["hour", "cloud", "resource_id", "currency", "tagset"],
 }
+#: Chunk blobs summed per step at completion (memory: the delivery's groups plus this many chunks).
+FOLD = 16
 FACT_INDEXES = {
     "spend": ["tagset, day", "day"],
     "gpu_hourly": ["tagset, hour", "hour"],
@@ -97,8 +106,6 @@ class SqliteLedger(SqliteStore):
         for table, keys in FACT_TABLES.items():
             cols = ", ".join(f"{k} {'INTEGER' if k == 'gpu' else 'TEXT'}" for k in keys)
             money = "billed INTEGER NOT NULL, effective INTEGER NOT NULL, rows INTEGER NOT NULL"
-            self._db.execute(f"CREATE TABLE IF NOT EXISTS staging_{table} (delivery_id TEXT NOT NULL, {cols}, {money})")
-            self._db.execute(f"CREATE INDEX IF NOT EXISTS staging_{table}_by_delivery ON staging_{table}(delivery_id)")
             self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (delivery_id TEXT NOT NULL, {cols}, {money})")
             self._db.execute(f"CREATE INDEX IF NOT EXISTS {table}_by_delivery ON {table}(delivery_id)")
             for i, index in enumerate(FACT_INDEXES[table]):
@@ -129,25 +136,9 @@ class SqliteLedger(SqliteStore):
                 # A straggler of a delivery already decided: nothing of it may count again.
                 return True
             self._insert_tagsets(db, facts.tagsets)
-            for table, keys in FACT_TABLES.items():
-                data: pa.Table = getattr(facts, table)
-                if data.num_rows == 0:
-                    continue
-                columns = [pa.repeat(pa.scalar(delivery.delivery_id), data.num_rows)]
-                for k in keys:
-                    col = data.column(k)
-                    if k == "day":
-                        col = pc.cast(col, pa.string())
-                    elif k == "hour":
-                        col = pc.strftime(col, format="%Y-%m-%dT%H:%M:%SZ")
-                    elif k == "gpu":
-                        col = pc.cast(col, pa.int8())
-                    columns.append(col)
-                columns += [nanos_array(data.column("billed")), nanos_array(data.column("effective")),
-                            data.column("rows")]
-                marks = ", ".join("?" * len(columns))
-                db.executemany(f"INSERT INTO staging_{table} VALUES ({marks})",
-                               zip(*(c.to_pylist() for c in columns), strict=True))
+            db.executemany("INSERT INTO staging (delivery_id, chunk_id, kind, facts) VALUES (?, ?, ?, ?)",
+                           [(delivery.delivery_id, chunk_id, table, to_ipc(getattr(facts, table)))
+                            for table in FACT_TABLES])
         return True
 
     def _insert_tagsets(self, db: sqlite3.Connection, tagsets: Mapping[str, Mapping[str, str]]) -> None:
@@ -197,13 +188,10 @@ class SqliteLedger(SqliteStore):
                 self._close(db, delivery_id, "superseded", why, now)
                 return Completion(delivery_id, "superseded", why)
             for table, keys in FACT_TABLES.items():
-                cols = ", ".join(keys)
-                db.execute(f"INSERT INTO {table} (delivery_id, {cols}, billed, effective, rows) SELECT delivery_id,"
-                           f" {cols}, SUM(billed), SUM(effective), SUM(rows) FROM staging_{table}"
-                           f" WHERE delivery_id = ? GROUP BY {cols}", (delivery_id,))
-                db.execute(f"DELETE FROM staging_{table} WHERE delivery_id = ?", (delivery_id,))
+                self._write_facts(db, delivery_id, table, keys, self._sum_staged(db, delivery_id, table, keys))
                 if current is not None:
                     db.execute(f"DELETE FROM {table} WHERE delivery_id = ?", (current[0],))
+            db.execute("DELETE FROM staging WHERE delivery_id = ?", (delivery_id,))
             data_end = db.execute("SELECT MAX(data_end) FROM chunks WHERE delivery_id = ?",
                                   (delivery_id,)).fetchone()[0]
             db.execute("UPDATE deliveries SET status = 'complete', reason = '', rows = ?, completed_at = ?,"
@@ -216,9 +204,43 @@ class SqliteLedger(SqliteStore):
                        (provider, source, period, delivery_id, produced_at, _ts(now)))
             return Completion(delivery_id, "complete", "", replaced=current[0] if current else None, switched=True)
 
+    @staticmethod
+    def _sum_staged(db: sqlite3.Connection, delivery_id: str, table: str, keys: list[str]) -> pa.Table | None:
+        """The delivery's chunk facts of one kind, summed; folded a few blobs at a time."""
+        total: pa.Table | None = None
+        batch: list[pa.Table] = []
+        for (blob,) in db.execute("SELECT facts FROM staging WHERE delivery_id = ? AND kind = ? ORDER BY chunk_id",
+                                  (delivery_id, table)):
+            batch.append(from_ipc(blob))
+            if len(batch) >= FOLD:
+                total = combine([total, *batch] if total is not None else batch, keys)
+                batch = []
+        if batch:
+            total = combine([total, *batch] if total is not None else batch, keys)
+        return total
+
+    @staticmethod
+    def _write_facts(db: sqlite3.Connection, delivery_id: str, table: str, keys: list[str],
+                     data: pa.Table | None) -> None:
+        if data is None or data.num_rows == 0:
+            return
+        columns = [pa.repeat(pa.scalar(delivery_id), data.num_rows)]
+        for k in keys:
+            col = data.column(k)
+            if k == "day":
+                col = pc.cast(col, pa.string())
+            elif k == "hour":
+                col = pc.strftime(col, format="%Y-%m-%dT%H:%M:%SZ")
+            elif k == "gpu":
+                col = pc.cast(col, pa.int8())
+            columns.append(col)
+        columns += [nanos_array(data.column("billed")), nanos_array(data.column("effective")), data.column("rows")]
+        names = ", ".join(["delivery_id", *keys, "billed", "effective", "rows"])
+        db.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})",
+                       zip(*(c.to_pylist() for c in columns), strict=True))
+
     def _close(self, db: sqlite3.Connection, delivery_id: str, status: str, reason: str, now: datetime) -> None:
-        for table in FACT_TABLES:
-            db.execute(f"DELETE FROM staging_{table} WHERE delivery_id = ?", (delivery_id,))
+        db.execute("DELETE FROM staging WHERE delivery_id = ?", (delivery_id,))
         db.execute("UPDATE deliveries SET status = ?, reason = ?, completed_at = ? WHERE delivery_id = ?",
                    (status, reason, _ts(now), delivery_id))
 
