@@ -133,7 +133,9 @@ def _local(args: argparse.Namespace, **kwargs: Any) -> Any:
     from .local import LocalMode, default_home
 
     home = Path(args.home) if args.home else default_home()
-    return LocalMode.open(home, Path(args.policy) if getattr(args, "policy", None) else None, **kwargs)
+    inventory = getattr(args, "inventory", None)
+    return LocalMode.open(home, Path(args.policy) if getattr(args, "policy", None) else None,
+                          Path(inventory) if inventory else None, **kwargs)
 
 
 def _clock(args: argparse.Namespace, local: Any) -> Any:
@@ -201,10 +203,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     notifications = [p for p in paths if p.is_file() and p.suffix == ".json" and "manifest" not in p.name.lower()
                      and _looks_like_notification(p)]
     exports = [p for p in paths if p not in notifications]
-    outcomes = local.ingest(exports, progress=Progress(), default_currency=args.currency) if exports else []
-    outcomes += local.ingest_notifications(notifications) if notifications else []
+    # The guardrail consumes the queue while the exports are read, as the cloud's functions do.
+    with local.guardrail_alongside(local.service(_clock(args, local))) as report:
+        outcomes = local.ingest(exports, progress=Progress(), default_currency=args.currency) if exports else []
+        outcomes += local.ingest_notifications(notifications) if notifications else []
     _print_outcomes(outcomes)
-    report = local.drain(local.service(_clock(args, local)))
     _print_drain(report)
     local.close()
     return 1 if any(o.action == "failed" for o in outcomes) else 0
@@ -394,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="ingest exports (files, directories, manifests) and budget notifications")
     p.add_argument("paths", nargs="+")
     p.add_argument("--currency", help="currency for files without a currency column")
+    p.add_argument("--inventory", help="instance inventory JSON the local controllers act on "
+                                       "(see events/inventory.json)")
     _add_home(p, policy=True)
     p.set_defaults(func=cmd_ingest)
 

@@ -64,9 +64,9 @@ def locate(path: Path) -> tuple[str, str, str] | None:
 class Progress:
     """A one-line progress report on a terminal (rows and rows/s per file); silent otherwise."""
 
-    def __init__(self, stream: TextIO = sys.stderr):
-        self.stream = stream
-        self.enabled = stream.isatty()
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
         self.key = ""
         self.rows = 0
         self.start = time.perf_counter()
@@ -127,8 +127,16 @@ class LocalMode:
         return cls(home, policy, inventory_seed=inventory, **kwargs)
 
     @classmethod
-    def open(cls, home: Path, policy_path: Path | None = None, **kwargs: Any) -> LocalMode:
+    def open(cls, home: Path, policy_path: Path | None = None, inventory: Path | None = None,
+             **kwargs: Any) -> LocalMode:
+        """The state of ``home``; a policy or inventory given here replaces the saved one."""
         config_path = home / "config.json"
+        if inventory is not None:
+            saved = json.loads(config_path.read_text()) if config_path.exists() else {}
+            policy = policy_path or (Path(saved["policy"]) if saved.get("policy") else None)
+            if policy is None:
+                raise InputError("an inventory needs a policy: pass --policy too", file=str(home))
+            return cls.create(home, policy, inventory, **kwargs)
         if policy_path is None:
             if not config_path.exists():
                 raise InputError(f"no local state in {home}: run `burnguard demo`, or `burnguard ingest --policy FILE`",

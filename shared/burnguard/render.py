@@ -103,6 +103,9 @@ def render_decision(report: ExecutionReport, policy: Policy, view: ContextView |
             lines.append(f"Resume with: burnguard resume {d.guardrail}  (or /burnguard resume {d.guardrail})")
     elif "stop" in d.actions:
         lines.append("No instance to stop in scope" + (f" ({len(report.skipped)} skipped)" if report.skipped else ""))
+    if "stop" in d.actions and report.uncontrolled:
+        lines.append("Cannot stop on " + ", ".join(CLOUD_NAMES.get(c, c) for c in report.uncontrolled)
+                     + ": no instance controller configured in this deployment")
     protected = [s for s in report.skipped if "protected" in s.reason]
     if protected:
         lines.append("Protected, left running: " + ", ".join(s.instance.name or s.instance.instance_id

@@ -36,6 +36,8 @@ class ExecutionReport:
     notified: bool = False
     notify_error: str | None = None
     claimed: bool = True
+    #: clouds of the guardrail this deployment has no instance controller for
+    uncontrolled: list[str] = field(default_factory=list)
 
     @property
     def hourly_saving(self) -> Money | None:
@@ -150,6 +152,7 @@ class GuardrailService:
         for cloud in guardrail.clouds:
             controller = self.controllers.get(cloud)
             if controller is None:
+                report.uncontrolled.append(cloud)
                 continue
             try:
                 candidates += controller.find(decision.scope.key, decision.scope.value)

@@ -1,0 +1,67 @@
+"""The CLI's embedded-mode commands on the sample data: what a user types, what they read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from burnguard.cli import main
+
+ROOT = Path(__file__).parents[2]
+EVENTS = ROOT / "events"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_ingest_without_an_inventory_says_it_cannot_stop(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "ingest", str(EVENTS / "exports" / "aws"), "--home", str(tmp_path),
+                       "--policy", str(EVENTS / "policies" / "demo.yaml"))
+    assert code == 0
+    assert "Cannot stop on AWS, Google Cloud, Azure: no instance controller configured" in out
+    assert "same delivery as" in out  # the period-folder manifest repeats the assembly's
+    assert "0 stops" in out
+
+
+def test_ingest_with_an_inventory_stops_and_spend_answers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "ingest", str(EVENTS / "exports" / "aws"), "--home", str(tmp_path),
+                       "--policy", str(EVENTS / "policies" / "demo.yaml"), "--inventory", str(EVENTS / "inventory.json"))
+    assert code == 0 and "Stopped 4 GPU instance(s)" in out
+    state = json.loads((tmp_path / "inventory.json").read_text())["instances"]
+    assert sum(i["state"] == "stopped" for i in state) > sum(
+        i["state"] == "stopped" for i in json.loads((EVENTS / "inventory.json").read_text())["instances"])
+    code, out, _ = run(capsys, "spend", "--tag", "team=ml-research", "--home", str(tmp_path))
+    assert code == 0 and "Spend of team=ml-research in 2024-09" in out and "per cloud: AWS" in out
+    code, out, _ = run(capsys, "stopped", "--home", str(tmp_path))
+    assert "trainer-p4d-1" in out and "ml-research-monthly" in out
+    code, out, _ = run(capsys, "resume", "ml-research-monthly", "--yes", "--home", str(tmp_path))
+    assert code == 0 and "started 4, failed 0" in out
+
+
+def test_commands_on_a_missing_state_say_how_to_start(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "guardrails", "--home", str(tmp_path / "nothing"))
+    assert code == 2 and "run `burnguard demo`" in err
+
+
+def test_policy_check_names_line_and_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "p.yaml"
+    bad.write_text("version: 1\nguardrails:\n  - name: x\n    scope: team=a\n    budget: 10 USD\n"
+                   "    thresholds: [{at: 80, actions: [notify]}]\n")
+    code, _, err = run(capsys, "policy", "check", str(bad))
+    assert code == 2 and "line 6" in err and "thresholds[0].at" in err
+    code, out, _ = run(capsys, "policy", "check", str(EVENTS / "policies" / "demo.yaml"))
+    assert code == 0 and "OK" in out
+
+
+def test_spend_rejects_a_bad_scope_and_period(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "ingest", str(EVENTS / "exports" / "aws"), "--home", str(tmp_path), "--policy",
+        str(EVENTS / "policies" / "demo.yaml"))
+    code, _, err = run(capsys, "spend", "--tag", "team", "--home", str(tmp_path))
+    assert code == 2 and "key=value" in err
+    code, _, err = run(capsys, "spend", "--tag", "team=a", "--period", "2024-13", "--home", str(tmp_path))
+    assert code == 2 and "month 13" in err
