@@ -1,0 +1,182 @@
+# One Lambda function per entry of var.functions, all from the same bundle, each with its own
+# role (iam.tf), log group and trigger.
+
+resource "aws_cloudwatch_log_group" "function" {
+  for_each = var.functions
+
+  name              = "/aws/lambda/${local.function_names[each.key]}"
+  retention_in_days = var.runtime.log_retention_days
+  tags              = local.tags
+}
+
+resource "aws_lambda_function" "this" {
+  for_each = var.functions
+
+  function_name = local.function_names[each.key]
+  description   = each.value.description
+  role          = aws_iam_role.function[each.key].arn
+  handler       = each.value.handler
+  runtime       = var.runtime.python
+  architectures = [var.runtime.architecture]
+  memory_size   = each.value.memory_mb
+  timeout       = each.value.timeout_s
+
+  reserved_concurrent_executions = coalesce(each.value.reserved_concurrency, -1)
+
+  s3_bucket         = aws_s3_object.package.bucket
+  s3_key            = aws_s3_object.package.key
+  s3_object_version = aws_s3_object.package.version_id
+  source_code_hash  = filebase64sha256(var.package.path)
+
+  environment {
+    variables = local.environment[each.key]
+  }
+
+  dynamic "dead_letter_config" {
+    for_each = contains(keys(local.async_functions), each.key) ? [1] : []
+    content {
+      target_arn = one(aws_sqs_queue.dead_letter[*].arn)
+    }
+  }
+
+  tags = local.tags
+
+  # Checks across variables live here, not in variable validations: control_plane comes from the
+  # gcp module, which takes this module's roles, and a validation would close that loop.
+  lifecycle {
+    precondition {
+      condition     = !contains(each.value.grants, "slack_signing_secret") || var.slack != null
+      error_message = "${each.key}: the slack_signing_secret grant needs var.slack (the secret's reference)."
+    }
+    precondition {
+      condition = length(setintersection(each.value.grants, ["queue_publish", "ledger"])) == 0 || (
+        var.control_plane.workload_identity_audience != null && (!contains(each.value.grants, "queue_publish") || var.control_plane.queue_topic != null)
+      )
+      error_message = "${each.key}: queue_publish and ledger reach Google Cloud; they need control_plane.workload_identity_audience (and queue_topic for queue_publish)."
+    }
+  }
+
+  # The role must be able to write logs before the first invocation.
+  depends_on = [aws_iam_role_policy.function, aws_cloudwatch_log_group.function]
+}
+
+# --- trigger: function_url ------------------------------------------------------------------
+
+resource "aws_lambda_function_url" "this" {
+  for_each = { for k, f in var.functions : k => f if f.trigger.type == "function_url" }
+
+  function_name = aws_lambda_function.this[each.key].function_name
+  # NONE only where variables.tf allows it: a function that verifies Slack's signature on the
+  # raw body of every request (Slack cannot sign with SigV4).
+  authorization_type = each.value.trigger.public ? "NONE" : "AWS_IAM"
+  invoke_mode        = "BUFFERED"
+}
+
+resource "aws_lambda_permission" "public_url" {
+  for_each = { for k, f in var.functions : k => f if f.trigger.type == "function_url" && f.trigger.public }
+
+  statement_id           = "FunctionURLAllowPublicAccess"
+  action                 = "lambda:InvokeFunctionUrl"
+  function_name          = aws_lambda_function.this[each.key].function_name
+  principal              = "*"
+  function_url_auth_type = "NONE"
+
+  # Function URLs created since October 2025 also need lambda:InvokeFunction restricted with
+  # lambda:InvokedViaFunctionUrl = true. Provider 5.x cannot express that condition
+  # (`invoked_via_function_url`, provider >= 6.29); README.md says how to add it. Never grant
+  # lambda:InvokeFunction to "*" without it: the handler trusts direct invocations (deferred
+  # slash commands come that way).
+}
+
+# --- trigger: s3 (Object Created through EventBridge) ----------------------------------------
+# The bucket must send its events to EventBridge (aws_s3_bucket_notification eventbridge = true,
+# owned by whoever owns the export bucket).
+
+resource "aws_cloudwatch_event_rule" "s3" {
+  for_each = { for k, f in var.functions : k => f if f.trigger.type == "s3" }
+
+  name        = "${local.function_names[each.key]}-object-created"
+  description = "s3://${each.value.trigger.bucket}/${each.value.trigger.prefix}* created -> ${local.function_names[each.key]}"
+  event_pattern = jsonencode({
+    source        = ["aws.s3"]
+    "detail-type" = ["Object Created"]
+    detail = {
+      bucket = { name = [each.value.trigger.bucket] }
+      object = { key = [{ prefix = each.value.trigger.prefix }] }
+    }
+  })
+  tags = local.tags
+}
+
+resource "aws_cloudwatch_event_target" "s3" {
+  for_each = aws_cloudwatch_event_rule.s3
+
+  rule = each.value.name
+  arn  = aws_lambda_function.this[each.key].arn
+
+  retry_policy {
+    maximum_event_age_in_seconds = 86400
+    maximum_retry_attempts       = 10
+  }
+  dead_letter_config {
+    arn = one(aws_sqs_queue.dead_letter[*].arn)
+  }
+}
+
+resource "aws_lambda_permission" "s3" {
+  for_each = aws_cloudwatch_event_rule.s3
+
+  statement_id  = "AllowEventBridgeObjectCreated"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this[each.key].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = each.value.arn
+}
+
+# --- trigger: sns (AWS Budgets notifications) ------------------------------------------------
+
+resource "aws_sns_topic_subscription" "this" {
+  for_each = { for k, f in var.functions : k => f if f.trigger.type == "sns" }
+
+  topic_arn = each.value.trigger.topic_arn
+  protocol  = "lambda"
+  endpoint  = aws_lambda_function.this[each.key].arn
+}
+
+resource "aws_lambda_permission" "sns" {
+  for_each = { for k, f in var.functions : k => f if f.trigger.type == "sns" }
+
+  statement_id  = "AllowSnsTopic"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this[each.key].function_name
+  principal     = "sns.amazonaws.com"
+  source_arn    = each.value.trigger.topic_arn
+}
+
+# --- dead letters of asynchronous invocations -----------------------------------------------
+
+resource "aws_sqs_queue" "dead_letter" {
+  count = length(local.async_functions) > 0 ? 1 : 0
+
+  name                      = "${var.name_prefix}-dead-letter"
+  message_retention_seconds = 1209600
+  sqs_managed_sse_enabled   = true
+  tags                      = local.tags
+}
+
+resource "aws_sqs_queue_policy" "dead_letter" {
+  count = length(aws_cloudwatch_event_rule.s3) > 0 ? 1 : 0
+
+  queue_url = aws_sqs_queue.dead_letter[0].id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "EventBridgeRulesOfThisModule"
+      Effect    = "Allow"
+      Principal = { Service = "events.amazonaws.com" }
+      Action    = ["sqs:SendMessage"]
+      Resource  = aws_sqs_queue.dead_letter[0].arn
+      Condition = { ArnEquals = { "aws:SourceArn" = [for r in aws_cloudwatch_event_rule.s3 : r.arn] } }
+    }]
+  })
+}

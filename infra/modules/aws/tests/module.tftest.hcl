@@ -1,0 +1,346 @@
+# Plans the module against a mocked AWS provider (offline, no credentials) and checks what it
+# would create: run `terraform init -backend=false && terraform test` in infra/modules/aws
+# (tests/infra/test_terraform.py does, with the offline provider mirror).
+
+mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+  mock_data "aws_region" {
+    defaults = { name = "eu-west-1" }
+  }
+  mock_resource "aws_sqs_queue" {
+    override_during = plan
+    defaults        = { arn = "arn:aws:sqs:eu-west-1:123456789012:bgtest-dead-letter" }
+  }
+}
+
+variables {
+  name_prefix = "bgtest"
+  package     = { path = "tests/fixtures/placeholder.zip" }
+  slack = {
+    signing_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:burnguard/slack-AbCdEf"
+  }
+  functions = {
+    slack_command = {
+      handler   = "slack_command.lambda_handler"
+      memory_mb = 1024
+      timeout_s = 60
+      trigger   = { type = "function_url", public = true }
+      grants    = ["slack_signing_secret", "self_invoke"]
+    }
+  }
+  guardrail_stop = {
+    google_service_account_unique_id = "112233445566778899001"
+    scope_tag_keys                   = ["team", "project"]
+  }
+}
+
+run "slash_command_today" {
+  command = plan
+
+  assert {
+    condition     = aws_lambda_function_url.this["slack_command"].authorization_type == "NONE"
+    error_message = "The slash command's URL must be public (Slack signs requests; the function verifies them)."
+  }
+  assert {
+    condition     = aws_lambda_permission.public_url["slack_command"].action == "lambda:InvokeFunctionUrl" && aws_lambda_permission.public_url["slack_command"].function_url_auth_type == "NONE"
+    error_message = "The public URL permission must be lambda:InvokeFunctionUrl restricted to auth type NONE."
+  }
+  assert {
+    condition     = aws_lambda_function.this["slack_command"].handler == "slack_command.lambda_handler" && aws_lambda_function.this["slack_command"].function_name == "bgtest-slack-command"
+    error_message = "Handler and name of the slash command."
+  }
+  assert {
+    condition     = aws_lambda_function.this["slack_command"].environment[0].variables["BURNGUARD_SLACK_SIGNING_SECRET_REF"] == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:burnguard/slack-AbCdEf"
+    error_message = "The function gets the secret's reference (ARN), read by the bootstrap."
+  }
+  assert {
+    condition = alltrue([for name in keys(aws_lambda_function.this["slack_command"].environment[0].variables) : contains(
+      ["BURNGUARD_POLICY", "BURNGUARD_LEDGER", "BURNGUARD_SLACK_SIGNING_SECRET_REF", "BURNGUARD_SLACK_REPLAY"], name
+    )])
+    error_message = "Only the variables the slash command bootstrap reads."
+  }
+  assert {
+    condition = toset(flatten([for s in jsondecode(aws_iam_role_policy.function["slack_command"].policy).Statement : s.Action])) == toset([
+      "logs:CreateLogStream", "logs:PutLogEvents", "secretsmanager:GetSecretValue", "lambda:InvokeFunction"
+    ])
+    error_message = "The slash command's role: its logs, its secret, invoking itself; nothing else."
+  }
+  assert {
+    condition = alltrue([for s in jsondecode(aws_iam_role_policy.function["slack_command"].policy).Statement : alltrue([
+      for r in s.Resource : !endswith(r, ":*") || startswith(r, "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/bgtest-slack-command")
+    ])])
+    error_message = "Every resource of the slash command's policy is its own."
+  }
+  assert {
+    condition = [for s in jsondecode(aws_iam_role_policy.function["slack_command"].policy).Statement : s.Resource if s.Sid == "InvokeItselfForDeferredWork"][0] == [
+      "arn:aws:lambda:eu-west-1:123456789012:function:bgtest-slack-command"
+    ]
+    error_message = "lambda:InvokeFunction only on the function itself."
+  }
+  assert {
+    condition     = length(aws_sqs_queue.dead_letter) == 0 && length(aws_cloudwatch_event_rule.s3) == 0
+    error_message = "Nothing asynchronous is deployed today."
+  }
+}
+
+run "stop_role_is_tag_scoped_and_never_terminates" {
+  command = plan
+
+  assert {
+    condition     = jsondecode(aws_iam_role.guardrail_stop[0].assume_role_policy).Statement[0].Principal.Federated == "accounts.google.com" && jsondecode(aws_iam_role.guardrail_stop[0].assume_role_policy).Statement[0].Action == "sts:AssumeRoleWithWebIdentity"
+    error_message = "The stop role is assumed with a Google ID token."
+  }
+  assert {
+    condition = jsondecode(aws_iam_role.guardrail_stop[0].assume_role_policy).Statement[0].Condition.StringEquals == {
+      "accounts.google.com:aud"  = "112233445566778899001"
+      "accounts.google.com:sub"  = "112233445566778899001"
+      "accounts.google.com:oaud" = "burnguard-aws-stop"
+    }
+    error_message = "Only the guardrail's service account, with a token minted for this role."
+  }
+  assert {
+    condition = alltrue([for s in jsondecode(aws_iam_role_policy.guardrail_stop[0].policy).Statement :
+    !(s.Effect == "Allow" && contains(s.Action, "ec2:TerminateInstances"))])
+    error_message = "The stop role must never allow TerminateInstances."
+  }
+  assert {
+    condition = length([for s in jsondecode(aws_iam_role_policy.guardrail_stop[0].policy).Statement : s
+    if s.Effect == "Deny" && s.Action == ["ec2:TerminateInstances"] && s.Resource == "*"]) == 1
+    error_message = "An explicit Deny of TerminateInstances."
+  }
+  assert {
+    condition = length([for s in jsondecode(aws_iam_role_policy.guardrail_stop[0].policy).Statement : s
+      if s.Effect == "Deny" && toset(s.Action) == toset(["ec2:StopInstances", "ec2:StartInstances"])
+    && try(s.Condition, null) == { StringEqualsIgnoreCase = { "aws:ResourceTag/burnguard:protect" = "true" } }]) == 1
+    error_message = "An explicit Deny of stop/start on instances tagged burnguard:protect=true."
+  }
+  assert {
+    condition = toset([for s in jsondecode(aws_iam_role_policy.guardrail_stop[0].policy).Statement : keys(s.Condition.Null)[0]
+      if s.Effect == "Allow" && contains(s.Action, "ec2:StopInstances")]) == toset([
+      "aws:ResourceTag/team", "aws:ResourceTag/project"
+    ])
+    error_message = "One Allow per scope tag key, each conditioned on the instance carrying that tag."
+  }
+  assert {
+    condition = alltrue([for s in jsondecode(aws_iam_role_policy.guardrail_stop[0].policy).Statement :
+      s.Condition.StringLike["ec2:InstanceType"] == ["p*", "g*"] && s.Resource == ["arn:aws:ec2:*:123456789012:instance/*"]
+    if s.Effect == "Allow" && contains(s.Action, "ec2:StopInstances")])
+    error_message = "Stops are limited to GPU instance families of this account's instances."
+  }
+  assert {
+    condition = alltrue([for s in jsondecode(aws_iam_role_policy.guardrail_stop[0].policy).Statement :
+    s.Resource != "*" || s.Effect == "Deny" || s.Action == ["ec2:DescribeInstances"]])
+    error_message = "Resource \"*\" only for DescribeInstances (no resource-level permissions) and Deny statements."
+  }
+}
+
+run "protect_tag_and_regions_follow_the_variables" {
+  command = plan
+
+  variables {
+    guardrail_stop = {
+      google_service_account_unique_id = "112233445566778899001"
+      scope_tag_keys                   = ["cost-center"]
+      protect_tag                      = "finops:keep=yes"
+      regions                          = ["us-east-1", "eu-west-1"]
+      instance_types                   = []
+    }
+  }
+
+  assert {
+    condition = [for s in jsondecode(aws_iam_role_policy.guardrail_stop[0].policy).Statement : s.Condition if s.Sid == "NeverTouchProtectedInstances"][0] == {
+      StringEqualsIgnoreCase = { "aws:ResourceTag/finops:keep" = "yes" }
+    }
+    error_message = "The protect tag of the variables."
+  }
+  assert {
+    condition = [for s in jsondecode(aws_iam_role_policy.guardrail_stop[0].policy).Statement : s if s.Sid == "StopStartScopedInstances0"][0] == {
+      Sid       = "StopStartScopedInstances0"
+      Effect    = "Allow"
+      Action    = ["ec2:StopInstances", "ec2:StartInstances"]
+      Resource  = ["arn:aws:ec2:us-east-1:123456789012:instance/*", "arn:aws:ec2:eu-west-1:123456789012:instance/*"]
+      Condition = { Null = { "aws:ResourceTag/cost-center" = "false" } }
+    }
+    error_message = "Regions and scope tag of the variables; no instance type condition when instance_types is empty."
+  }
+}
+
+run "no_stop_role_without_guardrail_stop" {
+  command = plan
+
+  variables {
+    guardrail_stop = null
+  }
+
+  assert {
+    condition     = length(aws_iam_role.guardrail_stop) == 0 && output.guardrail_stop_role_arn == null
+    error_message = "guardrail_stop = null creates no role."
+  }
+}
+
+run "a_later_function_is_one_entry" {
+  command = plan
+
+  variables {
+    control_plane = {
+      queue_topic                = "projects/bg-control/topics/bgtest-queue"
+      workload_identity_audience = "//iam.googleapis.com/projects/123456789/locations/global/workloadIdentityPools/bgtest-publishers/providers/aws"
+    }
+    functions = {
+      slack_command = {
+        handler = "slack_command.lambda_handler"
+        trigger = { type = "function_url", public = true }
+        grants  = ["slack_signing_secret", "self_invoke"]
+      }
+      ingest = {
+        handler   = "ingest.lambda_handler"
+        memory_mb = 2048
+        timeout_s = 900
+        trigger   = { type = "s3", bucket = "acme-cur", prefix = "cur/" }
+        grants    = ["read_exports", "queue_publish"]
+      }
+    }
+  }
+
+  assert {
+    condition = toset(flatten([for s in jsondecode(aws_iam_role_policy.function["ingest"].policy).Statement : s.Action])) == toset([
+      "logs:CreateLogStream", "logs:PutLogEvents", "s3:GetObject", "sqs:SendMessage"
+    ])
+    error_message = "ingest reads exports, writes its logs and dead letters; publishing is Google's IAM."
+  }
+  assert {
+    condition     = [for s in jsondecode(aws_iam_role_policy.function["ingest"].policy).Statement : s.Resource if s.Sid == "ReadBillingExports"][0] == ["arn:aws:s3:::acme-cur/cur/*"]
+    error_message = "s3:GetObject only under the trigger's prefix."
+  }
+  assert {
+    condition     = !contains(keys(aws_lambda_function.this["ingest"].environment[0].variables), "BURNGUARD_SLACK_SIGNING_SECRET_REF")
+    error_message = "A function without the grant does not get the Slack secret's reference."
+  }
+  assert {
+    condition     = aws_lambda_function.this["ingest"].environment[0].variables["BURNGUARD_QUEUE_TOPIC"] == "projects/bg-control/topics/bgtest-queue" && jsondecode(aws_lambda_function.this["ingest"].environment[0].variables["BURNGUARD_GCP_CREDENTIALS"]).type == "external_account"
+    error_message = "queue_publish gives the topic and keyless Google credentials."
+  }
+  assert {
+    condition     = output.gcp_federated_roles == { ingest = { role_name = "bgtest-ingest", grants = toset(["queue_publish"]) } }
+    error_message = "The role to bind in Google Cloud."
+  }
+  assert {
+    condition     = length(aws_lambda_function_url.this) == 1 && length(aws_cloudwatch_event_rule.s3) == 1
+    error_message = "ingest has no URL; it is triggered by its bucket."
+  }
+}
+
+run "private_function_url_uses_iam_auth" {
+  command = plan
+
+  variables {
+    functions = {
+      slack_command = {
+        handler = "slack_command.lambda_handler"
+        trigger = { type = "function_url", public = true }
+        grants  = ["slack_signing_secret"]
+      }
+      probe = {
+        handler = "probe.lambda_handler"
+        trigger = { type = "function_url" }
+      }
+    }
+  }
+
+  assert {
+    condition     = aws_lambda_function_url.this["probe"].authorization_type == "AWS_IAM" && !contains(keys(aws_lambda_permission.public_url), "probe")
+    error_message = "A URL that is not declared public uses IAM auth and gets no public permission."
+  }
+}
+
+run "public_url_without_signature_check_is_refused" {
+  command = plan
+
+  variables {
+    functions = {
+      open = {
+        handler = "open.lambda_handler"
+        trigger = { type = "function_url", public = true }
+      }
+    }
+  }
+
+  expect_failures = [var.functions]
+}
+
+run "secret_values_in_the_environment_are_refused" {
+  command = plan
+
+  variables {
+    functions = {
+      slack_command = {
+        handler     = "slack_command.lambda_handler"
+        trigger     = { type = "function_url", public = true }
+        grants      = ["slack_signing_secret"]
+        environment = { BURNGUARD_SLACK_SIGNING_SECRET = "value-in-clear" }
+      }
+    }
+  }
+
+  expect_failures = [var.functions]
+}
+
+run "secret_arn_without_suffix_is_refused" {
+  command = plan
+
+  variables {
+    slack = { signing_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:burnguard/slack" }
+  }
+
+  expect_failures = [var.slack]
+}
+
+run "wildcard_scope_tag_is_refused" {
+  command = plan
+
+  variables {
+    guardrail_stop = {
+      google_service_account_unique_id = "112233445566778899001"
+      scope_tag_keys                   = ["*"]
+    }
+  }
+
+  expect_failures = [var.guardrail_stop]
+}
+
+run "reaching_google_without_the_control_plane_is_refused" {
+  command = plan
+
+  variables {
+    functions = {
+      budget = {
+        handler = "budget.lambda_handler"
+        trigger = { type = "sns", topic_arn = "arn:aws:sns:eu-west-1:123456789012:budgets" }
+        grants  = ["queue_publish"]
+      }
+    }
+  }
+
+  expect_failures = [aws_lambda_function.this]
+}
+
+run "two_way_wiring_with_the_control_plane_has_no_cycle" {
+  command = plan
+
+  module {
+    source = "./tests/wiring"
+  }
+  providers = {
+    aws = aws
+  }
+
+  assert {
+    condition     = output.federated_roles == { ingest = { role_name = "bgtest-ingest", grants = toset(["queue_publish"]) } }
+    error_message = "The wiring of examples/complete plans."
+  }
+}

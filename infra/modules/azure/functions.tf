@@ -1,0 +1,191 @@
+# One Flex Consumption Function App per entry of var.functions: its own user-assigned identity,
+# its own storage account (host data and deployment package, reached with that identity; shared
+# keys disabled), its own plan (Flex allows one app per plan).
+
+resource "azurerm_user_assigned_identity" "function" {
+  for_each = var.functions
+
+  name                = "${var.name_prefix}-${replace(each.key, "_", "-")}"
+  resource_group_name = local.resource_group_name
+  location            = var.location
+  tags                = local.tags
+}
+
+resource "azurerm_storage_account" "function" {
+  for_each = var.functions
+
+  name                            = local.storage_names[each.key]
+  resource_group_name             = local.resource_group_name
+  location                        = var.location
+  account_tier                    = "Standard"
+  account_replication_type        = "LRS"
+  min_tls_version                 = "TLS1_2"
+  https_traffic_only_enabled      = true
+  shared_access_key_enabled       = false
+  default_to_oauth_authentication = true
+  allow_nested_items_to_be_public = false
+  tags                            = local.tags
+}
+
+resource "azurerm_storage_container" "deployment" {
+  for_each = var.functions
+
+  name                  = "deployment"
+  storage_account_id    = azurerm_storage_account.function[each.key].id
+  container_access_type = "private"
+}
+
+resource "azurerm_service_plan" "function" {
+  for_each = var.functions
+
+  name                = "${local.function_names[each.key]}-plan"
+  resource_group_name = local.resource_group_name
+  location            = var.location
+  os_type             = "Linux"
+  sku_name            = "FC1"
+  tags                = local.tags
+}
+
+resource "azurerm_function_app_flex_consumption" "this" {
+  for_each = var.functions
+
+  name                = local.function_names[each.key]
+  resource_group_name = local.resource_group_name
+  location            = var.location
+  service_plan_id     = azurerm_service_plan.function[each.key].id
+
+  runtime_name           = "python"
+  runtime_version        = var.runtime.python
+  instance_memory_in_mb  = var.runtime.instance_memory_mb
+  maximum_instance_count = each.value.max_instances
+
+  storage_container_type            = "blobContainer"
+  storage_container_endpoint        = "${azurerm_storage_account.function[each.key].primary_blob_endpoint}${azurerm_storage_container.deployment[each.key].name}"
+  storage_authentication_type       = "UserAssignedIdentity"
+  storage_user_assigned_identity_id = azurerm_user_assigned_identity.function[each.key].id
+
+  # Code is deployed with Entra ID (az functionapp deploy), never with publishing credentials.
+  webdeploy_publish_basic_authentication_enabled = false
+
+  identity {
+    type         = "UserAssigned"
+    identity_ids = [azurerm_user_assigned_identity.function[each.key].id]
+  }
+
+  app_settings = local.app_settings[each.key]
+
+  site_config {
+    application_insights_connection_string = one(azurerm_application_insights.this[*].connection_string)
+    minimum_tls_version                    = "1.2"
+  }
+
+  tags = local.tags
+
+  # Checks across variables live here, not in variable validations: control_plane comes from the
+  # gcp module, which takes this module's identities, and a validation would close that loop.
+  lifecycle {
+    precondition {
+      condition     = !contains(each.value.grants, "slack_signing_secret") || var.slack != null
+      error_message = "${each.key}: the slack_signing_secret grant needs var.slack (the secret's reference)."
+    }
+    precondition {
+      condition     = length(setintersection(each.value.grants, ["queue_publish", "ledger"])) == 0 || var.control_plane.workload_identity_audience != null
+      error_message = "${each.key}: queue_publish and ledger reach Google Cloud; they need control_plane.workload_identity_audience and token_audience."
+    }
+  }
+
+  depends_on = [azurerm_role_assignment.host_storage]
+}
+
+# --- observability: Application Insights, Entra ID ingestion only -------------------------------
+
+resource "azurerm_log_analytics_workspace" "this" {
+  count = var.runtime.application_insights ? 1 : 0
+
+  name                = "${var.name_prefix}-logs-${local.suffix}"
+  resource_group_name = local.resource_group_name
+  location            = var.location
+  sku                 = "PerGB2018"
+  retention_in_days   = var.runtime.log_retention_days
+  tags                = local.tags
+}
+
+resource "azurerm_application_insights" "this" {
+  count = var.runtime.application_insights ? 1 : 0
+
+  name                          = "${var.name_prefix}-appi-${local.suffix}"
+  resource_group_name           = local.resource_group_name
+  location                      = var.location
+  workspace_id                  = azurerm_log_analytics_workspace.this[0].id
+  application_type              = "other"
+  local_authentication_disabled = true
+  tags                          = local.tags
+}
+
+# --- trigger: blob_events (BlobCreated -> Event Grid -> Storage queue -> queue trigger) ---------
+# Keyless end to end: Event Grid delivers with its system topic's identity, the function reads
+# the queue with its own. Queue messages the function fails on maxDequeueCount times go to
+# blob-created-poison (the dead-letter queue).
+
+resource "azurerm_storage_queue" "blob_created" {
+  for_each = local.blob_events
+
+  name                 = "blob-created"
+  storage_account_name = azurerm_storage_account.function[each.key].name # storage_account_id: newer 4.x only
+}
+
+resource "azurerm_storage_queue" "blob_created_poison" {
+  for_each = local.blob_events
+
+  name                 = "blob-created-poison"
+  storage_account_name = azurerm_storage_account.function[each.key].name
+}
+
+resource "azurerm_eventgrid_system_topic" "exports" {
+  for_each = local.blob_events
+
+  name                = "${local.function_names[each.key]}-exports"
+  resource_group_name = local.resource_group_name
+  location            = var.location
+  source_resource_id  = each.value.trigger.storage_account_id
+  topic_type          = "Microsoft.Storage.StorageAccounts"
+  tags                = local.tags
+
+  identity {
+    type = "SystemAssigned"
+  }
+}
+
+resource "azurerm_role_assignment" "event_grid_queue_sender" {
+  for_each = local.blob_events
+
+  scope                = "${azurerm_storage_account.function[each.key].id}/queueServices/default/queues/${azurerm_storage_queue.blob_created[each.key].name}"
+  role_definition_name = "Storage Queue Data Message Sender"
+  principal_id         = azurerm_eventgrid_system_topic.exports[each.key].identity[0].principal_id
+  principal_type       = "ServicePrincipal"
+}
+
+resource "azurerm_eventgrid_system_topic_event_subscription" "exports" {
+  for_each = local.blob_events
+
+  name                 = "blob-created"
+  system_topic         = azurerm_eventgrid_system_topic.exports[each.key].name
+  resource_group_name  = local.resource_group_name
+  included_event_types = ["Microsoft.Storage.BlobCreated"]
+
+  subject_filter {
+    subject_begins_with = "/blobServices/default/containers/${each.value.trigger.container}/blobs/${each.value.trigger.prefix}"
+  }
+
+  delivery_identity {
+    type = "SystemAssigned"
+  }
+
+  storage_queue_endpoint {
+    storage_account_id                    = azurerm_storage_account.function[each.key].id
+    queue_name                            = azurerm_storage_queue.blob_created[each.key].name
+    queue_message_time_to_live_in_seconds = 604800
+  }
+
+  depends_on = [azurerm_role_assignment.event_grid_queue_sender]
+}

@@ -1,0 +1,44 @@
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+locals {
+  labels = merge(var.tags, { "burnguard-managed-by" = "terraform" })
+
+  # <prefix>-<stem with dashes>: burnguard-slack-command (also the service account id, <= 30)
+  function_names = { for k in keys(var.functions) : k => "${var.name_prefix}-${replace(k, "_", "-")}" }
+
+  # Every function has its own service account; the guardrail's exists before its function does
+  # (the AWS and Azure stop roles trust it), and the guardrail function will use it.
+  service_account_keys = setunion(keys(var.functions), ["guardrail"])
+
+  pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+  slack_defer_enabled = anytrue([for f in values(var.functions) : contains(f.grants, "slack_defer") || (f.trigger.type == "pubsub" && f.trigger.topic == "slack_defer")])
+
+  # Topics a pubsub trigger may name by key (any other is a full topic path).
+  topics = merge(
+    { queue = google_pubsub_topic.queue.id },
+    local.slack_defer_enabled ? { slack_defer = google_pubsub_topic.slack_defer[0].id } : {},
+  )
+
+  ledger_database_id = coalesce(var.ledger.database_id, "${var.name_prefix}-ledger")
+  ledger_database    = "projects/${var.project_id}/databases/${local.ledger_database_id}"
+
+  # Secret Manager IAM binds the secret, not a version.
+  slack_secret = var.slack == null ? null : regex("^projects/[^/]+/secrets/[^/]+", var.slack.signing_secret_id)
+
+  environment = { for k, f in var.functions : k => merge(
+    {
+      BURNGUARD_POLICY = var.runtime.policy_path
+      BURNGUARD_LEDGER = var.control_plane.ledger_url
+    },
+    contains(f.grants, "slack_signing_secret") ? {
+      BURNGUARD_SLACK_SIGNING_SECRET_REF = var.slack.signing_secret_id
+      BURNGUARD_SLACK_REPLAY             = var.slack.replay
+    } : {},
+    contains(f.grants, "slack_defer") ? { BURNGUARD_SLACK_DEFER_TOPIC = one(google_pubsub_topic.slack_defer[*].id) } : {},
+    contains(f.grants, "queue_publish") ? { BURNGUARD_QUEUE_TOPIC = google_pubsub_topic.queue.id } : {},
+    f.environment,
+  ) }
+}
