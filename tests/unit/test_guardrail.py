@@ -232,3 +232,15 @@ def test_snooze_silences_a_guardrail_until_it_ends(tmp_path: Path) -> None:
     env.ledger.snooze("ml-monthly", NOW + timedelta(hours=1), "U0ADMIN01", NOW)
     reports = env.deliver([item("600", ML)])
     assert [r.decision.guardrail for r in reports] == ["per-project"]
+
+
+def test_status_says_when_spend_in_another_currency_is_not_compared(tmp_path: Path) -> None:
+    from burnguard.services.status import guardrail_status
+
+    env = Env(tmp_path)
+    nok = item("300", ML, resource="i-nok")
+    nok["BillingCurrency"] = "NOK"
+    env.deliver([item("400", ML), nok])
+    [row] = [s for s in guardrail_status(env.policy, env.ledger, NOW) if s.guardrail == "ml-monthly"]
+    assert row.spend is not None and row.spend.amount == Decimal("400")
+    assert "plus 300.00 NOK not compared (other currency)" in row.state

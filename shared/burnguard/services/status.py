@@ -40,8 +40,13 @@ def guardrail_status(policy: Policy, ledger: Ledger, now: datetime) -> list[Guar
         if g.budget is not None:
             start, end, window, period = _window(g, now)
             budget = g.budget.money
-            rows = [r for r in ledger.spend(Scope(g.scope.key, g.scope.value), window, basis=g.cost, clouds=g.clouds)
-                    if r.currency == budget.currency]
+            every = ledger.spend(Scope(g.scope.key, g.scope.value), window, basis=g.cost, clouds=g.clouds)
+            rows = [r for r in every if r.currency == budget.currency]
+            # Spend in another currency is not converted (no exchange rates): say it is there.
+            elsewhere: dict[str | None, list[str]] = {}
+            for r in every:
+                if r.currency != budget.currency and r.amount:
+                    elsewhere.setdefault(r.scope_value, []).append(f"{r.amount.quantize(Decimal('0.01'))} {r.currency}")
             if not rows and g.scope.value is not None:
                 out.append(GuardrailStatus(g.name, Scope(g.scope.key, g.scope.value), period,
                                            Money(Decimal(0), budget.currency), budget, Decimal(0), None,
@@ -62,6 +67,8 @@ def guardrail_status(policy: Policy, ledger: Ledger, now: datetime) -> list[Guar
                     state = [f"at {reached[-1]}, not yet announced"]
                 else:
                     state = ["ok"]
+                if r.scope_value in elsewhere:
+                    state.append(f"plus {' + '.join(elsewhere[r.scope_value])} not compared (other currency)")
                 out.append(GuardrailStatus(g.name, scope, period, Money(r.amount, budget.currency), budget, percent,
                                            forecast, ", ".join(state + base_state)))
         if g.burn_rate is not None and data_until is not None:
