@@ -38,19 +38,25 @@ def expand_paths(path: Path) -> list[Path]:
     return found
 
 
-def _normalizers(paths: Sequence[Path], args: argparse.Namespace) -> Iterator[Any]:
+def _normalizers(paths: Sequence[Path], args: argparse.Namespace, cost_basis: str | None = None) -> Iterator[Any]:
     from .normalize import Normalizer
 
     for p in paths:
         yield Normalizer.from_path(p, name=str(p), strict=args.strict, default_currency=args.currency,
-                                   cost_basis=args.cost_basis)
+                                   cost_basis=args.cost_basis or cost_basis)
 
 
 def cmd_normalize(args: argparse.Namespace) -> int:
+    from .local import delivery_paths, describe
     from .summary import Summary
     from .writers import LineItemWriter
 
-    paths = expand_paths(Path(args.path))
+    target = Path(args.path)
+    delivery: dict[str, Any] | None = None
+    if target.is_file() and _is_manifest(target):
+        delivery, paths = delivery_paths(target)  # the files the manifest names, as one delivery
+    else:
+        paths = expand_paths(target)
     if args.to == "parquet" and not args.out and not args.summary:
         raise InputError("Parquet output needs --out FILE", field="--out")
     writer: LineItemWriter | None = None
@@ -64,7 +70,8 @@ def cmd_normalize(args: argparse.Namespace) -> int:
     files: list[dict[str, Any]] = []
     overall = Summary()
     try:
-        for normalizer in _normalizers(paths, args):
+        basis = (delivery or {}).get("cost_basis")
+        for normalizer in _normalizers(paths, args, basis if basis in ("actual", "amortized") else None):
             summary = Summary()
             for table in normalizer.batches():
                 summary.add(table)
@@ -77,14 +84,15 @@ def cmd_normalize(args: argparse.Namespace) -> int:
             if stats.error_count > len(stats.errors):
                 print(f"burnguard: {stats.file}: {stats.error_count - len(stats.errors)} more bad rows not shown",
                       file=sys.stderr)
-            files.append(_file_report(normalizer, summary))
+            files.append({**_file_report(normalizer, summary), "delivery": delivery or describe(Path(stats.file))})
     finally:
         if writer is not None:
             writer.close()
         if sink is not None and sink is not sys.stdout.buffer:
             sink.close()
     if args.summary:
-        report: dict[str, Any] = files[0] if len(files) == 1 else {
+        report: dict[str, Any] = files[0] if len(files) == 1 and delivery is None else {
+            **({"delivery": delivery} if delivery else {}),
             "files": files, **overall.as_dict(tag_limit=args.tag_limit),
             "rows_skipped": sum(f["rows_skipped"] for f in files),
         }
@@ -379,7 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("normalize", help="normalize billing exports to FOCUS-named line items",
                        description="Read any AWS, Google Cloud, Azure or FOCUS billing export (format detected "
                                    "from its header) and write FOCUS-named line items, or a JSON summary.")
-    p.add_argument("path", help="an export file, or a directory of export files")
+    p.add_argument("path", help="an export file, a delivery's manifest (its files, as one delivery), "
+                                "or a directory of export files")
     p.add_argument("--to", choices=["jsonl", "csv", "parquet"], default="jsonl", help="output format (default jsonl)")
     p.add_argument("--out", help="output file (default: standard output)")
     p.add_argument("--summary", action="store_true",

@@ -33,6 +33,7 @@ from .adapters.local.ledger import SqliteLedger
 from .adapters.local.notifier import ConsoleNotifier
 from .adapters.local.queue import SqliteQueue
 from .adapters.local.store import DirectoryStore
+from .delivery import classify_object
 from .errors import BurnguardError, InputError
 from .ledger import AuditEvent
 from .policy import Policy, load_policy
@@ -59,6 +60,40 @@ def locate(path: Path) -> tuple[str, str, str] | None:
                 return None
             return parent.name, str(parent / parts[0]), "/".join(parts[1:])
     return None
+
+
+def describe(path: Path) -> dict[str, Any]:
+    """What a local file is as a storage object: its delivery's identity when the layout tells
+    (a manifest, a single-file export), else its role (a data file waits for its manifest)."""
+    where = locate(path)
+    if where is None:
+        return {"role": "unknown", "reason": "not in a <aws|gcp|azure>/<bucket>/ directory: no delivery identity"}
+    provider, bucket, key = where
+    try:
+        role = classify_object(provider, bucket, key, {"size": path.stat().st_size})
+        delivery = identify(provider, bucket, key, DirectoryStore(), {"size": path.stat().st_size})[0] if role.kind in (
+            "manifest", "single") else None
+    except BurnguardError as exc:
+        return {"role": "invalid", "reason": str(exc)}
+    if delivery is None:
+        return {"role": role.kind, "reason": role.reason, "provider": provider, "billing_period": role.billing_period,
+                "version": role.version, "source": role.source}
+    return {"role": role.kind, "provider": delivery.provider, "source": delivery.source,
+            "billing_period": delivery.billing_period, "version": delivery.version,
+            "delivery_id": delivery.delivery_id, "complete": delivery.complete,
+            "files": [f.key for f in delivery.files], "expected_rows": delivery.expected_rows,
+            "cost_basis": delivery.cost_basis}
+
+
+def delivery_paths(manifest: Path) -> tuple[dict[str, Any], list[Path]]:
+    """A manifest's delivery and the local paths of its files."""
+    info = describe(manifest)
+    where = locate(manifest)
+    if info.get("role") != "manifest" or where is None:
+        raise InputError(f"not a delivery manifest burnguard can read ({info.get('reason', 'unknown layout')})",
+                         file=str(manifest))
+    bucket = Path(where[1])
+    return info, [bucket / key for key in info["files"]]
 
 
 class Progress:

@@ -65,3 +65,27 @@ def test_spend_rejects_a_bad_scope_and_period(tmp_path: Path, capsys: pytest.Cap
     assert code == 2 and "key=value" in err
     code, _, err = run(capsys, "spend", "--tag", "team=a", "--period", "2024-13", "--home", str(tmp_path))
     assert code == 2 and "month 13" in err
+
+
+def test_normalize_a_manifest_normalizes_its_delivery_and_names_it(capsys: pytest.CaptureFixture[str]) -> None:
+    [manifest] = sorted((EVENTS / "exports" / "azure").rglob("8e3a5c7d-*/manifest.json"))
+    code, out, _ = run(capsys, "normalize", str(manifest), "--summary")
+    report = json.loads(out)
+    declared = json.loads(manifest.read_text())
+    assert code == 0
+    assert report["delivery"]["provider"] == "azure" and report["delivery"]["billing_period"] == "2024-09"
+    assert report["delivery"]["version"] == declared["runInfo"]["runId"]
+    assert report["delivery"]["expected_rows"] == declared["dataRowCount"] == report["rows"]
+    assert [f["file"].rsplit("/", 1)[-1] for f in report["files"]] == [
+        b["blobName"].strip().rsplit("/", 1)[-1] for b in declared["blobs"]]
+    # The manifest's export type gives the cost basis: nothing is inferred.
+    assert report["files"][0]["warnings"] == []
+
+
+def test_normalize_a_data_file_says_it_waits_for_its_manifest(capsys: pytest.CaptureFixture[str]) -> None:
+    [data] = sorted((EVENTS / "exports" / "aws").rglob("*-1.csv.gz"))
+    code, out, _ = run(capsys, "normalize", str(data), "--summary")
+    report = json.loads(out)
+    assert code == 0 and report["format"] == "aws-cur"
+    assert report["delivery"]["role"] == "data" and report["delivery"]["billing_period"] == "2024-09"
+    assert report["delivery"]["version"] == data.parent.name  # the assembly folder

@@ -7,6 +7,7 @@ CASE over ``lineItem/LineItemType``) row by row with the csv module and Decimal.
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +70,55 @@ def test_savings_plan_covered_usage_is_amortized() -> None:
     got, _ = normalized_totals(fixture("koku/aws/2023-06-01.csv"))
     # Three SavingsPlanCoveredUsage rows of 10 NOK on demand, 0.1 NOK under the plan.
     assert got == {"NOK": (Decimal("30.00"), Decimal("0.30"))}
+
+
+def test_every_line_item_type_against_the_amortized_cost_definition(tmp_path: Path) -> None:
+    """No public CUR holds RIFee, DiscountedUsage, SavingsPlanNegation, Credit, Refund, Fee or
+    the plan fees (formats.md §9): the benchmark generator writes them all, with their cost
+    columns, and the expected side is the same CASE as above, row by row."""
+    from tests.bench.gen_cur import LINE_ITEM_TYPES, write_cur
+
+    path = write_cur(tmp_path / "cur.csv.gz", 6000, seed=11)
+    _, rows = read_rows(path)
+    kinds = {r["lineItem/LineItemType"] for r in rows}
+    assert kinds == {t for t, _ in LINE_ITEM_TYPES}
+    expected = totals_by_currency([("USD", dec(r["lineItem/UnblendedCost"]), expected_effective(r)) for r in rows])
+    got, stats = normalized_totals(path)
+    assert stats.error_count == 0 and got == expected
+    # and per type, to the cent: a wrong rule for one type cannot hide behind the others
+    from burnguard.normalize import Normalizer
+
+    table = Normalizer.from_path(path).read_all()
+    by_row = dict(zip(table.column("x_SourceRow").to_pylist(), table.column("EffectiveCost").to_pylist(), strict=True))
+    for kind in kinds:
+        want = sum((expected_effective(r) for r in rows if r["lineItem/LineItemType"] == kind), Decimal(0))
+        have = sum((by_row[i + 1] for i, r in enumerate(rows) if r["lineItem/LineItemType"] == kind), Decimal(0))
+        assert abs(have - want) < Decimal("0.000001"), kind
+
+
+def test_legacy_cur_in_parquet_with_athena_names(tmp_path: Path) -> None:
+    """The Athena/Parquet CUR: snake_case names, one column per tag (``resource_tags_user_team``),
+    DOUBLE costs read through their shortest decimal text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from burnguard.normalize import Normalizer
+
+    table = pa.table({
+        "line_item_line_item_type": ["Usage", "DiscountedUsage", "Tax"],
+        "line_item_usage_start_date": pa.array([1725148800000] * 3, pa.timestamp("ms")),
+        "line_item_unblended_cost": pa.array([0.1, 0.0, 2.5], pa.float64()),
+        "line_item_currency_code": ["USD"] * 3,
+        "reservation_effective_cost": pa.array([None, 0.7, None], pa.float64()),
+        "product_instance_type": ["g5.xlarge", "p4d.24xlarge", None],
+        "resource_tags_user_team": ["ml-research", "", None],
+        "resource_tags_user_project": [None, "llm", None],
+    })
+    pq.write_table(table, tmp_path / "cur.snappy.parquet")
+    n = Normalizer.from_path(tmp_path / "cur.snappy.parquet")
+    out = n.read_all()
+    assert n.stats.format == "aws-cur" and n.stats.variant == "aws-cur"
+    assert out.column("BilledCost").to_pylist() == [Decimal("0.1"), Decimal(0), Decimal("2.5")]
+    assert out.column("EffectiveCost").to_pylist() == [Decimal("0.1"), Decimal("0.7"), Decimal("2.5")]
+    assert [dict(t) for t in out.column("Tags").to_pylist()] == [{"team": "ml-research"}, {"project": "llm"}, {}]
+    assert out.column("ChargeCategory").to_pylist() == ["Usage", "Usage", "Tax"]
