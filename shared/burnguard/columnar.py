@@ -298,14 +298,6 @@ def tags_from_dicts(dicts: Sequence[dict[str, str] | None]) -> pa.Array:
     return pa.array([list(d.items()) if d else [] for d in dicts], TAGS)
 
 
-def null_rows(length: int, bad: Sequence[BadValue]) -> np.ndarray:
-    """Boolean mask of the rows named in ``bad``."""
-    mask = np.zeros(length, dtype=bool)
-    for b in bad:
-        mask[b.index] = True
-    return mask
-
-
 def dec_add(a: pa.Array, b: pa.Array) -> pa.Array:
     """Sum of two money arrays, cast back to the money type (overflow is an error)."""
     return pc.cast(pc.add(a, b), MONEY)

@@ -10,9 +10,9 @@ them all, with the union of their actions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal, Protocol
 
@@ -73,7 +73,7 @@ def announce_key(kind: str, guardrail: str, scope: Scope, period: str, label: st
     return f"{kind}|{guardrail}|{scope}|{period}|{label}"
 
 
-def _window(g: Guardrail, now: datetime) -> tuple[datetime, datetime, Window, str]:
+def period_window(g: Guardrail, now: datetime) -> tuple[datetime, datetime, Window, str]:
     start, end = g.period_window(now)
     if g.period.kind == "month":
         key = start.strftime("%Y-%m")
@@ -108,7 +108,7 @@ def evaluate(policy: Policy, view: LedgerView, now: datetime, *, wall: datetime 
 
 def _budget_decisions(g: Guardrail, view: LedgerView, now: datetime, data_until: datetime | None) -> list[Decision]:
     assert g.budget is not None
-    start, end, window, period = _window(g, now)
+    start, end, window, period = period_window(g, now)
     selector = Scope(g.scope.key, g.scope.value)
     budget = g.budget.money
     out: list[Decision] = []
@@ -204,14 +204,3 @@ def decide_budget_alert(policy: Policy, alert: BudgetAlert, view: LedgerView, no
             forecast=alert.forecast, alert=alert,
         ))
     return out
-
-
-def summarize_spend(rows: Sequence[SpendRow]) -> Mapping[str | None, Mapping[str, Decimal]]:
-    out: dict[str | None, dict[str, Decimal]] = {}
-    for r in rows:
-        out.setdefault(r.scope_value, {})[r.currency] = r.amount
-    return out
-
-
-def days_between(start: date, end: date) -> list[date]:
-    return [start + timedelta(days=i) for i in range((end - start).days)]

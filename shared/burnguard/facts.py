@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
@@ -183,14 +183,6 @@ def empty_facts() -> Facts:
     hourly = pa.schema([("hour", TIMESTAMP), ("cloud", pa.string()), ("resource_id", pa.string()),
                         ("currency", pa.string()), ("tagset", pa.string()), *money])
     return Facts(spend.empty_table(), hourly.empty_table())
-
-
-def utc_day_start(day: object) -> datetime:
-    """A ``date`` as the aware UTC instant it starts at."""
-    from datetime import date
-
-    assert isinstance(day, date)
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def combine(tables: list[pa.Table], keys: list[str]) -> pa.Table:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 import pyarrow as pa
@@ -35,17 +35,13 @@ NANO = Decimal("1e9")
 CostBasis = Literal["effective", "billed"]
 
 
-def to_nanos(amount: Decimal) -> int:
-    return int((amount * NANO).to_integral_value(rounding=ROUND_HALF_EVEN))
-
-
 def from_nanos(value: int) -> Decimal:
     return Decimal(value) / NANO
 
 
 def nanos_array(amounts: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """:func:`to_nanos` over a money column, vectorized (round half-even at 1e-9, then scale;
-    decimal256 holds the intermediate product)."""
+    """A money column in nano-units (int64): rounded half-even at 1e-9, then scaled, in Arrow
+    (decimal256 holds the intermediate product)."""
     wide = pc.round(pc.cast(amounts, pa.decimal256(40, 18)), ndigits=9, round_mode="half_to_even")
     scaled = pc.multiply(pc.cast(wide, pa.decimal256(40, 9)), pa.scalar(NANO, pa.decimal256(10, 0)))
     return pc.cast(pc.cast(scaled, pa.decimal256(60, 0)), pa.int64())

@@ -27,9 +27,6 @@ TAGS = pa.map_(pa.string(), pa.string())
 AWS, GCP, AZURE, OTHER = "aws", "gcp", "azure", "other"
 CLOUDS = (AWS, GCP, AZURE)
 
-#: FOCUS ChargeCategory values.
-CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
-
 FIELDS: list[pa.Field] = [
     pa.field("ProviderName", pa.string()),
     pa.field("BillingAccountId", pa.string()),
@@ -70,8 +67,6 @@ FIELDS: list[pa.Field] = [
     pa.field("x_SourceRow", pa.int64()),
 ]
 SCHEMA = pa.schema(FIELDS)
-COLUMN_NAMES = [f.name for f in FIELDS]
-MONEY_COLUMNS = ("BilledCost", "EffectiveCost", "ListCost", "ConsumedQuantity")
 
 
 class LineItem(BaseModel):
@@ -129,7 +124,3 @@ def iter_line_items(batch: pa.RecordBatch | pa.Table) -> Iterator[LineItem]:
     """Materialize per-row objects (for people and tests, not for the hot path)."""
     for record in batch.to_pylist():
         yield LineItem.from_record(record)
-
-
-def empty_batch() -> pa.RecordBatch:
-    return pa.RecordBatch.from_pylist([], schema=SCHEMA)

@@ -140,12 +140,6 @@ def parse_label_list(text: str | None) -> list[tuple[str, Any]]:
     return pairs
 
 
-def scope_matches(tags: Mapping[str, str], key: str, value: str | None) -> bool:
-    """True when ``tags`` carry ``key`` (case-insensitively) with ``value`` (any if ``None``)."""
-    want = key.casefold()
-    return any(k.casefold() == want and (value is None or v == value) for k, v in tags.items())
-
-
 def tag_value(tags: Mapping[str, str], key: str) -> str | None:
     """The value of ``key`` in ``tags``, keys compared case-insensitively."""
     want = key.casefold()

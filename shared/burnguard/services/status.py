@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from ..decisions import _window
+from ..decisions import period_window
 from ..ledger import Ledger, Scope
 from ..money import Money
 from ..policy import Policy, project_period_end
@@ -38,7 +38,7 @@ def guardrail_status(policy: Policy, ledger: Ledger, now: datetime) -> list[Guar
         if stops:
             base_state.append(f"{stops} stopped")
         if g.budget is not None:
-            start, end, window, period = _window(g, now)
+            start, end, window, period = period_window(g, now)
             budget = g.budget.money
             every = ledger.spend(Scope(g.scope.key, g.scope.value), window, basis=g.cost, clouds=g.clouds)
             rows = [r for r in every if r.currency == budget.currency]
