@@ -224,7 +224,7 @@ def decode_chunk(message: Message) -> Chunk:
                          f"{actual.rows} rows costing {actual.effective}", field="data")
     delivery = DeliveryRef(delivery_id=a["delivery_id"], provider=a["provider"], source=a["source"],
                            billing_period=a["billing_period"], version=a["version"],
-                           produced_at=a.get("produced_at"))  # type: ignore[arg-type]
+                           produced_at=datetime.fromisoformat(a["produced_at"]) if a.get("produced_at") else None)
     return Chunk(a["message_id"], delivery, a["file"], int(a["chunk"]), table, declared)
 
 

@@ -21,7 +21,7 @@ from ..ledger import AuditEvent, Completion, Ledger, StopRecord
 from ..messages import BUDGET_ALERT, DELIVERY_SUMMARY, LINE_ITEMS, Message
 from ..money import Money
 from ..policy import Policy
-from ..ports import ActionError, Instance, InstanceController, Notifier, NotifyError
+from ..ports import ActionError, Instance, InstanceController, Notification, Notifier, NotifyError
 from ..render import render_decision, render_failures, render_resume
 from .record import record_message
 
@@ -184,10 +184,7 @@ class GuardrailService:
     def _notify(self, report: ExecutionReport) -> None:
         self._send(render_decision(report, self.policy, self.ledger), report)
 
-    def _send(self, notification: object, report: ExecutionReport) -> None:
-        from ..ports import Notification
-
-        assert isinstance(notification, Notification)
+    def _send(self, notification: Notification, report: ExecutionReport) -> None:
         try:
             self.notifier.send(notification)
             report.notified = True
