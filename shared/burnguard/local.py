@@ -42,6 +42,8 @@ from .services.guardrail import ExecutionReport, GuardrailService
 from .services.objects import ObjectOutcome, identify, ingest_identified
 
 HOME_ENV = "BURNGUARD_HOME"
+#: The SQLite queue has no size limit: chunks go uncompressed (see messages.encode_chunk).
+LOCAL_QUEUE_COMPRESSION: str | None = None
 DEFAULT_HOME = ".burnguard"
 PROVIDER_DIRS = ("aws", "gcp", "azure")
 
@@ -227,7 +229,8 @@ class LocalMode:
                     continue
                 ingested[delivery.delivery_id] = str(path)
                 outcome = ingest_identified(delivery, bucket, key, self.store, self._publish_once(seen),
-                                            reason=reason, on_progress=progress, default_currency=default_currency)
+                                            reason=reason, on_progress=progress, default_currency=default_currency,
+                                            compression=LOCAL_QUEUE_COMPRESSION)
             except BurnguardError as exc:
                 outcomes.append(Outcome(str(path), "failed", str(exc)))
                 self.ledger.audit(AuditEvent(datetime.now(UTC), "dead-letter", "ingest", "failed",

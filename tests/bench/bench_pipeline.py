@@ -48,7 +48,7 @@ def run_pipeline(path: Path, home: Path, period: str, rows: int) -> dict[str, ob
     """Ingest one delivery onto the SQLite queue while the guardrail consumes it (decode,
     aggregate, ledger, complete, evaluate the demo policy), as the embedded mode does."""
     from burnguard.adapters.local.notifier import ConsoleNotifier
-    from burnguard.local import LocalMode
+    from burnguard.local import LOCAL_QUEUE_COMPRESSION, LocalMode
     from burnguard.policy import load_policy
     from burnguard.services.ingest import SourceFile, ingest_delivery
 
@@ -57,7 +57,7 @@ def run_pipeline(path: Path, home: Path, period: str, rows: int) -> dict[str, ob
     t0 = time.perf_counter()
     with local.guardrail_alongside(local.service()) as drained:
         report = ingest_delivery(ref, [SourceFile(path.name, lambda: open(path, "rb"), str(path))],  # type: ignore[arg-type]  # noqa: SIM115
-                                 local.queue.publish)
+                                 local.queue.publish, compression=LOCAL_QUEUE_COMPRESSION)
         t1 = time.perf_counter()
     t2 = time.perf_counter()
     assert any(d.counted and d.delivery.delivery_id == ref.delivery_id for d in local.ledger.deliveries()), "not counted"  # type: ignore[attr-defined]

@@ -23,8 +23,9 @@ from ..messages import (
 )
 from ..normalize import Normalizer
 
-#: Messages are published in groups of this many (one round trip each).
+#: Messages are published in groups of this many, or of this many bytes (one round trip each).
 PUBLISH_BATCH = 16
+PUBLISH_BYTES = 16 << 20
 
 Publish = Callable[[Sequence[Message]], None]
 Opener = Callable[[], IO[bytes]]
@@ -75,6 +76,7 @@ def ingest_delivery(
     cost_basis: str | None = None,
     expected_rows: int | None = None,
     on_progress: Callable[[str, int], None] | None = None,
+    compression: str | None = "zstd",
 ) -> IngestReport:
     """Normalize and publish a whole delivery; returns its closing summary.
 
@@ -86,14 +88,15 @@ def ingest_delivery(
     summaries: list[FileSummary] = []
     total = Totals(rows=0)
     pending: list[Message] = []
+    pending_bytes = 0
     count = 0
 
     def flush() -> None:
-        nonlocal pending, count
+        nonlocal pending, pending_bytes, count
         if pending:
             publish(pending)
             count += len(pending)
-            pending = []
+            pending, pending_bytes = [], 0
 
     for source in files:
         stream = source.open()
@@ -104,12 +107,14 @@ def ingest_delivery(
             index = 0
             for table in _rechunk(normalizer.batches(), chunk_rows):
                 totals = totals_of(table)
-                pending.append(encode_chunk(delivery, source.key, index, table, totals))
+                pending.append(encode_chunk(delivery, source.key, index, table, totals=totals,
+                                            compression=compression))
+                pending_bytes += len(pending[-1].data)
                 file_totals = add_totals(file_totals, totals)
                 index += 1
                 if on_progress is not None:
                     on_progress(source.key, table.num_rows)
-                if len(pending) >= PUBLISH_BATCH:
+                if len(pending) >= PUBLISH_BATCH or pending_bytes >= PUBLISH_BYTES:
                     flush()
         finally:
             stream.close()

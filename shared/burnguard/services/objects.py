@@ -95,13 +95,15 @@ def ingest_object(provider: str, bucket: str, key: str, store: ObjectStore, publ
 
 def ingest_identified(delivery: Delivery, bucket: str, key: str, store: ObjectStore, publish: Publish, *,
                       reason: str = "", default_currency: str | None = None,
-                      on_progress: Callable[[str, int], None] | None = None) -> ObjectOutcome:
+                      on_progress: Callable[[str, int], None] | None = None,
+                      compression: str | None = "zstd") -> ObjectOutcome:
     """Ingest a delivery already identified (from the object ``key`` that announced it)."""
     basis = delivery.cost_basis if delivery.cost_basis in ("actual", "amortized") else None
     keys = [f.key for f in delivery.files] or [key]
     files = [SourceFile(k, _opener(store, bucket, k), store.local_path(bucket, k)) for k in keys]
     report = ingest_delivery(delivery_ref(delivery), files, publish, default_currency=default_currency,
-                             cost_basis=basis, expected_rows=delivery.expected_rows, on_progress=on_progress)
+                             cost_basis=basis, expected_rows=delivery.expected_rows, on_progress=on_progress,
+                             compression=compression)
     return ObjectOutcome("ingested", reason, delivery, report)
 
 
