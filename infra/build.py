@@ -141,7 +141,7 @@ def validate_policy(path: Path) -> None:
     """The deploy fails on a policy the functions would refuse at their first request."""
     if str(ROOT / "shared") not in sys.path:
         sys.path.insert(0, str(ROOT / "shared"))
-    from burnguard.policy import load_policy
+    from burnguard.core.policy import load_policy
 
     try:
         load_policy(path)

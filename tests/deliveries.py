@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from burnguard.messages import DeliveryRef, Message
+from burnguard.core.messages import DeliveryRef, Message
 from burnguard.services.ingest import SourceFile, ingest_delivery
 from tests.bench.gen_cur import csv_lines, generate_table
 
@@ -34,7 +34,7 @@ def write_cur(table: pa.Table, path: Path) -> Path:
 
 def delivery_ref(version: str, *, source: str = "aws-cur|123456789012|reports/cur", period: str = "2024-09",
                  produced_at: datetime | None = None) -> DeliveryRef:
-    from burnguard.messages import stable_id
+    from burnguard.core.messages import stable_id
 
     return DeliveryRef(delivery_id=f"aws-{period}-{stable_id(source, period, version)}", provider="aws",
                        source=source, billing_period=period, version=version,

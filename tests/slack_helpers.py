@@ -26,8 +26,8 @@ import pyarrow as pa
 from burnguard.adapters.local.inventory import InventoryController, InventoryFile
 from burnguard.adapters.local.ledger import SqliteLedger
 from burnguard.adapters.local.notifier import ConsoleNotifier
-from burnguard.lineitem import SCHEMA
-from burnguard.messages import (
+from burnguard.core.lineitem import SCHEMA
+from burnguard.core.messages import (
     DeliveryRef,
     DeliverySummary,
     FileSummary,
@@ -36,7 +36,7 @@ from burnguard.messages import (
     stable_id,
     totals_of,
 )
-from burnguard.policy import load_policy
+from burnguard.core.policy import load_policy
 from burnguard.services.guardrail import GuardrailService
 
 SECRET = "test-signing-secret-5b1f0c2e9a"
@@ -282,10 +282,10 @@ class FakeSlack:
 def slash_service(world: World, *, deferrer: Any = None, clock: float = NOW_TS, **kwargs: Any) -> Any:
     """The slash service on ``world``: verifier clock fixed at ``clock``, answers posted to
     local response URLs (``http://127.0.0.1``), deferred completions on threads."""
-    from burnguard.adapters.slack.deferral import ThreadDeferrer
+    from burnguard.adapters.local.deferral import ThreadDeferrer
     from burnguard.adapters.slack.respond import WebhookResponder
     from burnguard.adapters.slack.verify import SlackRequestVerifier
-    from burnguard.services.slash import SlashService
+    from burnguard.services.slack_endpoint import SlashService
 
     return SlashService(SlackRequestVerifier(SECRET, clock=lambda: clock), world.ledger, world.policy,
                         world.guardrails, deferrer=deferrer or ThreadDeferrer(),

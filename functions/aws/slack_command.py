@@ -2,16 +2,16 @@
 
 Two kinds of events reach it: Slack's HTTP request through the Function URL, and the
 asynchronous self-invocation that completes a deferred command (``LambdaSelfInvokeDeferrer``).
-Everything else is in ``burnguard.adapters.slack`` and ``burnguard.services.slash``.
+Everything else is in ``burnguard.adapters.slack`` and ``burnguard.services.slack_endpoint``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from burnguard.adapters.slack import bootstrap
-from burnguard.adapters.slack.deferral import deferred_request
 from burnguard.adapters.slack.http import handle_function_url
+from burnguard.app import slack as bootstrap
+from burnguard.services.slack_endpoint import deferred_request
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

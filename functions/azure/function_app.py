@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from burnguard.adapters.slack import bootstrap
+from burnguard.app import slack as bootstrap
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 

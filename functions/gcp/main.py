@@ -13,9 +13,9 @@ from typing import Any
 
 import functions_framework
 
-from burnguard.adapters.slack import bootstrap
-from burnguard.adapters.slack.deferral import pubsub_request
 from burnguard.adapters.slack.http import handle_flask
+from burnguard.app import slack as bootstrap
+from burnguard.services.slack_endpoint import pubsub_request
 
 
 @functions_framework.http

@@ -60,9 +60,9 @@ def measure(kind: str, path: Path) -> dict[str, object]:
         import pyarrow as pa
         from isal import igzip
 
+        from burnguard.app.runtime import tune_arrow
         from burnguard.normalize import Normalizer
         from burnguard.normalize.source import csv_batches
-        from burnguard.runtime import tune_arrow
 
         tune_arrow()
     cpu0 = time.process_time()

@@ -37,7 +37,7 @@ POLICY = ROOT / "events" / "policies" / "demo.yaml"
 
 
 def _ref(period: str, rows: int) -> object:
-    from burnguard.messages import DeliveryRef, stable_id
+    from burnguard.core.messages import DeliveryRef, stable_id
 
     return DeliveryRef(delivery_id=stable_id("bench", period, str(rows)), provider="aws",
                        source="aws-cur|123456789012|bench|cur", billing_period=period, version="1",
@@ -48,8 +48,8 @@ def run_pipeline(path: Path, home: Path, period: str, rows: int) -> dict[str, ob
     """Ingest one delivery onto the SQLite queue while the guardrail consumes it (decode,
     aggregate, ledger, complete, evaluate the demo policy), as the embedded mode does."""
     from burnguard.adapters.local.notifier import ConsoleNotifier
-    from burnguard.local import LOCAL_QUEUE_COMPRESSION, LocalMode
-    from burnguard.policy import load_policy
+    from burnguard.app.embedded import LOCAL_QUEUE_COMPRESSION, LocalMode
+    from burnguard.core.policy import load_policy
     from burnguard.services.ingest import SourceFile, ingest_delivery
 
     local = LocalMode(home, load_policy(POLICY), notifier=ConsoleNotifier(quiet=True))
@@ -69,7 +69,7 @@ def run_pipeline(path: Path, home: Path, period: str, rows: int) -> dict[str, ob
 
 
 def child(kind: str, rows: int) -> dict[str, object]:
-    from burnguard.runtime import tune_arrow
+    from burnguard.app.runtime import tune_arrow
 
     tune_arrow()
     if kind == "normalize":
@@ -90,8 +90,8 @@ def child(kind: str, rows: int) -> dict[str, object]:
 
 def queries(rows: int, repeat: int = 50) -> dict[str, object]:
     from burnguard.adapters.local.ledger import SqliteLedger
-    from burnguard.ledger import Scope
-    from burnguard.policy import load_policy
+    from burnguard.core.ledger import Scope
+    from burnguard.core.policy import load_policy
     from burnguard.services.queries import parse_period, spend_report
     from burnguard.services.status import guardrail_status
 

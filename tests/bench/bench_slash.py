@@ -61,8 +61,8 @@ def run(rows: int, requests: int) -> dict[str, Any]:
 
     from burnguard.adapters.local.ledger import SqliteLedger
     from burnguard.adapters.slack.verify import SlackRequestVerifier
-    from burnguard.policy import load_policy
-    from burnguard.services.slash import SlashService
+    from burnguard.core.policy import load_policy
+    from burnguard.services.slack_endpoint import SlashService
 
     t = time.perf_counter()
     path = ledger_file(rows)

@@ -38,8 +38,8 @@ def ledger_file(rows: int) -> Path:
     if target.exists():
         return target
     from burnguard.adapters.local.ledger import SqliteLedger
-    from burnguard.messages import DeliveryRef, stable_id
-    from burnguard.runtime import tune_arrow
+    from burnguard.app.runtime import tune_arrow
+    from burnguard.core.messages import DeliveryRef, stable_id
     from burnguard.services.ingest import SourceFile, ingest_delivery
     from burnguard.services.record import record_message
 

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from burnguard.ledger import Ledger, Scope, Window
-from burnguard.messages import DELIVERY_SUMMARY, LINE_ITEMS, DeliverySummary, Message, encode_summary
+from burnguard.core.ledger import Scope, Window
+from burnguard.core.messages import DELIVERY_SUMMARY, LINE_ITEMS, DeliverySummary, Message, encode_summary
+from burnguard.core.summary import Summary
 from burnguard.normalize import Normalizer
+from burnguard.ports.ledger import Ledger
 from burnguard.services.record import record_message
-from burnguard.summary import Summary
 from tests.deliveries import cur_table, delivery_ref, messages_for, write_cur
 
 NOW = datetime(2024, 9, 30, 12, tzinfo=UTC)

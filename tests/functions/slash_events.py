@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from burnguard.adapters.slack import bootstrap
+from burnguard.app import slack as bootstrap
 
 FUNCTIONS = Path(__file__).parents[2] / "functions"
 

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from burnguard.adapters.slack.deferral import LambdaSelfInvokeDeferrer
+from burnguard.adapters.aws.deferral import LambdaSelfInvokeDeferrer
 from tests.functions.slash_events import load, use_service
 from tests.slack_helpers import NOW_TS, SEPTEMBER, FakeSlack, World, expected_spend, form, money, sign, slash_service
 

@@ -11,7 +11,7 @@ from typing import Any
 import functions_framework
 import pytest
 
-from burnguard.adapters.slack.deferral import PubSubDeferrer
+from burnguard.adapters.gcp.deferral import PubSubDeferrer
 from tests.functions.slash_events import FUNCTIONS, use_service
 from tests.slack_helpers import NOW_TS, FakeSlack, World, form, sign, signed_headers, slash_service
 

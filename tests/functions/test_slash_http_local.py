@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from burnguard.local import LocalMode
+from burnguard.app.embedded import LocalMode
 from tests.slack_helpers import SECRET, FakeSlack, World, form, signed_headers
 
 ROOT = Path(__file__).parents[2]
@@ -37,7 +37,7 @@ def serve(home: Path, secret: str | None = SECRET) -> subprocess.Popen[str]:
     env.pop("BURNGUARD_SLACK_SIGNING_SECRET", None)
     if secret is not None:
         env["BURNGUARD_SLACK_SIGNING_SECRET"] = secret
-    return subprocess.Popen([sys.executable, "-m", "burnguard.cli", "serve", "--home", str(home), "--port", "0",
+    return subprocess.Popen([sys.executable, "-m", "burnguard.app.cli", "serve", "--home", str(home), "--port", "0",
                              "--now", "2024-09-20T12:00:00Z", "--response-url-prefix", "http://127.0.0.1:"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -12,7 +12,7 @@ from typing import Any
 import functions_framework
 import pytest
 
-from burnguard.adapters.slack.deferral import PubSubDeferrer
+from burnguard.adapters.gcp.deferral import PubSubDeferrer
 from tests.functions.slash_events import FUNCTIONS, use_service
 from tests.slack_helpers import FakeSlack, World, form, signed_headers, slash_service
 

@@ -24,7 +24,7 @@ import hcl2
 import pytest
 from hcl2.utils import SerializationOptions
 
-from burnguard.adapters.slack import bootstrap
+from burnguard.app import slack as bootstrap
 
 ROOT = Path(__file__).parents[2]
 INFRA = ROOT / "infra"

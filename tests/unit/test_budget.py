@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from burnguard.budget import (
+from burnguard.core.budget import (
     BudgetAlert,
     parse_aws_budget_sns,
     parse_azure_budget_alert,
@@ -21,8 +21,8 @@ from burnguard.budget import (
     parse_gcp_pubsub_cloudevent,
     parse_sns_record,
 )
-from burnguard.errors import InputError
-from burnguard.money import Money
+from burnguard.core.errors import InputError
+from burnguard.core.money import Money
 from tests.helpers import EVENTS, fixture
 
 BUDGET_EVENTS = EVENTS / "budget"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from burnguard.cli import main
+from burnguard.app.cli import main
 
 ROOT = Path(__file__).parents[2]
 EVENTS = ROOT / "events"

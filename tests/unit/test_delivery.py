@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from burnguard.delivery import (
+from burnguard.core.delivery import (
     Delivery,
     DeliveryFile,
     ObjectRole,
@@ -24,7 +24,7 @@ from burnguard.delivery import (
     parse_gcp_manifest,
     parse_s3_key,
 )
-from burnguard.errors import InputError
+from burnguard.core.errors import InputError
 from tests.helpers import FIXTURES, fixture
 
 # --------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from burnguard.delivery import (
+from burnguard.core.delivery import (
     PROVIDERS,
     Delivery,
     DeliveryFile,
@@ -22,7 +22,7 @@ from burnguard.delivery import (
     parse_cur_manifest,
     parse_s3_key,
 )
-from burnguard.errors import InputError
+from burnguard.core.errors import InputError
 
 providers: st.SearchStrategy[Provider] = st.sampled_from(PROVIDERS)
 periods = st.one_of(st.none(), st.builds(lambda y, m: f"{y:04d}-{m:02d}", st.integers(1, 9999), st.integers(1, 12)))

@@ -393,7 +393,7 @@ class DemoRun:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
-    from burnguard.cli import main
+    from burnguard.app.cli import main
 
     home = tmp_path_factory.mktemp("demo") / "home"
     out, err = io.StringIO(), io.StringIO()
@@ -517,7 +517,7 @@ def test_threshold_and_forecast_messages_match_the_raw_exports(demo: DemoRun) ->
 
 
 def test_ml_research_spend_per_cloud_in_the_ledger_and_the_status(demo: DemoRun, ledger: Any) -> None:
-    from burnguard.ledger import Scope, Window
+    from burnguard.core.ledger import Scope, Window
 
     g = guardrail("ml-research-monthly")
     key, value = scope(g)
@@ -640,7 +640,7 @@ def test_each_native_budget_notification_alerts_once(demo: DemoRun) -> None:
 
 
 def test_normalize_summary_totals_equal_the_raw_files(capsys: pytest.CaptureFixture[str]) -> None:
-    from burnguard.cli import main
+    from burnguard.app.cli import main
 
     assert main(["normalize", str(EXPORTS), "--summary"]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -14,9 +14,9 @@ import pyarrow as pa
 from burnguard.adapters.local.inventory import InventoryController, InventoryFile
 from burnguard.adapters.local.ledger import SqliteLedger
 from burnguard.adapters.local.notifier import ConsoleNotifier
-from burnguard.budget import parse_aws_budget_sns
-from burnguard.lineitem import SCHEMA
-from burnguard.messages import (
+from burnguard.core.budget import parse_aws_budget_sns
+from burnguard.core.lineitem import SCHEMA
+from burnguard.core.messages import (
     DeliveryRef,
     DeliverySummary,
     FileSummary,
@@ -26,7 +26,7 @@ from burnguard.messages import (
     stable_id,
     totals_of,
 )
-from burnguard.policy import load_policy
+from burnguard.core.policy import load_policy
 from burnguard.services.guardrail import GuardrailService
 
 NOW = datetime(2024, 9, 20, 12, tzinfo=UTC)

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from burnguard.columnar import to_decimal, to_timestamp
-from burnguard.money import QUANTUM, NumberError, parse_amount, parse_decimal
-from burnguard.tags import MAX_VALUE_LENGTH, TagError, normalize_key, normalize_tags, parse_tag_object
-from burnguard.timeparse import TimestampError, parse_timestamp
+from burnguard.core.columnar import to_decimal, to_timestamp
+from burnguard.core.money import QUANTUM, NumberError, parse_amount, parse_decimal
+from burnguard.core.tags import MAX_VALUE_LENGTH, TagError, normalize_key, normalize_tags, parse_tag_object
+from burnguard.core.timeparse import TimestampError, parse_timestamp
 
 money = st.decimals(min_value=Decimal("-1e12"), max_value=Decimal("1e12"), allow_nan=False, allow_infinity=False,
                     places=None).filter(lambda d: d.is_finite())

@@ -17,10 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from burnguard.budget import parse_azure_budget_alert, parse_gcp_pubsub_cloudevent, parse_sns_record
-from burnguard.errors import InputError
-from burnguard.money import Money
-from burnguard.policy import (
+from burnguard.core.budget import parse_azure_budget_alert, parse_gcp_pubsub_cloudevent, parse_sns_record
+from burnguard.core.errors import InputError
+from burnguard.core.money import Money
+from burnguard.core.policy import (
     Guardrail,
     Policy,
     PolicyError,

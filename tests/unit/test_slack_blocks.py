@@ -10,14 +10,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from burnguard import slack_blocks
-from burnguard.budget import parse_aws_budget_sns
-from burnguard.decisions import Decision, decide_budget_alert
-from burnguard.ledger import Scope, StopRecord
-from burnguard.money import Money
-from burnguard.policy import load_policy
-from burnguard.ports import Instance, Notification
-from burnguard.render import render_decision, render_failures, render_resume
+from burnguard.core.budget import parse_aws_budget_sns
+from burnguard.core.instances import Instance
+from burnguard.core.ledger import Scope, StopRecord
+from burnguard.core.money import Money
+from burnguard.core.policy import load_policy
+from burnguard.notify import blocks as slack_blocks
+from burnguard.notify.content import render_decision, render_failures, render_resume
+from burnguard.ports.notify import Notification
+from burnguard.rules.decisions import Decision, decide_budget_alert
 from burnguard.services.guardrail import ExecutionReport, ResumeReport
 from tests.helpers import fixture
 from tests.slack_helpers import NOW, POLICY, SEPTEMBER, World, item

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from burnguard import slack_blocks
-from burnguard.errors import InputError
-from burnguard.slash import CommandError, CommandRequest, SlashCommands, parse_command, parse_duration
+from burnguard.core.errors import InputError
+from burnguard.notify import blocks as slack_blocks
+from burnguard.ports.slack import CommandRequest
+from burnguard.services.commands import CommandError, SlashCommands, parse_command, parse_duration
 from tests.slack_helpers import (
     ADMIN,
     AUGUST,

@@ -12,20 +12,18 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from burnguard.adapters.slack import bootstrap
-from burnguard.adapters.slack.deferral import (
-    DEFERRED_KEY,
-    DeferralError,
-    LambdaSelfInvokeDeferrer,
-    PubSubDeferrer,
-    UnavailableDeferrer,
-    deferred_request,
-    pubsub_request,
-)
+from burnguard.adapters.aws.deferral import LambdaSelfInvokeDeferrer
+from burnguard.adapters.aws.secrets import aws_secret
+from burnguard.adapters.azure.secrets import azure_secret
+from burnguard.adapters.gcp.deferral import PubSubDeferrer
+from burnguard.adapters.gcp.secrets import gcp_secret
 from burnguard.adapters.slack.respond import WebhookResponder
-from burnguard.adapters.slack.secrets import SecretError, aws_secret, azure_secret, gcp_secret, read_secret
-from burnguard.ports import NotifyError
-from burnguard.slash import CommandRequest
+from burnguard.app import slack as bootstrap
+from burnguard.app.slack import read_secret
+from burnguard.ports.notify import NotifyError
+from burnguard.ports.secrets import SecretError
+from burnguard.ports.slack import CommandRequest, DeferralError
+from burnguard.services.slack_endpoint import DEFERRED_KEY, UnavailableDeferrer, deferred_request, pubsub_request
 from tests.slack_helpers import ADMIN, NOW, NOW_TS, POLICY, SECRET, FakeSlack, World, form, signed_headers
 
 REQUEST = CommandRequest("resume ml-monthly", ADMIN, NOW, "1234.5678.abcd", channel_id="C0SPEND01",
@@ -215,7 +213,7 @@ def test_nothing_cloud_is_created_at_import() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; import burnguard.adapters.slack.bootstrap, burnguard.adapters.slack.http; "
+    code = ("import sys; import burnguard.app.slack, burnguard.adapters.slack.http; "
             "print(sorted(m for m in ('boto3', 'google.cloud.secretmanager', 'azure.keyvault.secrets', "
             "'google.cloud.pubsub_v1') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -11,10 +11,10 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.http_retry import RateLimitErrorRetryHandler
 
-from burnguard import slack_blocks
 from burnguard.adapters.local.inventory import InventoryController
 from burnguard.adapters.slack.notifier import SlackNotifier, with_retries
-from burnguard.ports import Notification, NotifyError
+from burnguard.notify import blocks as slack_blocks
+from burnguard.ports.notify import Notification, NotifyError
 from burnguard.services.guardrail import GuardrailService
 from tests.slack_helpers import NOW, SEPTEMBER, FakeSlack, World, item
 

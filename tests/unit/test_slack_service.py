@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from burnguard.adapters.slack.deferral import ThreadDeferrer, UnavailableDeferrer
-from burnguard.services.slash import WORKING, SlashService
+from burnguard.adapters.local.deferral import ThreadDeferrer
+from burnguard.services.slack_endpoint import WORKING, SlashService, UnavailableDeferrer
 from tests.helpers import fixture
 from tests.slack_helpers import (
     ADMIN,
@@ -97,7 +97,7 @@ def test_refusals_have_the_right_status_and_say_nothing_more(world: World, case:
     else:
         body = b"text=%zz&" * 70
         headers = signed_headers(body)
-    with caplog.at_level(logging.WARNING, logger="burnguard.slash"):
+    with caplog.at_level(logging.WARNING, logger="burnguard.services.commands"):
         response = service.handle(body, headers, method)
     assert response.status == status
     generic = {401: b"unauthorized", 400: b"bad request", 405: b"method not allowed", 413: b"payload too large",
@@ -196,7 +196,7 @@ def test_a_failure_inside_is_a_polite_answer_with_a_reference(world: World, capl
             raise RuntimeError("database is locked")
 
     world.ledger = Broken(world.ledger, 0)  # type: ignore[assignment]
-    with caplog.at_level(logging.ERROR, logger="burnguard.slash"):
+    with caplog.at_level(logging.ERROR, logger="burnguard.services.commands"):
         response = post(slash_service(world), form("spend team=web"))
     text = response.json()["text"]
     assert response.status == 200 and text.startswith("Sorry, that failed on burnguard's side (ref ")

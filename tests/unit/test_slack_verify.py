@@ -11,7 +11,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from burnguard.adapters.local.ledger import SqliteLedger
 from burnguard.adapters.slack.verify import LedgerReplayGuard, SlackRequestVerifier, TtlReplayCache
-from burnguard.services.slash import RequestRejected
+from burnguard.ports.slack import RequestRejected
 from tests.helpers import fixture
 from tests.slack_helpers import NOW_TS, SECRET, form, sign, signed_headers
 

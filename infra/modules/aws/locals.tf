@@ -20,7 +20,7 @@ locals {
   async_functions = { for k, f in var.functions : k => f if contains(["s3", "sns"], f.trigger.type) }
 
   # BURNGUARD_SLACK_SIGNING_SECRET_REF: the ARN, "#key" to pick a key of a JSON secret
-  # (burnguard.adapters.slack.secrets.aws_secret).
+  # (burnguard.adapters.aws.secrets.aws_secret).
   slack_secret_ref = var.slack == null ? null : (
     var.slack.signing_secret_json_key == null ? var.slack.signing_secret_arn : "${var.slack.signing_secret_arn}#${var.slack.signing_secret_json_key}"
   )

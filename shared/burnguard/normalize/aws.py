@@ -24,8 +24,8 @@ from typing import ClassVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..accelerators import classify_instance_type
-from ..columnar import (
+from burnguard.core.accelerators import classify_instance_type
+from burnguard.core.columnar import (
     TAG_LIST,
     dec_add,
     dec_sub,
@@ -36,10 +36,10 @@ from ..columnar import (
     tags_from_columns,
     to_np,
 )
-from ..errors import InputError
-from ..lineitem import AWS, TAGS
-from ..tags import TagError, normalize_cur2_key, normalize_key, normalize_tags, parse_tag_object
-from .base import Batch, Format, Header, Plan, ReadContext, constant, lookup
+from burnguard.core.errors import InputError
+from burnguard.core.lineitem import AWS, TAGS
+from burnguard.core.tags import TagError, normalize_cur2_key, normalize_key, normalize_tags, parse_tag_object
+from burnguard.normalize.base import Batch, Format, Header, Plan, ReadContext, constant, lookup
 
 CHARGE_CATEGORY = {
     "Usage": "Usage", "DiscountedUsage": "Usage", "SavingsPlanCoveredUsage": "Usage",

@@ -94,12 +94,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..accelerators import classify_instance_type, classify_sku
-from ..columnar import dec_zero, map_distinct, tags_from_dicts, to_np
-from ..errors import InputError
-from ..lineitem import AZURE
-from ..tags import TagError, normalize_tags
-from .base import Batch, Format, Header, Plan, ReadContext, constant, english_name, lookup
+from burnguard.core.accelerators import classify_instance_type, classify_sku
+from burnguard.core.columnar import dec_zero, map_distinct, tags_from_dicts, to_np
+from burnguard.core.errors import InputError
+from burnguard.core.lineitem import AZURE
+from burnguard.core.tags import TagError, normalize_tags
+from burnguard.normalize.base import Batch, Format, Header, Plan, ReadContext, constant, english_name, lookup
 
 #: Candidate names of each column, in order of preference (matched case-insensitively).
 COLUMNS: dict[str, tuple[str, ...]] = {

@@ -11,9 +11,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..columnar import BadValue, as_string, blank_to_null, decode_utf8, distinct_apply, to_decimal, to_np, to_timestamp
-from ..errors import InputError, MissingColumnError
-from ..lineitem import FIELDS, SCHEMA
+from burnguard.core.columnar import (
+    BadValue,
+    as_string,
+    blank_to_null,
+    decode_utf8,
+    distinct_apply,
+    to_decimal,
+    to_np,
+    to_timestamp,
+)
+from burnguard.core.errors import InputError, MissingColumnError
+from burnguard.core.lineitem import FIELDS, SCHEMA
 
 _LOCALIZED = re.compile(r"^.*\(([A-Za-z0-9_/ .:-]+)\)\s*$")
 
@@ -177,7 +186,7 @@ class Batch:
         return values
 
     def _day_first(self, name: str, arr: pa.Array) -> bool:
-        from ..timeparse import slash_order
+        from burnguard.core.timeparse import slash_order
 
         key = f"day_first:{name}"
         if key not in self.ctx.decisions and (pa.types.is_string(arr.type) or pa.types.is_binary(arr.type)):

@@ -13,7 +13,7 @@ derive burnguard's own fields:
   Microsoft/Azure → ``azure``, Google → ``gcp``, anything else (Oracle, a SaaS vendor, none) →
   ``other``. ``ProviderName`` keeps the provider's own words.
 * ``Tags``: the JSON object (or Parquet map), normalized by the rule of the row's provider
-  (:mod:`burnguard.tags`): Microsoft keys lower-cased (``"org"`` and ``" org"`` merge), AWS
+  (:mod:`burnguard.core.tags`): Microsoft keys lower-cased (``"org"`` and ``" org"`` merge), AWS
   ``user:`` prefix removed, others as written (stripped).
 * ``x_InstanceType``: AWS ``x_UsageType`` (``BoxUsage:p4d.24xlarge`` → ``p4d.24xlarge``); Azure
   ``x_SkuDetails`` (``VMSize``, or ``ServiceType`` when it is a VM size), else the meter name of a
@@ -52,12 +52,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..accelerators import classify_instance_type, classify_sku
-from ..columnar import BadValue, as_string, distinct_apply, map_distinct, to_np
-from ..lineitem import AWS, AZURE, GCP, OTHER, TAGS
-from ..tags import MAX_KEY_LENGTH, MAX_VALUE_LENGTH, TagError, normalize_key, normalize_tags, parse_tag_object
-from .aws import instance_type_from_usage
-from .base import Batch, Format, Header, Plan, ReadContext, coalesce, constant
+from burnguard.core.accelerators import classify_instance_type, classify_sku
+from burnguard.core.columnar import BadValue, as_string, distinct_apply, map_distinct, to_np
+from burnguard.core.lineitem import AWS, AZURE, GCP, OTHER, TAGS
+from burnguard.core.tags import (
+    MAX_KEY_LENGTH,
+    MAX_VALUE_LENGTH,
+    TagError,
+    normalize_key,
+    normalize_tags,
+    parse_tag_object,
+)
+from burnguard.normalize.aws import instance_type_from_usage
+from burnguard.normalize.base import Batch, Format, Header, Plan, ReadContext, coalesce, constant
 
 #: Columns each FOCUS version added (1.0 is the base set).
 FOCUS_1_0 = (

@@ -14,7 +14,7 @@ three containers, all read here by one plan:
   writes them, Python literals with single quotes and ``None``. Amounts inside such text are
   read from their own digits, never through a float;
 * Parquet: nested structs and lists with their native types (``cost`` is DOUBLE there, read
-  through its shortest decimal text by :func:`burnguard.columnar.to_decimal`).
+  through its shortest decimal text by :func:`burnguard.core.columnar.to_decimal`).
 
 Each logical field is found per batch either as a flat column (``usage.amount``) or as a path
 into a struct column (``usage`` → ``amount``), and array fields either as lists or as text, so
@@ -35,7 +35,7 @@ Mapping decisions:
   usage: late usage is billed in a later month, and the ledger replaces slices by this month.
   A file without ``invoice.month`` falls back to the usage month, with a warning.
 * ``Tags``: project labels apply to every line item of the project; a resource label of the
-  same key wins (the rule of :mod:`burnguard.tags`). Labels are kept as Google writes them.
+  same key wins (the rule of :mod:`burnguard.core.tags`). Labels are kept as Google writes them.
 * ``x_InstanceType`` is the ``compute.googleapis.com/machine_spec`` system label;
   accelerators come from the machine series (``a2-highgpu-1g`` → ``nvidia-a100``) or, for a
   GPU billed on its own line, from the SKU text ("Nvidia L4 GPU running in Americas").
@@ -57,8 +57,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..accelerators import classify_instance_type, classify_sku
-from ..columnar import (
+from burnguard.core.accelerators import classify_instance_type, classify_sku
+from burnguard.core.columnar import (
     BadValue,
     as_string,
     blank_to_null,
@@ -69,11 +69,11 @@ from ..columnar import (
     to_np,
     to_timestamp,
 )
-from ..errors import InputError
-from ..lineitem import GCP, MONEY, TAGS, TIMESTAMP
-from ..money import PRECISION, SCALE, NumberError, parse_decimal
-from ..tags import MAX_KEY_LENGTH, MAX_VALUE_LENGTH, parse_label_list
-from .base import Batch, Format, Header, Plan, ReadContext, constant, lookup
+from burnguard.core.errors import InputError
+from burnguard.core.lineitem import GCP, MONEY, TAGS, TIMESTAMP
+from burnguard.core.money import PRECISION, SCALE, NumberError, parse_decimal
+from burnguard.core.tags import MAX_KEY_LENGTH, MAX_VALUE_LENGTH, parse_label_list
+from burnguard.normalize.base import Batch, Format, Header, Plan, ReadContext, constant, lookup
 
 PROVIDER = "Google Cloud"
 MACHINE_SPEC = "compute.googleapis.com/machine_spec"
@@ -266,7 +266,7 @@ def _struct_child(arr: pa.Array, name: str) -> pa.Array | None:
 
 def to_money(arr: pa.Array) -> tuple[pa.Array, list[BadValue]]:
     """A money column of any container → ``decimal128(36, 18)``: wide decimals (the JSON
-    reader's) are truncated toward zero at 18 digits, as :func:`burnguard.money.parse_decimal`
+    reader's) are truncated toward zero at 18 digits, as :func:`burnguard.core.money.parse_decimal`
     rounds text; a value with more integer digits than the canonical type holds is bad."""
     t = arr.type
     if not (pa.types.is_decimal(t) and (t.scale > SCALE or t.precision > PRECISION)):

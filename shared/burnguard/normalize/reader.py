@@ -14,10 +14,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import InputError, UnknownFormatError
-from ..lineitem import SCHEMA
-from .base import Batch, Format, Header, Plan, ReadContext
-from .source import (
+from burnguard.core.errors import InputError, UnknownFormatError
+from burnguard.core.lineitem import SCHEMA
+from burnguard.normalize.base import Batch, Format, Header, Plan, ReadContext
+from burnguard.normalize.source import (
     Opened,
     csv_batches,
     is_column_count_error,
@@ -36,10 +36,10 @@ PREFETCH = 2
 
 
 def registry() -> list[Format]:
-    from .aws import AwsCurFormat
-    from .azure import AzureCostFormat
-    from .focus import FocusFormat
-    from .gcp import GcpBillingFormat
+    from burnguard.normalize.aws import AwsCurFormat
+    from burnguard.normalize.azure import AzureCostFormat
+    from burnguard.normalize.focus import FocusFormat
+    from burnguard.normalize.gcp import GcpBillingFormat
 
     return [AwsCurFormat(), FocusFormat(), GcpBillingFormat(), AzureCostFormat()]
 

@@ -34,7 +34,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from ..errors import InputError
+from burnguard.core.errors import InputError
 
 try:  # ISA-L (python-isal): same output as zlib, decoded off the GIL; optional.
     from isal import igzip_threaded as _isal_threaded

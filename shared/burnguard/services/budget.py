@@ -8,15 +8,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from ..budget import (
+from burnguard.core.budget import (
     BudgetAlert,
     parse_azure_budget_alert,
     parse_gcp_budget_message,
     parse_gcp_pubsub_cloudevent,
     parse_sns_record,
 )
-from ..errors import InputError
-from ..messages import Message, encode_budget_alert
+from burnguard.core.errors import InputError
+from burnguard.core.messages import Message, encode_budget_alert
 
 
 def parse_notification(payload: Mapping[str, Any], received_at: datetime | None = None) -> list[BudgetAlert]:

@@ -1,7 +1,7 @@
 """The guardrail function: consume queue messages, keep the ledger, decide, act.
 
-Deciding is :func:`burnguard.decisions.evaluate` (pure); acting goes through ports (a notifier,
-one instance controller per cloud), with the safety rules of :mod:`burnguard.actions`. Every
+Deciding is :func:`burnguard.rules.decisions.evaluate` (pure); acting goes through ports (a notifier,
+one instance controller per cloud), with the safety rules of :mod:`burnguard.rules.actions`. Every
 decision and every action is written to the audit log with its outcome. A partial failure (one
 instance cannot be stopped) is reported and the rest go on.
 """
@@ -13,17 +13,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from ..actions import Skipped, select_for_stop
-from ..budget import BudgetAlert
-from ..decisions import Decision, decide_budget_alert, evaluate
-from ..errors import InputError
-from ..ledger import AuditEvent, Completion, Ledger, StopRecord
-from ..messages import BUDGET_ALERT, DELIVERY_SUMMARY, LINE_ITEMS, Message
-from ..money import Money
-from ..policy import Policy
-from ..ports import ActionError, Instance, InstanceController, Notification, Notifier, NotifyError
-from ..render import render_decision, render_failures, render_resume
-from .record import record_message
+from burnguard.core.budget import BudgetAlert
+from burnguard.core.errors import InputError
+from burnguard.core.instances import Instance
+from burnguard.core.ledger import AuditEvent, Completion, StopRecord
+from burnguard.core.messages import BUDGET_ALERT, DELIVERY_SUMMARY, LINE_ITEMS, Message
+from burnguard.core.money import Money
+from burnguard.core.policy import Policy
+from burnguard.notify.content import render_decision, render_failures, render_resume
+from burnguard.ports.instances import ActionError, InstanceController
+from burnguard.ports.ledger import Ledger
+from burnguard.ports.notify import Notification, Notifier, NotifyError
+from burnguard.rules.actions import Skipped, select_for_stop
+from burnguard.rules.decisions import Decision, decide_budget_alert, evaluate
+from burnguard.services.record import record_message
 
 
 @dataclass

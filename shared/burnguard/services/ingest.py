@@ -3,13 +3,12 @@ the closing summary on the queue (ARCHITECTURE.md: ingest function, rules 1 and 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO
 
 import pyarrow as pa
 
-from ..messages import (
+from burnguard.core.messages import (
     MAX_CHUNK_ROWS,
     DeliveryRef,
     DeliverySummary,
@@ -21,14 +20,12 @@ from ..messages import (
     encode_summary,
     totals_of,
 )
-from ..normalize import Normalizer
+from burnguard.normalize import Normalizer
+from burnguard.ports.objects import Opener, Publish
 
 #: Messages are published in groups of this many, or of this many bytes (one round trip each).
 PUBLISH_BATCH = 16
 PUBLISH_BYTES = 16 << 20
-
-Publish = Callable[[Sequence[Message]], None]
-Opener = Callable[[], IO[bytes]]
 
 
 @dataclass(frozen=True)
@@ -81,7 +78,7 @@ def ingest_delivery(
     """Normalize and publish a whole delivery; returns its closing summary.
 
     A file that cannot be read at all (truncated gzip, unknown format) raises
-    :class:`~burnguard.errors.InputError`: its delivery then never completes, and the caller
+    :class:`~burnguard.core.errors.InputError`: its delivery then never completes, and the caller
     dead-letters the trigger with that reason. Bad rows are skipped, counted and named in the
     summary, as they are by ``burnguard normalize``.
     """

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
-from ..delivery import (
+from burnguard.core.delivery import (
     Delivery,
     classify_object,
     delivery_for_single_file,
@@ -21,25 +21,9 @@ from ..delivery import (
     parse_data_exports_manifest,
     parse_gcp_manifest,
 )
-from ..messages import DeliveryRef
-from .ingest import IngestReport, Publish, SourceFile, ingest_delivery
-
-
-class ObjectStore(Protocol):
-    """Read access to a bucket / container (S3, GCS, Blob, or a local directory)."""
-
-    def open(self, bucket: str, key: str) -> IO[bytes]:
-        """A stream of the object's bytes (not read into memory)."""
-        ...
-
-    def read(self, bucket: str, key: str) -> bytes:
-        """A small object (a manifest) in full."""
-        ...
-
-    def local_path(self, bucket: str, key: str) -> str | None:
-        """The object's path on this machine, when it has one (Arrow then reads it natively)."""
-        ...
-
+from burnguard.core.messages import DeliveryRef
+from burnguard.ports.objects import ObjectStore, Publish
+from burnguard.services.ingest import IngestReport, SourceFile, ingest_delivery
 
 MANIFEST_PARSERS: Mapping[str, Callable[..., Delivery]] = {
     "cur": parse_cur_manifest,

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from ..errors import InputError
-from ..ledger import CostBasis, Ledger, ResourceRow, Scope, ServiceRow, SpendRow, Window
-from ..money import cents
+from burnguard.core.errors import InputError
+from burnguard.core.ledger import CostBasis, ResourceRow, Scope, ServiceRow, SpendRow, Window
+from burnguard.core.money import cents
+from burnguard.ports.ledger import Ledger
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ..facts import chunk_facts
-from ..ledger import Completion, Ledger
-from ..messages import DELIVERY_SUMMARY, LINE_ITEMS, Message, decode_chunk, decode_summary
+from burnguard.core.facts import chunk_facts
+from burnguard.core.ledger import Completion
+from burnguard.core.messages import DELIVERY_SUMMARY, LINE_ITEMS, Message, decode_chunk, decode_summary
+from burnguard.ports.ledger import Ledger
 
 
 def record_message(ledger: Ledger, message: Message, now: datetime) -> Completion | None:
     """Store a ``line-items`` or ``delivery-summary`` message (idempotently) and try to
     complete its delivery. Returns the completion state, or ``None`` for other kinds.
 
-    Raises :class:`~burnguard.errors.InputError` for a malformed message (the caller
+    Raises :class:`~burnguard.core.errors.InputError` for a malformed message (the caller
     dead-letters it with the reason).
     """
     if message.kind == LINE_ITEMS:

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from ..decisions import period_window
-from ..ledger import Ledger, Scope
-from ..money import Money
-from ..policy import Policy, project_period_end
+from burnguard.core.ledger import Scope
+from burnguard.core.money import Money
+from burnguard.core.policy import Policy, project_period_end
+from burnguard.ports.ledger import Ledger
+from burnguard.rules.decisions import period_window
 
 
 @dataclass(frozen=True)

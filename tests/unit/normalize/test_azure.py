@@ -14,11 +14,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from burnguard.errors import InputError, MissingColumnError
-from burnguard.lineitem import LineItem, iter_line_items
+from burnguard.core.errors import InputError, MissingColumnError
+from burnguard.core.lineitem import LineItem, iter_line_items
+from burnguard.core.tags import TagError
 from burnguard.normalize import Header, Normalizer
 from burnguard.normalize.azure import AzureCostFormat, meter_vm_size, parse_additional_info, parse_tags
-from burnguard.tags import TagError
 from tests.helpers import fixture, normalized_totals, read_rows
 from tests.unit.normalize.test_golden_azure import expected
 

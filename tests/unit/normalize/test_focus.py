@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from burnguard.errors import InputError, MissingColumnError
+from burnguard.core.errors import InputError, MissingColumnError
+from burnguard.core.tags import normalize_tags
 from burnguard.normalize import Header, Normalizer, detect
 from burnguard.normalize.aws import AwsCurFormat
 from burnguard.normalize.focus import FocusFormat, azure_vm_size, cloud_of, focus_version
-from burnguard.tags import normalize_tags
 from tests.helpers import fixture, read_rows
 
 SAMPLE = "focus-sample-data/focus_sample.subset.csv"

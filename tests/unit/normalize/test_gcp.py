@@ -21,9 +21,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from burnguard.errors import InputError, MissingColumnError
-from burnguard.lineitem import LineItem, iter_line_items
-from burnguard.money import parse_decimal
+from burnguard.core.errors import InputError, MissingColumnError
+from burnguard.core.lineitem import LineItem, iter_line_items
+from burnguard.core.money import parse_decimal
 from burnguard.normalize import Header, Normalizer, detect
 from burnguard.normalize.gcp import GcpBillingFormat
 from tests.helpers import EVENTS, FIXTURES, fixture, read_rows

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from burnguard.errors import InputError, MissingColumnError, UnknownFormatError
+from burnguard.core.errors import InputError, MissingColumnError, UnknownFormatError
 from burnguard.normalize import Normalizer
 
 HEADER = "identity/LineItemId,lineItem/LineItemType,lineItem/UsageStartDate,lineItem/UnblendedCost,lineItem/CurrencyCode,resourceTags/user:team\n"

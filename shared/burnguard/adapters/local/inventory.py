@@ -20,9 +20,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ...errors import InputError
-from ...ports import RUNNING, ActionError, Instance
-from ...tags import normalize_tags, tag_value
+from burnguard.core.errors import InputError
+from burnguard.core.instances import RUNNING, Instance
+from burnguard.core.tags import normalize_tags, tag_value
+from burnguard.ports.instances import ActionError
 
 STOPPED = "stopped"
 
@@ -84,7 +85,7 @@ def _instance(raw: dict[str, Any]) -> Instance:
 
 @dataclass
 class InventoryController:
-    """:class:`~burnguard.ports.InstanceController` of one cloud over an :class:`InventoryFile`."""
+    """:class:`~burnguard.ports.instances.InstanceController` of one cloud over an :class:`InventoryFile`."""
 
     cloud: str
     inventory: InventoryFile

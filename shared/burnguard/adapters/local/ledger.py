@@ -24,8 +24,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ...facts import Facts, combine, from_ipc, to_ipc
-from ...ledger import (
+from burnguard.adapters.local.sqlite import SqliteStore
+from burnguard.core.facts import Facts, combine, from_ipc, to_ipc
+from burnguard.core.ledger import (
     AuditEvent,
     Completion,
     CostBasis,
@@ -40,8 +41,7 @@ from ...ledger import (
     from_nanos,
     nanos_array,
 )
-from ...messages import DeliveryRef, DeliverySummary, Totals
-from .sqlite import SqliteStore
+from burnguard.core.messages import DeliveryRef, DeliverySummary, Totals
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -99,7 +99,7 @@ def _dt(value: str | None) -> datetime | None:
 
 
 class SqliteLedger(SqliteStore):
-    """:class:`burnguard.ledger.Ledger` on one SQLite file (``":memory:"`` for tests)."""
+    """:class:`burnguard.core.ledger.Ledger` on one SQLite file (``":memory:"`` for tests)."""
 
     def __init__(self, path: str | Path):
         super().__init__(path, SCHEMA)

@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from ...ports import Notification
+from burnguard.ports.notify import Notification
 
 
 @dataclass

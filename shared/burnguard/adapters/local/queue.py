@@ -1,7 +1,7 @@
 """The embedded queue: SQLite, at-least-once, with a dead-letter table.
 
 It carries exactly the messages Pub/Sub carries (string attributes and bytes, see
-:mod:`burnguard.messages`). Like Pub/Sub it does not deduplicate: a message published twice is
+:mod:`burnguard.core.messages`). Like Pub/Sub it does not deduplicate: a message published twice is
 delivered twice, and a message whose handling failed is delivered again after its lease, up
 to ``max_attempts``; then it goes to the dead-letter table with the reason.
 """
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ...messages import Message
-from .sqlite import SqliteStore
+from burnguard.adapters.local.sqlite import SqliteStore
+from burnguard.core.messages import Message
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import IO
 
-from ...errors import InputError
+from burnguard.core.errors import InputError
 
 
 class DirectoryStore:

@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from ...services.slash import HttpResponse, SlashService
+from burnguard.services.slack_endpoint import HttpResponse, SlashService
 
-log = logging.getLogger("burnguard.slash.http")
+log = logging.getLogger("burnguard.services.commands.http")
 
 
 # --------------------------------------------------------------------------- AWS

@@ -1,4 +1,4 @@
-"""The Slack notifier: :class:`~burnguard.ports.Notifier` on ``chat.postMessage``.
+"""The Slack notifier: :class:`~burnguard.ports.instances.Notifier` on ``chat.postMessage``.
 
 It posts the notification's Block Kit ``blocks`` with its ``text`` (Slack requires the text
 next to blocks: it is the push notification and the fallback). The ``WebClient`` is given,
@@ -10,7 +10,7 @@ Retries are slack-sdk's own: :func:`with_retries` makes sure the client carries
 ``RateLimitErrorRetryHandler`` (HTTP 429: waits ``Retry-After``), ``ServerErrorRetryHandler``
 (500/503) and ``ConnectionErrorRetryHandler``, adding whichever the given client lacks
 (a plain ``WebClient`` only has the connection one). A message that still cannot be delivered
-raises :class:`~burnguard.ports.NotifyError` naming Slack's error (``channel_not_found``,
+raises :class:`~burnguard.ports.instances.NotifyError` naming Slack's error (``channel_not_found``,
 ``not_in_channel``, ``invalid_blocks``, ``ratelimited``…); the guardrail service audits it, so
 no alert is lost silently.
 """
@@ -22,7 +22,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler, RetryHandler
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
-from ...ports import Notification, NotifyError
+from burnguard.ports.notify import Notification, NotifyError
 
 
 def with_retries(client: WebClient, *, rate_limited: int = 3, server_errors: int = 2, connection: int = 2) -> WebClient:

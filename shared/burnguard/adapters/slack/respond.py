@@ -1,5 +1,5 @@
 """Answers posted to a slash command's ``response_url`` (the
-:class:`~burnguard.services.slash.Responder` port), with slack-sdk's ``WebhookClient``.
+:class:`~burnguard.services.slack_endpoint.Responder` port), with slack-sdk's ``WebhookClient``.
 
 A ``response_url`` comes from a verified request, but it is still a URL a request handed us:
 it must start with one of ``allowed_prefixes`` (Slack's hooks hosts by default), so a
@@ -16,7 +16,7 @@ from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetr
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 
-from ...ports import NotifyError
+from burnguard.ports.notify import NotifyError
 
 SLACK_HOOKS = ("https://hooks.slack.com/", "https://hooks.slack-gov.com/")
 

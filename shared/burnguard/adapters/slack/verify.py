@@ -1,6 +1,6 @@
 """Slack request verification: signature on the raw body, timestamp window, replays.
 
-:class:`SlackRequestVerifier` implements the :class:`~burnguard.services.slash.RequestVerifier`
+:class:`SlackRequestVerifier` implements the :class:`~burnguard.services.slack_endpoint.RequestVerifier`
 port with ``slack_sdk.signature.SignatureVerifier`` (HMAC-SHA256 of ``v0:<ts>:<raw body>``,
 compared in constant time). Every failure raises ``RequestRejected(401, detail)``: the
 detail goes to the log, the HTTP answer is a bare "unauthorized" whatever the cause (missing
@@ -25,21 +25,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Protocol
 
 from slack_sdk.signature import SignatureVerifier
 
-from ...ledger import Ledger
-from ...services.slash import RequestRejected
+from burnguard.ports.ledger import Ledger
+from burnguard.ports.slack import ReplayGuard, RequestRejected
 
 #: Slack's window: a request whose timestamp is further than this from now is refused.
 MAX_AGE = 300
-
-
-class ReplayGuard(Protocol):
-    def first_use(self, key: str, expires_at: float) -> bool:
-        """Record ``key`` until ``expires_at`` (epoch seconds); ``False`` if already there."""
-        ...
 
 
 class TtlReplayCache:
@@ -93,7 +86,7 @@ class _Clock:
 
 
 class SlackRequestVerifier:
-    """The :class:`~burnguard.services.slash.RequestVerifier` of Slack requests."""
+    """The :class:`~burnguard.services.slack_endpoint.RequestVerifier` of Slack requests."""
 
     def __init__(self, signing_secret: str, *, clock: Callable[[], float] = time.time,
                  replay: ReplayGuard | None = None, max_age: int = MAX_AGE):

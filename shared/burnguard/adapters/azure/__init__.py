@@ -1,0 +1,1 @@
+"""Azure adapters (clients passed in): Key Vault secrets, and next Blob storage and the VM controller."""

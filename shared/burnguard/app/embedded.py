@@ -1,0 +1,345 @@
+"""The embedded mode: the whole pipeline on one machine (SQLite queue and ledger, an inventory
+file for instances, Slack messages on the console).
+
+A state directory (``.burnguard/`` by default, ``--home`` or ``BURNGUARD_HOME``) holds the
+ledger, the queue, the inventory state and ``config.json`` (which policy and inventory it was
+set up with), so ``burnguard spend``, ``guardrails``, ``resume`` work on it afterwards.
+
+Local files stand for storage objects, as ``.../<aws|gcp|azure>/<bucket>/<key>``: the nearest
+parent directory named ``aws``, ``gcp`` or ``azure`` says the provider, the directory below it
+is the bucket (the S3 bucket, the GCS bucket, the Blob container) and the path below that is
+the object key, so the delivery layouts (CUR folders and manifests, Azure export runs,
+burnguard's GCS layout) are the real ones. Every file of a directory is offered as an object
+event would offer it: manifests bring their whole delivery, data files wait for theirs,
+single-file exports stand alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from burnguard.adapters.local.inventory import InventoryController, InventoryFile
+from burnguard.adapters.local.ledger import SqliteLedger
+from burnguard.adapters.local.notifier import ConsoleNotifier
+from burnguard.adapters.local.queue import SqliteQueue
+from burnguard.adapters.local.store import DirectoryStore
+from burnguard.core.delivery import classify_object
+from burnguard.core.errors import BurnguardError, InputError
+from burnguard.core.ledger import AuditEvent
+from burnguard.core.policy import Policy, load_policy
+from burnguard.services.budget import alert_message, parse_notification
+from burnguard.services.guardrail import ExecutionReport, GuardrailService
+from burnguard.services.objects import ObjectOutcome, identify, ingest_identified
+
+HOME_ENV = "BURNGUARD_HOME"
+#: The SQLite queue has no size limit: chunks go uncompressed (see messages.encode_chunk).
+LOCAL_QUEUE_COMPRESSION: str | None = None
+DEFAULT_HOME = ".burnguard"
+PROVIDER_DIRS = ("aws", "gcp", "azure")
+
+
+def default_home() -> Path:
+    return Path(os.environ.get(HOME_ENV, DEFAULT_HOME))
+
+
+def locate(path: Path) -> tuple[str, str, str] | None:
+    """``(provider, bucket, key)`` of a local file ``.../<provider>/<bucket>/<key>``."""
+    resolved = path.resolve()
+    for parent in resolved.parents:
+        if parent.name in PROVIDER_DIRS:
+            parts = resolved.relative_to(parent).parts
+            if len(parts) < 2:
+                return None
+            return parent.name, str(parent / parts[0]), "/".join(parts[1:])
+    return None
+
+
+def describe(path: Path) -> dict[str, Any]:
+    """What a local file is as a storage object: its delivery's identity when the layout tells
+    (a manifest, a single-file export), else its role (a data file waits for its manifest)."""
+    where = locate(path)
+    if where is None:
+        return {"role": "unknown", "reason": "not in a <aws|gcp|azure>/<bucket>/ directory: no delivery identity"}
+    provider, bucket, key = where
+    try:
+        role = classify_object(provider, bucket, key, {"size": path.stat().st_size})
+        delivery = identify(provider, bucket, key, DirectoryStore(), {"size": path.stat().st_size})[0] if role.kind in (
+            "manifest", "single") else None
+    except BurnguardError as exc:
+        return {"role": "invalid", "reason": str(exc)}
+    if delivery is None:
+        return {"role": role.kind, "reason": role.reason, "provider": provider, "billing_period": role.billing_period,
+                "version": role.version, "source": role.source}
+    return {"role": role.kind, "provider": delivery.provider, "source": delivery.source,
+            "billing_period": delivery.billing_period, "version": delivery.version,
+            "delivery_id": delivery.delivery_id, "complete": delivery.complete,
+            "files": [f.key for f in delivery.files], "expected_rows": delivery.expected_rows,
+            "cost_basis": delivery.cost_basis}
+
+
+def delivery_paths(manifest: Path) -> tuple[dict[str, Any], list[Path]]:
+    """A manifest's delivery and the local paths of its files."""
+    info = describe(manifest)
+    where = locate(manifest)
+    if info.get("role") != "manifest" or where is None:
+        raise InputError(f"not a delivery manifest burnguard can read ({info.get('reason', 'unknown layout')})",
+                         file=str(manifest))
+    bucket = Path(where[1])
+    return info, [bucket / key for key in info["files"]]
+
+
+class Progress:
+    """A one-line progress report on a terminal (rows and rows/s per file); silent otherwise."""
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self.key = ""
+        self.rows = 0
+        self.start = time.perf_counter()
+
+    def __call__(self, key: str, rows: int) -> None:
+        if key != self.key:
+            self.done()
+            self.key, self.rows, self.start = key, 0, time.perf_counter()
+        self.rows += rows
+        if self.enabled:
+            rate = self.rows / max(time.perf_counter() - self.start, 1e-6)
+            bar = "#" * min(30, int(self.rows / 2000))
+            self.stream.write(f"\r  {Path(key).name[:40]:<40} [{bar:<30}] {self.rows:>10,} rows {rate:>10,.0f}/s")
+            self.stream.flush()
+
+    def done(self) -> None:
+        if self.enabled and self.key:
+            self.stream.write("\n")
+        self.key = ""
+
+
+@dataclass
+class Outcome:
+    path: str
+    action: str  # ingested | skipped | failed | alert
+    reason: str
+    rows: int = 0
+    delivery_id: str | None = None
+
+
+@dataclass
+class DrainReport:
+    handled: int = 0
+    dead_letters: list[tuple[str, str]] = field(default_factory=list)
+    reports: list[ExecutionReport] = field(default_factory=list)
+
+
+class LocalMode:
+    def __init__(self, home: Path, policy: Policy, *, inventory_seed: Path | None = None,
+                 notifier: ConsoleNotifier | None = None):
+        self.home = home
+        self.policy = policy
+        self.ledger = SqliteLedger(home / "ledger.sqlite")
+        self.queue = SqliteQueue(home / "queue.sqlite")
+        seed = inventory_seed if inventory_seed is not None and inventory_seed.exists() else None
+        self.inventory = InventoryFile(home / "inventory.json", seed=seed) if (
+            seed is not None or (home / "inventory.json").exists()) else None
+        self.notifier = notifier or ConsoleNotifier()
+        self.store = DirectoryStore()
+
+    # -- setup ----------------------------------------------------------------------------
+    @classmethod
+    def create(cls, home: Path, policy_path: Path, inventory: Path | None, **kwargs: Any) -> LocalMode:
+        home.mkdir(parents=True, exist_ok=True)
+        policy = load_policy(policy_path)
+        config = {"policy": str(policy_path.resolve()), "inventory": str(inventory.resolve()) if inventory else None}
+        (home / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        return cls(home, policy, inventory_seed=inventory, **kwargs)
+
+    @classmethod
+    def open(cls, home: Path, policy_path: Path | None = None, inventory: Path | None = None,
+             **kwargs: Any) -> LocalMode:
+        """The state of ``home``; a policy or inventory given here replaces the saved one."""
+        config_path = home / "config.json"
+        if inventory is not None:
+            saved = json.loads(config_path.read_text()) if config_path.exists() else {}
+            policy = policy_path or (Path(saved["policy"]) if saved.get("policy") else None)
+            if policy is None:
+                raise InputError("an inventory needs a policy: pass --policy too", file=str(home))
+            return cls.create(home, policy, inventory, **kwargs)
+        if policy_path is None:
+            if not config_path.exists():
+                raise InputError(f"no local state in {home}: run `burnguard demo`, or `burnguard ingest --policy FILE`",
+                                 file=str(home))
+            config = json.loads(config_path.read_text())
+            return cls(home, load_policy(Path(config["policy"])),
+                       inventory_seed=Path(config["inventory"]) if config.get("inventory") else None, **kwargs)
+        inventory = None
+        if config_path.exists():
+            saved = json.loads(config_path.read_text()).get("inventory")
+            inventory = Path(saved) if saved else None
+        return cls.create(home, policy_path, inventory, **kwargs)
+
+    def close(self) -> None:
+        self.ledger.close()
+        self.queue.close()
+
+    def service(self, clock: Callable[[], datetime] | None = None) -> GuardrailService:
+        controllers = ({c: InventoryController(c, self.inventory) for c in PROVIDER_DIRS}
+                       if self.inventory is not None else {})
+        return GuardrailService(self.policy, self.ledger, self.notifier, controllers,
+                                as_of=clock or self.data_clock)
+
+    def data_clock(self) -> datetime:
+        """The local mode's "now": the last second the billing data covers, so sample data of
+        any month is judged in its own month (data ending at 2024-10-01T00:00 is September's;
+        ``--now`` overrides)."""
+        latest = self.ledger.latest_data()
+        return latest - timedelta(seconds=1) if latest is not None else datetime.now(UTC)
+
+    # -- ingesting ------------------------------------------------------------------------
+    def ingest(self, paths: Sequence[Path], *, progress: Progress | None = None,
+               default_currency: str | None = None) -> list[Outcome]:
+        """Offer every file under ``paths`` as a storage object event; publish to the queue."""
+        outcomes: list[Outcome] = []
+        seen: set[str] = set()
+        ingested: dict[str, str] = {}
+        for path in _files(paths):
+            where = locate(path)
+            if where is None:
+                outcomes.append(Outcome(str(path), "skipped", "not in a <aws|gcp|azure>/<bucket>/ directory"))
+                continue
+            provider, bucket, key = where
+            try:
+                delivery, reason = identify(provider, bucket, key, self.store, {"size": path.stat().st_size})
+                if delivery is None:
+                    outcomes.append(Outcome(str(path), "skipped", reason))
+                    continue
+                if delivery.delivery_id in ingested:
+                    # A CUR's period-folder and assembly-folder manifests are one delivery.
+                    outcomes.append(Outcome(str(path), "skipped", f"same delivery as {ingested[delivery.delivery_id]}",
+                                            delivery_id=delivery.delivery_id))
+                    continue
+                ingested[delivery.delivery_id] = str(path)
+                outcome = ingest_identified(delivery, bucket, key, self.store, self._publish_once(seen),
+                                            reason=reason, on_progress=progress, default_currency=default_currency,
+                                            compression=LOCAL_QUEUE_COMPRESSION)
+            except BurnguardError as exc:
+                outcomes.append(Outcome(str(path), "failed", str(exc)))
+                self.ledger.audit(AuditEvent(datetime.now(UTC), "dead-letter", "ingest", "failed",
+                                             details={"object": str(path), "reason": str(exc)}))
+                continue
+            finally:
+                if progress is not None:
+                    progress.done()
+            outcomes.append(_outcome(path, outcome))
+        return outcomes
+
+    def _publish_once(self, seen: set[str]) -> Callable[[Sequence[Any]], None]:
+        """Both CUR manifests (period and assembly folder) stand for one delivery: publish it
+        once per run. (Publishing it twice would be harmless, only slower.)"""
+        def publish(messages: Sequence[Any]) -> None:
+            fresh = [m for m in messages if m.message_id not in seen]
+            seen.update(m.message_id for m in fresh)
+            if fresh:
+                self.queue.publish(fresh)
+        return publish
+
+    def ingest_notifications(self, paths: Sequence[Path]) -> list[Outcome]:
+        outcomes = []
+        for path in _files(paths):
+            try:
+                payload = json.loads(path.read_text())
+                alerts = parse_notification(payload, datetime.now(UTC))
+            except (OSError, ValueError, BurnguardError) as exc:
+                outcomes.append(Outcome(str(path), "failed", str(exc)))
+                continue
+            self.queue.publish([alert_message(a) for a in alerts])
+            outcomes.append(Outcome(str(path), "alert", ", ".join(f"{a.provider} {a.budget_name!r} {a.kind}"
+                                                                   for a in alerts)))
+        return outcomes
+
+    # -- the guardrail --------------------------------------------------------------------
+    def drain(self, service: GuardrailService, *, batch: int = 64, report: DrainReport | None = None) -> DrainReport:
+        """Run the guardrail over every queued message (bad ones to the dead-letter table)."""
+        report = report or DrainReport()
+        while self._drain_once(service, report, batch):
+            pass
+        return report
+
+    @contextmanager
+    def guardrail_alongside(self, service: GuardrailService) -> Iterator[DrainReport]:
+        """Run the guardrail in a background thread while the caller ingests, as the cloud's
+        ingest and guardrail functions run side by side; on exit, drain what is left."""
+        report = DrainReport()
+        stop = threading.Event()
+        failure: list[BaseException] = []
+
+        def consume() -> None:
+            try:
+                while not stop.is_set():
+                    if not self._drain_once(service, report, 64):
+                        stop.wait(0.02)
+            except BaseException as exc:  # surfaced in the caller's thread below
+                failure.append(exc)
+
+        worker = threading.Thread(target=consume, name="guardrail", daemon=True)
+        worker.start()
+        try:
+            yield report
+        finally:
+            stop.set()
+            worker.join()
+        if failure:
+            raise failure[0]
+        self.drain(service, report=report)
+
+    def _drain_once(self, service: GuardrailService, report: DrainReport, batch: int) -> bool:
+        received = self.queue.pull(batch)
+        for r in received:
+            try:
+                result = service.handle(r.message)
+            except InputError as exc:
+                self.queue.dead_letter(r, str(exc))
+                report.dead_letters.append((r.message.message_id, str(exc)))
+                self.ledger.audit(AuditEvent(datetime.now(UTC), "dead-letter", "guardrail", "failed",
+                                             details={"message_id": r.message.message_id, "reason": str(exc)}))
+                continue
+            except Exception as exc:  # transient: give it back, dead-lettered after max attempts
+                if self.queue.nack(r, f"{type(exc).__name__}: {exc}"):
+                    report.dead_letters.append((r.message.message_id, str(exc)))
+                continue
+            self.queue.ack(r)
+            report.handled += 1
+            report.reports += result.reports
+        return bool(received)
+
+
+def _files(paths: Iterable[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith(".")
+                          and q.suffix not in (".py", ".md", ".txt"))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise InputError("no such file or directory", file=str(p))
+    return out
+
+
+def _outcome(path: Path, outcome: ObjectOutcome) -> Outcome:
+    if outcome.report is None:
+        return Outcome(str(path), outcome.action, outcome.reason)
+    summary = outcome.report.summary
+    skipped = sum(f.rows_skipped for f in summary.files)
+    reason = f"{len(summary.files)} file(s), {summary.totals.rows:,} line items" + (
+        f", {skipped} bad rows skipped" if skipped else "")
+    return Outcome(str(path), "ingested", reason, summary.totals.rows, summary.delivery.delivery_id)

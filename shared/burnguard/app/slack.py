@@ -1,0 +1,152 @@
+"""Build the slash-command service of a cloud function from its environment.
+
+The three entry points (``functions/aws/slack_command.py``, ``functions/gcp/main.py``,
+``functions/azure/function_app.py``) call :func:`slash_service` with their cloud's name and
+nothing else; tests replace :func:`slash_service` (or call :func:`build_slash_service` with
+fakes). Nothing here runs at import time: SDK clients and the secret are fetched on the first
+request of an instance, then kept for the warm ones.
+
+Environment (Terraform sets it; secret *references* only, never secrets):
+
+========================================  ====================================================
+``BURNGUARD_SLACK_SIGNING_SECRET_REF``    the signing secret's reference in the cloud's
+                                          secret store (see :mod:`.secrets`) — required
+``BURNGUARD_POLICY``                      path of the policy YAML bundled with the function —
+                                          required
+``BURNGUARD_LEDGER``                      where the ledger is: ``sqlite:///<path>`` works
+                                          today; ``firestore://…`` is the target of the cloud
+                                          control plane and **not implemented yet** (a
+                                          :class:`ConfigurationError` says so) — required
+``BURNGUARD_SLACK_REPLAY``                ``memory`` (default: per-instance cache) or
+                                          ``ledger`` (shared, through ``Ledger.announce``)
+``BURNGUARD_SLACK_DEFER_TOPIC``           GCP: Pub/Sub topic path of deferred answers
+``AWS_LAMBDA_FUNCTION_NAME``              AWS: set by Lambda; the function invokes itself
+========================================  ====================================================
+
+``resume`` from Slack needs the cloud instance controllers (EC2, GCE, Azure VMs), which do not
+exist yet: the cloud services are built without them and answer that resume is not available
+there (``burnguard resume`` works on the embedded mode). Queries, ``snooze`` and every check
+work.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from burnguard.adapters.aws.deferral import LambdaSelfInvokeDeferrer
+from burnguard.adapters.gcp.deferral import PubSubDeferrer
+from burnguard.adapters.slack.respond import WebhookResponder
+from burnguard.adapters.slack.verify import LedgerReplayGuard, SlackRequestVerifier, TtlReplayCache
+from burnguard.core.errors import BurnguardError
+from burnguard.core.policy import load_policy
+from burnguard.ports.ledger import Ledger
+from burnguard.ports.secrets import SecretError
+from burnguard.ports.slack import Deferrer
+from burnguard.services.slack_endpoint import SlashService, UnavailableDeferrer
+
+SIGNING_SECRET_REF = "BURNGUARD_SLACK_SIGNING_SECRET_REF"
+POLICY = "BURNGUARD_POLICY"
+LEDGER = "BURNGUARD_LEDGER"
+REPLAY = "BURNGUARD_SLACK_REPLAY"
+DEFER_TOPIC = "BURNGUARD_SLACK_DEFER_TOPIC"
+CLOUDS = ("aws", "gcp", "azure")
+
+
+class ConfigurationError(BurnguardError):
+    """The function's environment is missing something, or asks for what does not exist."""
+
+
+@dataclass(frozen=True)
+class SlashSettings:
+    cloud: str
+    signing_secret_ref: str
+    policy: Path
+    ledger: str
+    replay: str = "memory"
+    defer_topic: str | None = None
+    function_name: str | None = None
+
+    @classmethod
+    def from_env(cls, cloud: str, env: Mapping[str, str]) -> SlashSettings:
+        if cloud not in CLOUDS:
+            raise ConfigurationError(f"unknown cloud {cloud!r}")
+        missing = [k for k in (SIGNING_SECRET_REF, POLICY, LEDGER) if not env.get(k)]
+        if missing:
+            raise ConfigurationError(f"missing environment variable(s): {', '.join(missing)}")
+        replay = env.get(REPLAY, "memory")
+        if replay not in ("memory", "ledger"):
+            raise ConfigurationError(f"{REPLAY} is memory or ledger, not {replay!r}")
+        return cls(cloud, env[SIGNING_SECRET_REF], Path(env[POLICY]), env[LEDGER], replay,
+                   env.get(DEFER_TOPIC) or None, env.get("AWS_LAMBDA_FUNCTION_NAME") or None)
+
+
+def open_ledger(url: str) -> Ledger:
+    """The ledger named by ``BURNGUARD_LEDGER``."""
+    if url.startswith("sqlite:///"):
+        from burnguard.adapters.local.ledger import SqliteLedger
+
+        return SqliteLedger(url.removeprefix("sqlite:///") or ":memory:")
+    scheme = url.split(":", 1)[0]
+    if scheme == "firestore":
+        raise ConfigurationError("BURNGUARD_LEDGER=firestore://…: the Firestore ledger adapter is not implemented "
+                                 "yet; use sqlite:///<path> (development only: one file per instance)")
+    raise ConfigurationError(f"BURNGUARD_LEDGER must be sqlite:///<path>, not {url[:40]!r}")
+
+
+def default_deferrer(settings: SlashSettings) -> Deferrer:
+    """The cloud's way to finish a command after the 3-second acknowledgement."""
+    if settings.cloud == "aws":
+        if not settings.function_name:
+            return UnavailableDeferrer("AWS_LAMBDA_FUNCTION_NAME is not set (not running on Lambda?)")
+        import boto3
+
+        return LambdaSelfInvokeDeferrer(boto3.client("lambda"), settings.function_name)
+    if settings.cloud == "gcp":
+        if not settings.defer_topic:
+            return UnavailableDeferrer(f"{DEFER_TOPIC} is not set")
+        from google.cloud.pubsub_v1 import PublisherClient
+
+        return PubSubDeferrer(PublisherClient(), settings.defer_topic)
+    return UnavailableDeferrer("deferred answers on Azure need a Storage queue (not implemented yet)")
+
+
+def read_secret(cloud: str, ref: str, client: Any = None) -> str:
+    """Read a secret by reference from ``cloud``'s secret store (the reader is imported lazily:
+    a cold start pays only for its own cloud's SDK)."""
+    if cloud == "aws":
+        from burnguard.adapters.aws.secrets import aws_secret as reader
+    elif cloud == "gcp":
+        from burnguard.adapters.gcp.secrets import gcp_secret as reader
+    elif cloud == "azure":
+        from burnguard.adapters.azure.secrets import azure_secret as reader
+    else:
+        raise SecretError(f"no secret store for cloud {cloud!r}")
+    return reader(ref, client)
+
+
+def build_slash_service(settings: SlashSettings, *, secret: Callable[[str, str], str] = read_secret,
+                        deferrer: Deferrer | None = None, clock: Callable[[], float] | None = None,
+                        **kwargs: Any) -> SlashService:
+    """The service of ``settings``; ``secret(cloud, ref)`` reads the signing secret."""
+    signing_secret = secret(settings.cloud, settings.signing_secret_ref)
+    if not signing_secret:
+        raise ConfigurationError("the Slack signing secret is empty")
+    policy = load_policy(settings.policy)
+    ledger = open_ledger(settings.ledger)
+    extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
+    replay = LedgerReplayGuard(ledger, **extra) if settings.replay == "ledger" else TtlReplayCache(**extra)
+    verifier = SlackRequestVerifier(signing_secret, replay=replay, **extra)
+    return SlashService(verifier, ledger, policy, None, deferrer=deferrer or default_deferrer(settings),
+                        responder=WebhookResponder(), **kwargs)
+
+
+@functools.cache
+def slash_service(cloud: str) -> SlashService:
+    """The instance's service (built on its first request, kept while the instance is warm)."""
+    return build_slash_service(SlashSettings.from_env(cloud, os.environ))
+

@@ -1,0 +1,54 @@
+"""Ports of the guardrail: what it needs from the outside world, named by role.
+
+Adapters implement them per technology: ``adapters.local`` (inventory file, console),
+``adapters.aws`` (EC2), ``adapters.gcp`` (Compute Engine), ``adapters.azure`` (VMs),
+``adapters.slack`` (Slack Web API). Each takes its SDK client as a parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from burnguard.core.accelerators import Accelerator, classify_gcp_accelerator_type, classify_instance_type
+
+RUNNING = "running"
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A virtual machine as an instance controller sees it (state normalized: ``running``,
+    ``stopped``, ``stopping``, ``pending``, ``terminated``...)."""
+
+    cloud: str
+    instance_id: str
+    name: str
+    location: str  # region/zone, or resource group for Azure
+    instance_type: str
+    state: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+    #: accelerators attached to the instance (GCE ``guestAccelerators`` types)
+    accelerators: tuple[str, ...] = ()
+    spot: bool = False
+    hourly_cost: Decimal | None = None
+    currency: str | None = None
+
+    @property
+    def accelerator(self) -> Accelerator | None:
+        """GPU (or other accelerator) class, from the type or the attached accelerators."""
+        found = classify_instance_type(self.cloud, self.instance_type)
+        if found is None and self.accelerators:
+            found = classify_gcp_accelerator_type(self.accelerators[0])
+        return found
+
+    @property
+    def is_gpu(self) -> bool:
+        acc = self.accelerator
+        return acc is not None and acc.is_gpu
+
+    @property
+    def ref(self) -> str:
+        return f"{self.cloud}:{self.instance_id}"
+
+

@@ -1,0 +1,106 @@
+"""Streaming totals over canonical line items: per currency, and per tag key and value.
+
+Used by ``burnguard normalize --summary`` and by ingestion, whose closing message of a
+delivery carries the same row count and cost sums so the guardrail can check that every chunk
+arrived (ARCHITECTURE.md rule 2). Vectorized: one Arrow group-by per chunk, Decimal merging.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from burnguard.core.columnar import tag_counts, tag_entries
+from burnguard.core.money import cents
+
+ZERO = Decimal(0)
+
+
+def _by_currency(table: pa.Table) -> list[tuple[str, int, Decimal | None, Decimal | None]]:
+    grouped = table.group_by("BillingCurrency").aggregate(
+        [([], "count_all"), ("BilledCost", "sum"), ("EffectiveCost", "sum")]
+    )
+    return list(zip(*(grouped.column(n).to_pylist() for n in
+                      ("BillingCurrency", "count_all", "BilledCost_sum", "EffectiveCost_sum")), strict=True))
+
+
+@dataclass
+class CostTotals:
+    rows: int = 0
+    billed: Decimal = ZERO
+    effective: Decimal = ZERO
+
+    def add(self, rows: int, billed: Decimal | None, effective: Decimal | None) -> None:
+        self.rows += rows
+        self.billed += billed or ZERO
+        self.effective += effective or ZERO
+
+    def as_dict(self) -> dict[str, object]:
+        return {"rows": self.rows, "BilledCost": str(cents(self.billed)), "EffectiveCost": str(cents(self.effective))}
+
+
+@dataclass
+class Summary:
+    """Accumulates line item chunks; :meth:`add` is cheap, :meth:`as_dict` reports."""
+
+    rows: int = 0
+    by_currency: dict[str, CostTotals] = field(default_factory=lambda: defaultdict(CostTotals))
+    by_tag: dict[tuple[str, str, str], CostTotals] = field(default_factory=lambda: defaultdict(CostTotals))
+    untagged: dict[str, CostTotals] = field(default_factory=lambda: defaultdict(CostTotals))
+
+    def add(self, table: pa.Table | pa.RecordBatch) -> None:
+        if table.num_rows == 0:
+            return
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        self.rows += table.num_rows
+        for currency, count, billed, effective in _by_currency(table):
+            self.by_currency[currency].add(count, billed, effective)
+        self._add_tags(table)
+
+    def _add_tags(self, table: pa.Table) -> None:
+        tags = table.column("Tags")
+        parents, keys, values = tag_entries(tags)
+        untagged = pa.array(tag_counts(tags) == 0)
+        if pc.any(untagged).as_py():
+            for currency, count, billed, effective in _by_currency(table.filter(untagged)):
+                self.untagged[currency].add(count, billed, effective)
+        if len(keys) == 0:
+            return
+        exploded = pa.table({
+            "key": keys,
+            "value": values,
+            "currency": table.column("BillingCurrency").take(parents),
+            "billed": table.column("BilledCost").take(parents),
+            "effective": table.column("EffectiveCost").take(parents),
+        })
+        grouped = exploded.group_by(["key", "value", "currency"]).aggregate(
+            [("billed", "sum"), ("effective", "sum"), ([], "count_all")]
+        )
+        cols = [grouped.column(name).to_pylist() for name in
+                ("key", "value", "currency", "billed_sum", "effective_sum", "count_all")]
+        for key, value, currency, billed, effective, count in zip(*cols, strict=True):
+            self.by_tag[(key, value, currency)].add(count, billed, effective)
+
+    def currency_totals(self) -> dict[str, tuple[Decimal, Decimal]]:
+        """Exact (unrounded) BilledCost and EffectiveCost sums per currency."""
+        return {c: (t.billed, t.effective) for c, t in sorted(self.by_currency.items())}
+
+    def as_dict(self, *, tag_limit: int | None = None) -> dict[str, object]:
+        tags: dict[str, dict[str, dict[str, object]]] = defaultdict(dict)
+        ordered = sorted(self.by_tag.items(), key=lambda kv: (kv[0][0], -kv[1].effective, kv[0][1], kv[0][2]))
+        for (key, value, currency), totals in ordered:
+            per_value = tags[key]
+            if tag_limit is not None and len(per_value) >= tag_limit and value not in per_value:
+                continue
+            per_value.setdefault(value, {})[currency] = totals.as_dict()
+        return {
+            "rows": self.rows,
+            "totals": {c: t.as_dict() for c, t in sorted(self.by_currency.items())},
+            "untagged": {c: t.as_dict() for c, t in sorted(self.untagged.items())},
+            "tags": dict(sorted(tags.items())),
+        }

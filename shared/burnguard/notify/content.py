@@ -1,0 +1,125 @@
+"""Decisions and their outcomes as messages people act on: Slack Block Kit blocks (built by
+:mod:`burnguard.notify.blocks`) with this module's plain text as the fallback Slack requires next
+to them. Pure: data in, :class:`~burnguard.ports.instances.Notification` out."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from burnguard.core.ledger import ResourceRow, Window
+from burnguard.core.money import Money, cents
+from burnguard.notify.blocks import decision_blocks, failure_blocks, resume_blocks
+from burnguard.ports.ledger import ContextView
+from burnguard.ports.notify import Notification
+
+if TYPE_CHECKING:
+    from burnguard.core.policy import Policy
+    from burnguard.rules.decisions import Decision
+    from burnguard.services.guardrail import ExecutionReport, ResumeReport
+
+TOP = 5
+CLOUD_NAMES = {"aws": "AWS", "gcp": "Google Cloud", "azure": "Azure", "other": "other"}
+
+
+def money(m: Money | None) -> str:
+    return f"{cents(m.amount):,} {m.currency}" if m is not None else "n/a"
+
+
+def context(decision: Decision, view: ContextView | None) -> tuple[list[ResourceRow], dict[str, Decimal]]:
+    """Top resources of the decision's scope and window, and its spend per cloud.
+
+    A budget decision looks at its period (all spend, monthly charges included); a burn-rate
+    decision at the days its window touches, GPU spend only, as its headline does.
+    """
+    if view is None or decision.window_start is None or decision.window_end is None:
+        return [], {}
+    per_cloud: dict[str, Decimal] = defaultdict(Decimal)
+    if decision.kind == "burn-rate":
+        window = Window(decision.window_start.date(), decision.window_end.date() + timedelta(days=1))
+        rows = view.top_resources(decision.scope, window, limit=50, gpu_only=True)
+        for r in rows:
+            per_cloud[r.cloud] += r.amount
+        return rows[:TOP], dict(per_cloud)
+    window = Window(decision.window_start.date(), decision.window_end.date(),
+                    (decision.period,) if len(decision.period) == 7 else ())
+    for s in view.by_service(decision.scope, window):
+        per_cloud[s.cloud] += s.amount
+    return view.top_resources(decision.scope, window, limit=TOP), dict(per_cloud)
+
+
+def headline(decision: Decision) -> str:
+    scope = str(decision.scope)
+    if decision.kind == "threshold":
+        return f"{decision.guardrail}: {scope} crossed {decision.label} of its budget"
+    if decision.kind == "forecast":
+        return f"{decision.guardrail}: {scope} is forecast to cross {decision.label.removeprefix('forecast ')}"
+    if decision.kind == "burn-rate":
+        return f"{decision.guardrail}: {scope} burns {money(decision.rate)}/h of GPU (limit {money(decision.limit)}/h)"
+    return f"{decision.guardrail}: native budget alert ({decision.label}) for {scope}"
+
+
+def render_decision(report: ExecutionReport, policy: Policy, view: ContextView | None = None) -> Notification:
+    d = report.decision
+    guardrail = policy.guardrail(d.guardrail)
+    lines = [headline(d)]
+    if d.kind in ("threshold", "forecast", "native-budget"):
+        used = f" ({d.percent_used}% used)" if d.percent_used is not None else ""
+        lines.append(f"Spend {money(d.spend)} of {money(d.budget)}{used}, period {d.period}")
+        if d.forecast is not None:
+            lines.append(f"Forecast for the period: {money(d.forecast)}")
+        if len(d.crossed) > 1:
+            lines.append(f"Crossed at once: {', '.join(d.crossed)}")
+    if d.kind == "burn-rate" and d.window_start and d.window_end:
+        lines.append(f"GPU spend {money(d.spend)} over {d.window_start:%Y-%m-%d %H:%M}–{d.window_end:%H:%M} UTC")
+    if d.alert is not None:
+        lines.append(f"From {d.alert.provider.upper()} budget {d.alert.budget_name!r}"
+                     + (f" (account {d.alert.account})" if d.alert.account else ""))
+    top, per_cloud = context(d, view)
+    if per_cloud:
+        lines.append("Per cloud: " + ", ".join(f"{CLOUD_NAMES.get(c, c)} {cents(a):,}" for c, a in
+                                                sorted(per_cloud.items(), key=lambda kv: -kv[1])))
+    if top:
+        lines.append("Top resources: " + "; ".join(
+            f"{r.resource_id} ({r.instance_type or r.cloud}) {cents(r.amount):,} {r.currency}" for r in top))
+    if report.stopped:
+        verb = "Would stop (dry-run)" if report.dry_run else "Stopped"
+        lines.append(f"{verb} {len(report.stopped)} GPU instance(s): " + ", ".join(
+            f"{CLOUD_NAMES.get(i.cloud, i.cloud)} {i.name or i.instance_id} ({i.instance_type})"
+            for i in report.stopped))
+        saving = report.hourly_saving
+        if saving is not None:
+            lines.append(f"Estimated saving: {money(saving)}/h")
+        if not report.dry_run:
+            lines.append(f"Resume with: burnguard resume {d.guardrail}  (or /burnguard resume {d.guardrail})")
+    elif "stop" in d.actions:
+        lines.append("No instance to stop in scope" + (f" ({len(report.skipped)} skipped)" if report.skipped else ""))
+    if "stop" in d.actions and report.uncontrolled:
+        lines.append("Cannot stop on " + ", ".join(CLOUD_NAMES.get(c, c) for c in report.uncontrolled)
+                     + ": no instance controller configured in this deployment")
+    protected = [s for s in report.skipped if "protected" in s.reason]
+    if protected:
+        lines.append("Protected, left running: " + ", ".join(s.instance.name or s.instance.instance_id
+                                                             for s in protected))
+    kind = "stop" if report.stopped else d.kind
+    return Notification(policy.channel_for(guardrail), "\n".join(lines), decision_blocks(report, top, per_cloud),
+                        kind=kind)
+
+
+def render_failures(report: ExecutionReport, policy: Policy) -> Notification:
+    d = report.decision
+    lines = [f"{d.guardrail}: could not stop {len(report.failed)} instance(s) for {d.scope}"]
+    lines += [f"- {i.cloud} {i.name or i.instance_id}: {reason}" for i, reason in report.failed]
+    lines.append("The other instances were handled; check permissions and the instances' state.")
+    return Notification(policy.channel_for(policy.guardrail(d.guardrail)), "\n".join(lines), failure_blocks(report),
+                        kind="failure")
+
+
+def render_resume(report: ResumeReport, policy: Policy, actor: str) -> Notification:
+    lines = [f"{report.guardrail}: {actor} resumed {len(report.started)} instance(s)"]
+    lines += [f"- {r.cloud} {r.name or r.instance_id} ({r.instance_type})" for r in report.started]
+    lines += [f"- FAILED {r.cloud} {r.name or r.instance_id}: {reason}" for r, reason in report.failed]
+    return Notification(policy.channel_for(policy.guardrail(report.guardrail)), "\n".join(lines),
+                        resume_blocks(report, actor), kind="resume")

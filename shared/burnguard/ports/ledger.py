@@ -1,0 +1,122 @@
+"""The ledger port: what the guardrail remembers, and the questions it answers.
+
+Adapters: SQLite (``burnguard.adapters.local.ledger``, the embedded default) and Firestore
+(``burnguard.adapters.gcp``). Both pass the same contract suite (``tests/contract``). The
+semantics it carries (deliveries are snapshots, at-least-once) are in :mod:`burnguard.core.ledger`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from burnguard.core.facts import Facts
+from burnguard.core.ledger import (
+    AuditEvent,
+    Completion,
+    CostBasis,
+    DeliveryStatus,
+    ResourceRow,
+    Scope,
+    ServiceRow,
+    SpendRow,
+    StopRecord,
+    Window,
+)
+from burnguard.core.messages import DeliveryRef, DeliverySummary, Totals
+
+
+class Ledger(Protocol):
+    # -- ingestion ----------------------------------------------------------------------
+    def add_chunk(self, chunk_id: str, delivery: DeliveryRef, declared: Totals, facts: Facts,
+                  received_at: datetime) -> bool:
+        """Store a chunk's aggregates; ``False`` if that chunk id was already stored."""
+        ...
+
+    def add_summary(self, summary: DeliverySummary, received_at: datetime) -> bool:
+        """Store a delivery's closing summary; ``False`` if already stored."""
+        ...
+
+    def complete(self, delivery_id: str, now: datetime) -> Completion:
+        """Check the delivery; if complete and the latest of its slice, make it the counted
+        one, atomically replacing the previous one. Idempotent."""
+        ...
+
+    def deliveries(self, *, include_superseded: bool = False) -> list[DeliveryStatus]: ...
+
+    # -- questions ------------------------------------------------------------------------
+    def spend(self, scope: Scope, window: Window, *, basis: CostBasis = "effective",
+              clouds: Sequence[str] | None = None) -> list[SpendRow]:
+        """Spend per scope value (one row per value and currency; GPU part alongside)."""
+        ...
+
+    def daily(self, scope: Scope, window: Window, *, basis: CostBasis = "effective",
+              clouds: Sequence[str] | None = None) -> dict[str | None, dict[date, dict[str, Decimal]]]:
+        """Spend per scope value, per day, per currency (days with data only)."""
+        ...
+
+    def gpu_hourly(self, scope: Scope, since: datetime, *, basis: CostBasis = "effective",
+                   clouds: Sequence[str] | None = None) -> dict[str | None, dict[datetime, dict[str, Decimal]]]:
+        """GPU spend per scope value, per hour, per currency, from ``since``."""
+        ...
+
+    def top_resources(self, scope: Scope, window: Window, *, limit: int = 10, basis: CostBasis = "effective",
+                      gpu_only: bool = False) -> list[ResourceRow]: ...
+
+    def by_service(self, scope: Scope, window: Window, *, basis: CostBasis = "effective") -> list[ServiceRow]: ...
+
+    def top_tag_values(self, key: str, window: Window, *, limit: int = 10,
+                       basis: CostBasis = "effective") -> list[SpendRow]: ...
+
+    def latest_data(self) -> datetime | None:
+        """End of the latest hour of counted usage data (the ledger's "now" of data)."""
+        ...
+
+    # -- alert state, audit, stops, snoozes -------------------------------------------------
+    def announce(self, key: str, at: datetime, details: Mapping[str, Any]) -> bool:
+        """Record an announcement (a threshold crossing, a native alert); ``False`` if that
+        key was announced before. Edge-triggering rests on this."""
+        ...
+
+    def announced(self, prefix: str) -> dict[str, datetime]: ...
+
+    def audit(self, event: AuditEvent) -> None: ...
+
+    def audit_log(self, *, limit: int = 100, guardrail: str | None = None) -> list[AuditEvent]: ...
+
+    def record_stop(self, record: StopRecord) -> None: ...
+
+    def stops(self, guardrail: str | None = None, *, active_only: bool = True) -> list[StopRecord]: ...
+
+    def mark_resumed(self, guardrail: str, cloud: str, instance_id: str, at: datetime) -> None: ...
+
+    def snooze(self, guardrail: str, until: datetime, by: str, at: datetime) -> None: ...
+
+    def snoozed_until(self, guardrail: str) -> datetime | None: ...
+
+
+
+class LedgerView(Protocol):
+    """The read side of the ledger that evaluation uses."""
+
+    def spend(self, scope: Scope, window: Window, *, basis: CostBasis = "effective",
+              clouds: Sequence[str] | None = None) -> list[SpendRow]: ...
+
+    def gpu_hourly(self, scope: Scope, since: datetime, *, basis: CostBasis = "effective",
+                   clouds: Sequence[str] | None = None) -> dict[str | None, dict[datetime, dict[str, Decimal]]]: ...
+
+    def latest_data(self) -> datetime | None: ...
+
+    def announced(self, prefix: str) -> dict[str, datetime]: ...
+
+    def snoozed_until(self, guardrail: str) -> datetime | None: ...
+
+
+
+class ContextView(Protocol):
+    def top_resources(self, scope: Scope, window: Window, *, limit: int = 10, basis: CostBasis = "effective",
+                      gpu_only: bool = False) -> list[ResourceRow]: ...
+
+    def by_service(self, scope: Scope, window: Window, *, basis: CostBasis = "effective") -> list[ServiceRow]: ...
+
