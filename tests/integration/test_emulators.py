@@ -246,3 +246,14 @@ def test_start_timeout_stops_the_process(tmp_path: Path) -> None:
         start_process("slow", argv, lambda: tcp_open(port), tmp_path, timeout=1)
     assert not info.value.exited
     assert not pid_alive(info.value.pid)
+
+
+def test_a_missing_binary_fails_with_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tests.emulators as harness
+
+    monkeypatch.setattr(harness, "AZURITE_BIN", tmp_path / "nowhere" / "azurite")
+    with pytest.raises(pytest.fail.Exception) as info:
+        harness.start_azurite(tmp_path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "azurite" in message and "missing" in message and "bash .ci/setup" in message
