@@ -4,7 +4,9 @@ process group."""
 
 from __future__ import annotations
 
+import base64
 import json
+import queue
 import sys
 import time
 import urllib.request
@@ -108,6 +110,38 @@ def test_pubsub_publish_pull(pubsub: PubSubEmulator) -> None:
         subscriber.acknowledge(subscription=subscription, ack_ids=[received[0].ack_id])
     finally:
         subscriber.close()
+
+
+def test_pubsub_push_reaches_an_http_server(pubsub: PubSubEmulator) -> None:
+    from google.cloud import pubsub_v1
+
+    pushed: queue.Queue[tuple[str, dict[str, object]]] = queue.Queue()
+
+    class Endpoint(QuietHandler):
+        def do_POST(self) -> None:
+            pushed.put((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            self.send_response(204)
+            self.end_headers()
+
+    publisher = pubsub_v1.PublisherClient()
+    subscriber = pubsub_v1.SubscriberClient()
+    with http_server(Endpoint) as base_url:
+        topic = publisher.topic_path(pubsub.project, unique("billing"))
+        subscription = subscriber.subscription_path(pubsub.project, unique("push"))
+        publisher.create_topic(name=topic)
+        subscriber.create_subscription(
+            request={"name": subscription, "topic": topic, "push_config": {"push_endpoint": f"{base_url}/pubsub"}}
+        )
+        publisher.publish(topic, b"hello", kind="export").result(timeout=30)
+        path, envelope = pushed.get(timeout=30)
+        subscriber.delete_subscription(subscription=subscription)  # stop redelivery before the server goes
+    subscriber.close()
+    assert path == "/pubsub"
+    assert envelope["subscription"] == subscription
+    message = envelope["message"]
+    assert isinstance(message, dict)
+    assert base64.b64decode(message["data"]) == b"hello"
+    assert message["attributes"] == {"kind": "export"}
 
 
 # --------------------------------------------------------------------------------- Firestore
