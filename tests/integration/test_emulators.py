@@ -13,6 +13,7 @@ import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -100,7 +101,7 @@ def test_pubsub_publish_pull(pubsub: PubSubEmulator) -> None:
         subscriber.create_subscription(name=subscription, topic=topic)
         message_id = publisher.publish(topic, b'{"costAmount": 120.5}', budgetId="b-1").result(timeout=30)
 
-        received = []
+        received: list[Any] = []
         deadline = time.monotonic() + 30
         while not received and time.monotonic() < deadline:
             received = list(subscriber.pull(subscription=subscription, max_messages=10, timeout=10).received_messages)
