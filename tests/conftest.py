@@ -8,3 +8,6 @@ ROOT = Path(__file__).parents[1]
 # checkout importable too.
 if str(ROOT / "shared") not in sys.path:
     sys.path.insert(0, str(ROOT / "shared"))
+
+# Real local emulators (moto, Pub/Sub, Firestore, Azurite, GCS) as lazy session fixtures.
+pytest_plugins = ["tests.emulators"]
