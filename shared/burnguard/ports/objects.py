@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import IO, Protocol
 
+from burnguard.core.errors import BurnguardError
 from burnguard.core.messages import Message
 
+#: Publish messages on the shared queue (Pub/Sub, the local SQLite queue); raises :class:`PublishError`.
 Publish = Callable[[Sequence[Message]], None]
-
-
+#: Open one object as a stream of bytes.
 Opener = Callable[[], IO[bytes]]
-
 
 
 class ObjectStore(Protocol):
@@ -29,3 +29,7 @@ class ObjectStore(Protocol):
         """The object's path on this machine, when it has one (Arrow then reads it natively)."""
         ...
 
+
+class PublishError(BurnguardError):
+    """Messages could not be published (after the client's own retries); publishing them again is
+    harmless, consumers deduplicate on ``message_id``."""
