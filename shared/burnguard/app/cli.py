@@ -372,6 +372,18 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_invoke(args: argparse.Namespace) -> int:
+    import os
+
+    from burnguard.app.embedded import default_home
+    from burnguard.app.invoke import InvokeContext, invoke
+
+    home = Path(args.home) if args.home else default_home()
+    report = invoke(args.cloud, args.function, Path(args.event), InvokeContext(home, dict(os.environ)))
+    print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
 def _add_home(p: argparse.ArgumentParser, policy: bool = False) -> None:
     p.add_argument("--home", help="state directory of the embedded mode (default .burnguard, or $BURNGUARD_HOME)")
     if policy:
@@ -454,6 +466,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     _add_home(p)
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("invoke", help="run a cloud function's handler here on a sample event; print what it did",
+                       description="Run a cloud function's handler on this machine on an event file (see events/), "
+                                   "against the cloud configured in the environment (or an emulator), or with "
+                                   "nothing configured on the embedded queue and ledger of --home.")
+    p.add_argument("cloud", choices=["aws", "gcp", "azure"])
+    p.add_argument("function", help="ingest, budget, guardrail or slack (what the cloud has)")
+    p.add_argument("event", help="the event JSON file")
+    p.add_argument("--home", help="state directory of the embedded mode (default .burnguard, or $BURNGUARD_HOME)")
+    p.set_defaults(func=cmd_invoke)
 
     p = sub.add_parser("policy", help="policy tools")
     psub = p.add_subparsers(dest="policy_command", required=True)
