@@ -31,7 +31,8 @@ def test_ingest_without_an_inventory_says_it_cannot_stop(tmp_path: Path, capsys:
 def test_ingest_with_an_inventory_stops_and_spend_answers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "ingest", str(EVENTS / "exports" / "aws"), "--home", str(tmp_path),
                        "--policy", str(EVENTS / "policies" / "demo.yaml"), "--inventory", str(EVENTS / "inventory.json"))
-    assert code == 0 and "Stopped 4 GPU instance(s)" in out
+    # Exit 1: done with findings (one stop failed: Azure refuses to deallocate trainer-a100-az).
+    assert code == 1 and "Stopped 4 GPU instance(s)" in out and "1 stop(s) failed" in out
     state = json.loads((tmp_path / "inventory.json").read_text())["instances"]
     assert sum(i["state"] == "stopped" for i in state) > sum(
         i["state"] == "stopped" for i in json.loads((EVENTS / "inventory.json").read_text())["instances"])
