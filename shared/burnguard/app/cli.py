@@ -341,6 +341,13 @@ def _amount(value: Decimal | None) -> str | None:
     return None if value is None else str(cents(value))
 
 
+def _num(value: Decimal | None) -> str:
+    """An amount for a table: cents, thousands separated."""
+    from burnguard.core.money import cents
+
+    return "" if value is None else f"{cents(value):,}"
+
+
 def _money_text(value: Decimal, currency: str) -> str:
     from burnguard.core.money import cents
 
@@ -564,12 +571,12 @@ def cmd_spend(args: argparse.Namespace) -> int:
                                           for (c, cur), a in sorted(clouds.items(), key=lambda kv: -kv[1])))
     if scope.value is None:
         print()
-        render([(f"{scope.key}={r.scope_value}", f"{_amount(r.amount) or 0:}", r.currency, _amount(r.gpu_amount))
+        render([(f"{scope.key}={r.scope_value}", _num(r.amount), r.currency, _num(r.gpu_amount))
                 for r in sorted(report.rows, key=lambda r: -r.amount)],
                ["value", "amount", "currency", "GPU"], right=("amount", "GPU"), title="per value")
     if report.services:
         print()
-        render([(CLOUD_NAMES.get(s.cloud, s.cloud), s.service, _amount(s.amount), s.currency)
+        render([(CLOUD_NAMES.get(s.cloud, s.cloud), s.service, _num(s.amount), s.currency)
                 for s in report.services[:8]], ["cloud", "service", "amount", "currency"], right=("amount",),
                widths={"service": 40}, title="top services")
     if report.top:
@@ -588,7 +595,7 @@ def _render_resources(rows: Sequence[Any], names: dict[str, str], title: str) ->
     from burnguard.services.queries import CLOUD_NAMES
 
     render([(CLOUD_NAMES.get(r.cloud, r.cloud), _resource_name(names, r.resource_id),
-             f"{r.instance_type}{' GPU' if r.gpu else ''}".strip(), _amount(r.amount), r.currency) for r in rows],
+             f"{r.instance_type}{' GPU' if r.gpu else ''}".strip(), _num(r.amount), r.currency) for r in rows],
            ["cloud", "resource", "type", "amount", "currency"], right=("amount",), widths={"resource": 56},
            title=title)
 
@@ -634,7 +641,7 @@ def cmd_top(args: argparse.Namespace) -> int:
                            "gpu_amount": _amount(v.gpu_amount)} for v in values]})
         return EXIT_OK
     if args.by:
-        render([(f"{args.by}={v.scope_value}", _amount(v.amount), v.currency, _amount(v.gpu_amount)) for v in values],
+        render([(f"{args.by}={v.scope_value}", _num(v.amount), v.currency, _num(v.gpu_amount)) for v in values],
                ["value", "amount", "currency", "GPU"], right=("amount", "GPU"),
                title=f"top values of {args.by} in {label}")
     else:
@@ -742,7 +749,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         return EXIT_OK
     _print_stops(local, name)
     if not args.yes:
-        if not sys.stdin.isatty() and sys.stdin.closed:
+        if sys.stdin is None or sys.stdin.closed:
             raise UsageError("cannot ask for confirmation: standard input is closed; pass --yes")
         try:
             answer = input(f"Start these {len(stops)} instance(s) again? [y/N] ").strip().lower()
@@ -823,6 +830,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server.RequestHandlerClass.timeout = args.idle_timeout  # type: ignore[attr-defined]
     server.daemon_threads = True
     server.request_queue_size = 512
+    server.socket.listen(server.request_queue_size)  # a burst of connections waits instead of being refused
     host, port = str(server.server_address[0]), int(server.server_address[1])
     print(f"burnguard serve: Slack slash commands on http://{host}:{port}/ (state in {local.home}); Ctrl-C stops",
           flush=True)

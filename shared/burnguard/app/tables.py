@@ -20,15 +20,30 @@ ELLIPSIS = "…"
 
 
 def shorten(text: str, width: int) -> str:
-    """``text`` cut to ``width`` characters in the middle: a third of the start, the rest the
-    end (``/subscriptions/…/virtualMachines/trainer-a100-1``)."""
+    """``text`` cut to at most ``width`` characters in the middle: about a third of the start,
+    the rest the end, each cut at a separator (``/``, ``|``, ``:``, ``-``) where there is one,
+    so no word is cut: ``/subscriptions/…/virtualMachines/trainer-a100-1``."""
     if width <= 0 or len(text) <= width:
         return text
     if width <= 3:
         return text[-width:]
-    head = (width - 1) // 3
-    tail = width - 1 - head
-    return text[:head] + ELLIPSIS + text[-tail:]
+    head_len = (width - 1) // 3
+    tail = text[-(width - 1 - head_len):]
+    for sep in SEPARATORS:
+        i = tail.find(sep)
+        if 0 <= i < len(tail) // 2:
+            tail = tail[i:]
+            break
+    head = text[:width - 1 - len(tail)]
+    for sep in SEPARATORS:
+        j = head.rfind(sep)
+        if j >= len(head) // 2:
+            head = head[:j + 1]
+            break
+    return head + ELLIPSIS + tail
+
+
+SEPARATORS = ("/", "|", ":", "-", ".", "_")
 
 
 def _is_terminal(stream: TextIO) -> bool:

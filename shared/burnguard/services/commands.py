@@ -309,7 +309,8 @@ class SlashCommands:
         since = request.at - timedelta(days=7)
         dry = [s for s in self.ledger.stops(name, active_only=False)
                if s.dry_run and s.resumed_at is None and s.stopped_at >= since][-10:]
-        note = "Dry-run records of the last 7 days; resume with `/burnguard resume <guardrail>` (authorized users)."
+        note = ("Dry-run records are of the last 7 days. " if dry else "") + \
+            "Resume with `/burnguard resume <guardrail>` (authorized users)."
         text = "\n".join(["Stopped by burnguard", *(_stop_line(s) for s in active)] +
                          (["Dry-run only:", *(_stop_line(s) for s in dry)] if dry else []))
         if not active and not dry:

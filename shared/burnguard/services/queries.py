@@ -16,6 +16,7 @@ from burnguard.ports.ledger import Ledger
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+MIN_YEAR, MAX_YEAR = 1970, 9998  # a period's end must still be a date
 CLOUD_NAMES = {"aws": "AWS", "gcp": "Google Cloud", "azure": "Azure", "other": "other"}
 
 
@@ -38,6 +39,8 @@ def parse_period(text: str | None, now: datetime) -> tuple[Window, str]:
         year, month = int(m.group(1)), int(m.group(2))
         if not 1 <= month <= 12:
             raise InputError(f"month {month} does not exist", field="period")
+        if not MIN_YEAR <= year <= MAX_YEAR:
+            raise InputError(f"year {year} is out of range ({MIN_YEAR}-{MAX_YEAR})", field="period")
         start = date(year, month, 1)
         end = date(year + month // 12, month % 12 + 1, 1)
         return Window(start, end, (text,)), text
@@ -46,11 +49,16 @@ def parse_period(text: str | None, now: datetime) -> tuple[Window, str]:
             day = date.fromisoformat(text)
         except ValueError as exc:
             raise InputError(f"{text!r} is not a date ({exc})", field="period") from None
+        if not MIN_YEAR <= day.year <= MAX_YEAR:
+            raise InputError(f"year {day.year} is out of range ({MIN_YEAR}-{MAX_YEAR})", field="period")
         return Window(day, day + timedelta(days=1)), text
     m = re.match(r"^(\d{1,3})d$", text)
     if m:
+        days = int(m.group(1))
+        if days < 1:
+            raise InputError("a period of 0 days is empty: write 1d or more", field="period")
         end = now.date() + timedelta(days=1)
-        return Window(end - timedelta(days=int(m.group(1))), end), f"last {m.group(1)} days"
+        return Window(end - timedelta(days=days), end), f"last {days} days"
     raise InputError(f"a period is YYYY-MM, YYYY-MM-DD or Nd (last N days), not {text!r}", field="period")
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from burnguard.core.ledger import Scope
+from burnguard.core.ledger import Scope, Window
 from burnguard.core.money import Money
 from burnguard.core.policy import Policy, project_period_end
 from burnguard.ports.ledger import Ledger
@@ -27,9 +27,17 @@ class GuardrailStatus:
     gpu_rate: Money | None = None
 
 
+def _as_of(window: Window, now: datetime) -> Window:
+    """The window as known at ``now``: days after ``now``'s day are not counted."""
+    end = min(window.end, now.date() + timedelta(days=1))
+    return Window(window.start, max(end, window.start), window.periods)
+
+
 def guardrail_status(policy: Policy, ledger: Ledger, now: datetime) -> list[GuardrailStatus]:
     out: list[GuardrailStatus] = []
     data_until = ledger.latest_data()
+    if data_until is not None and data_until > now:
+        data_until = now  # as of `now`: later data is not counted (whole days; see _as_of)
     for g in policy.guardrails:
         snoozed = ledger.snoozed_until(g.name)
         stops = len(ledger.stops(g.name))
@@ -40,6 +48,7 @@ def guardrail_status(policy: Policy, ledger: Ledger, now: datetime) -> list[Guar
             base_state.append(f"{stops} stopped")
         if g.budget is not None:
             start, end, window, period = period_window(g, now)
+            window = _as_of(window, now)
             budget = g.budget.money
             every = ledger.spend(Scope(g.scope.key, g.scope.value), window, basis=g.cost, clouds=g.clouds)
             rows = [r for r in every if r.currency == budget.currency]
