@@ -68,7 +68,7 @@ def test_help_of_every_command(command: tuple[str, ...], capsys: pytest.CaptureF
     code, out, err = run(capsys, *command, "--help")
     assert code == 0, err
     assert out.startswith("usage: burnguard") and err == ""
-    assert "exit codes" in out or command[:1] == ("policy",) and len(command) == 2
+    assert "exit codes" in out or (command[:1] == ("policy",) and len(command) == 2)
 
 
 def one_line_error(err: str) -> str:
@@ -192,9 +192,9 @@ BAD_INPUTS: list[tuple[str, list[str], int, list[str], object]] = [
 
 @pytest.mark.parametrize(("argv", "code", "words", "prepare"), [c[1:] for c in BAD_INPUTS],
                          ids=[c[0] for c in BAD_INPUTS])
-def test_bad_input_ends_in_one_line(argv: list[str], code: int, words: list[str], prepare: object, home: Path,
-                                    tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_input_ends_in_one_line(  # noqa: PLR0917 - parameters and fixtures
+        argv: list[str], code: int, words: list[str], prepare: object, home: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BURNGUARD_SLACK_SIGNING_SECRET", raising=False)
     x = prepare(tmp_path, home) if callable(prepare) else None
     args = [a.format(home=home, tmp=tmp_path, x=x) for a in argv]
@@ -246,7 +246,7 @@ def test_subprocess_error_has_no_traceback(tmp_path: Path) -> None:
 
 
 def test_a_bug_is_one_line_with_exit_3(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import burnguard.app.cli as cli
+    from burnguard.app import cli
 
     def broken(args: argparse.Namespace) -> int:
         raise ZeroDivisionError("division by zero")

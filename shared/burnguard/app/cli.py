@@ -25,6 +25,7 @@ tables and progress bars (:mod:`burnguard.app.tables`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
 import os
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from burnguard import __version__
-from burnguard.app.tables import Progress, note, render, shorten
+from burnguard.app.tables import Progress, note, render
 from burnguard.core.errors import BurnguardError, InputError
 
 DATA_SUFFIXES = (".csv", ".csv.gz", ".gz", ".json", ".jsonl", ".json.gz", ".jsonl.gz", ".ndjson", ".parquet", ".zip")
@@ -87,7 +88,7 @@ def _open_out(path: str) -> IO[bytes]:
         raise UsageError(f"cannot write {path}: the folder {target.parent} does not exist; create it first",
                          field="--out")
     try:
-        return open(target, "wb")  # noqa: SIM115 - closed by the caller
+        return open(target, "wb")
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}", field="--out") from None
 
@@ -652,7 +653,7 @@ def cmd_top(args: argparse.Namespace) -> int:
 def _status_rows(local: Any, now: datetime) -> list[Any]:
     from burnguard.services.status import guardrail_status
 
-    return list(guardrail_status(local.policy, local.ledger, now))
+    return list(guardrail_status(local.policy, local.ledger, now, wall=datetime.now(UTC)))
 
 
 def _print_status(local: Any, now: datetime) -> None:
@@ -720,7 +721,8 @@ def _print_stops(local: Any, guardrail: str | None, active_only: bool = True) ->
         render(rows, ["guardrail", "cloud", "instance", "type", "at (UTC)", "state"], widths={"instance": 48})
     else:
         what = f"guardrail {guardrail}" if guardrail else "any guardrail"
-        print(f"Nothing is stopped by {what}" + ("" if not active_only else " (--all shows resumed and dry-run records)"))
+        more = " (--all shows resumed and dry-run records)" if active_only else ""
+        print(f"Nothing is stopped by {what}{more}")
 
 
 def cmd_stopped(args: argparse.Namespace) -> int:
@@ -1151,10 +1153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BurnguardError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except BrokenPipeError:  # e.g. `burnguard normalize ... | head`
-        try:
+        with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - no flush error at exit
-        except OSError:
-            pass
         return EXIT_OK
     except KeyboardInterrupt:
         print("burnguard: interrupted", file=sys.stderr)

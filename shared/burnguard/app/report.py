@@ -133,7 +133,7 @@ def _figure(data: ReportData) -> Any:
     billed_days = [d for d in days if d < data.data_end]
     future = [d for d in days if d >= data.data_end]
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 7.5), sharex=True, height_ratios=[1, 1.3])
-    colours = plt.get_cmap("tab10").colors
+    colours = [f"C{i}" for i in range(10)]  # the default colour cycle
     bottom_billed = [0.0] * len(billed_days)
     bottom_future = [0.0] * len(future)
     for i, s in enumerate(data.series):
@@ -144,7 +144,8 @@ def _figure(data: ReportData) -> Any:
         if s.forecast_end is not None and future:
             rate = float((s.forecast_end - s.billed_total) / len(future))
             ax1.bar(future, [rate] * len(future), bottom=bottom_future, color=c, alpha=0.25, hatch="//",
-                    edgecolor=c, width=0.8, label=f"{s.value} (estimated)")
+                    edgecolor=c, width=0.8,
+                    label="estimated (hatched): the period's average daily rate" if i == 0 else None)
             bottom_future = [b + rate for b in bottom_future]
         # cumulative: billed solid, forecast dashed
         run, xs, ys = 0.0, [datetime.combine(data.start, time(0))], [0.0]
@@ -173,7 +174,7 @@ def _figure(data: ReportData) -> Any:
     ax1.set_title(_title(data), loc="left", fontsize=11)
     ax1.legend(fontsize=7, ncol=2, loc="upper left")
     ax2.legend(fontsize=7, ncol=2, loc="upper left")
-    ax2.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
+    ax2.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))  # type: ignore[no-untyped-call]
     ax2.set_xlim(datetime.combine(data.start, time(0)), datetime.combine(data.end, time(0)))
     for ax in (ax1, ax2):
         ax.grid(axis="y", alpha=0.3)
@@ -208,7 +209,7 @@ def write_report(data: ReportData, out: Path) -> None:
             fig.savefig(out, format="png", dpi=110)
             return
         svg = io.StringIO()
-        fig.savefig(svg, format="svg")
+        fig.savefig(svg, format="svg", metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
         out.write_text(_html(data, svg.getvalue()), encoding="utf-8")
     finally:
         plt.close(fig)

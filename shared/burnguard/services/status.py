@@ -33,7 +33,10 @@ def _as_of(window: Window, now: datetime) -> Window:
     return Window(window.start, max(end, window.start), window.periods)
 
 
-def guardrail_status(policy: Policy, ledger: Ledger, now: datetime) -> list[GuardrailStatus]:
+def guardrail_status(policy: Policy, ledger: Ledger, now: datetime, *,
+                     wall: datetime | None = None) -> list[GuardrailStatus]:
+    """``now`` is the time the data is judged at; ``wall`` the real time snoozes run against
+    (default ``now``; the embedded mode judges sample data at its end)."""
     out: list[GuardrailStatus] = []
     data_until = ledger.latest_data()
     if data_until is not None and data_until > now:
@@ -42,7 +45,7 @@ def guardrail_status(policy: Policy, ledger: Ledger, now: datetime) -> list[Guar
         snoozed = ledger.snoozed_until(g.name)
         stops = len(ledger.stops(g.name))
         base_state = []
-        if snoozed is not None and snoozed > now:
+        if snoozed is not None and snoozed > (wall or now):
             base_state.append(f"snoozed until {snoozed:%Y-%m-%d %H:%M} UTC")
         if stops:
             base_state.append(f"{stops} stopped")
