@@ -21,21 +21,31 @@ ELLIPSIS = "…"
 
 def shorten(text: str, width: int) -> str:
     """``text`` cut to at most ``width`` characters in the middle: about a third of the start,
-    the rest the end, each cut at a separator (``/``, ``|``, ``:``, ``-``) where there is one,
-    so no word is cut: ``/subscriptions/…/virtualMachines/trainer-a100-1``."""
+    the rest the end, cut at a separator so no word is cut and the distinctive end stays:
+    ``/subscriptions/…/virtualMachines/trainer-a100-1``. A path's last segment is kept whole
+    when it fits at all."""
     if width <= 0 or len(text) <= width:
         return text
     if width <= 3:
         return text[-width:]
-    head_len = (width - 1) // 3
-    tail = text[-(width - 1 - head_len):]
-    for sep in SEPARATORS:
-        i = tail.find(sep)
-        if 0 <= i < len(tail) // 2:
-            tail = tail[i:]
-            break
-    head = text[:width - 1 - len(tail)]
-    for sep in SEPARATORS:
+    budget = width - 1
+    tail = text[-(budget - budget // 3):]
+    if any(sep in text for sep in PATH_SEPARATORS):
+        found = [i for i in (tail.find(sep) for sep in PATH_SEPARATORS) if i >= 0]
+        if found:
+            tail = tail[min(found):]
+        else:  # the last segment is longer than the tail: give it the head's room too
+            last = text[max(text.rfind(sep) for sep in PATH_SEPARATORS):]
+            if len(last) <= budget - 1:
+                tail = last
+    else:
+        for sep in WORD_SEPARATORS:
+            i = tail.find(sep)
+            if 0 <= i < len(tail) // 2:
+                tail = tail[i:]
+                break
+    head = text[:budget - len(tail)]
+    for sep in (*PATH_SEPARATORS, *WORD_SEPARATORS):
         j = head.rfind(sep)
         if j >= len(head) // 2:
             head = head[:j + 1]
@@ -43,7 +53,8 @@ def shorten(text: str, width: int) -> str:
     return head + ELLIPSIS + tail
 
 
-SEPARATORS = ("/", "|", ":", "-", ".", "_")
+PATH_SEPARATORS = ("/", "|", ":")
+WORD_SEPARATORS = ("-", ".", "_")
 
 
 def _is_terminal(stream: TextIO) -> bool:
