@@ -237,3 +237,52 @@ def test_serve_closes_idle_connections_and_keeps_answering(home: Path) -> None:
         if proc.stderr:
             proc.stderr.close()
     time.sleep(0)
+
+
+def test_report_png_bytes_for_slack(home: Path) -> None:
+    """What a threshold alert would attach: the same picture as bytes, from the ledger and policy."""
+    pytest.importorskip("matplotlib", reason="the report extra (matplotlib) is installed by .ci/setup")
+    from burnguard.app.embedded import LocalMode
+    from burnguard.app.report import build_report, png_bytes
+
+    local = LocalMode.open(home)
+    try:
+        data = build_report(local.ledger, local.policy, "team=ml-research", None, local.data_clock())
+    finally:
+        local.close()
+    assert data.guardrail == "ml-research-monthly" and data.budget is not None
+    [series] = data.series
+    assert series.forecast_end is not None and series.forecast_end > series.billed_total
+    assert png_bytes(data)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_days_equal_the_raw_exports(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The HTML's table of billed days against an independent reading of the raw files
+    (tests/unit/test_demo.py parses them with csv/json/gzip into Decimal)."""
+    pytest.importorskip("matplotlib", reason="the report extra (matplotlib) is installed by .ci/setup")
+    import re
+    from collections import defaultdict
+    from decimal import Decimal
+
+    from tests.unit.test_demo import CHARGES, tag
+
+    page = tmp_path / "r.html"
+    assert main(["report", "--tag", "team=*", "--out", str(page), "--home", str(home)]) == 0
+    capsys.readouterr()
+    text = page.read_text()
+    head = re.search(r"<thead><tr><th>day</th><th>kind</th>(.*?)</tr></thead>", text)
+    assert head is not None
+    values = re.findall(r"<th>(.*?)</th>", head.group(1))
+    got: dict[str, Decimal] = defaultdict(Decimal)
+    for row in re.findall(r"<tr class='billed'>(.*?)</tr>", text):
+        cells = re.findall(r"<td class='num'>(.*?)</td>", row)
+        for value, cell in zip(values, cells, strict=True):
+            got[value] += Decimal(cell.replace(",", ""))
+    expected: dict[str, Decimal] = defaultdict(Decimal)
+    for c in CHARGES:
+        found = tag(c.tags, "team")
+        if c.dated and c.in_september and found is not None:
+            expected[found] += c.effective
+    assert set(got) == set(expected)
+    for value, amount in expected.items():
+        assert abs(got[value] - amount) <= Decimal("0.005") * 31, value  # cells are rounded to cents

@@ -71,15 +71,17 @@ def _matching_guardrail(policy: Any, scope: Scope) -> Any:
     return None
 
 
-def build_report(local: Any, tag: str | None, period: str | None, now: datetime, *, basis: str = "effective",
-                 check_tag: Callable[[Scope], None] | None = None) -> ReportData:
+def build_report(ledger: Any, policy: Any, tag: str | None, period: str | None, now: datetime, *,
+                 basis: str = "effective", check_tag: Callable[[Scope], None] | None = None) -> ReportData:
+    """The report's numbers from a ledger (any :class:`~burnguard.ports.ledger.Ledger`) and a
+    policy: what a Slack notifier needs too, to attach the PNG (:func:`png_bytes`)."""
     from burnguard.core.policy import project_period_end
     from burnguard.services.queries import parse_period, parse_scope
 
     if tag:
         scope = parse_scope(tag)
     else:
-        first = next((g for g in local.policy.guardrails if g.budget is not None), None)
+        first = next((g for g in policy.guardrails if g.budget is not None), None)
         if first is None:
             raise InputError("the policy has no budget guardrail to take a scope from; pass --tag key=value",
                              field="--tag")
@@ -87,13 +89,13 @@ def build_report(local: Any, tag: str | None, period: str | None, now: datetime,
     if check_tag is not None:
         check_tag(scope)
     window, label = parse_period(period, now)
-    led = local.ledger
+    led = ledger
     latest = led.latest_data()
     data_until = min(latest, now) if latest is not None else now
     data_end = min(window.end, max(window.start, data_until.date() + (timedelta(days=1) if data_until.time() != time(0)
                                                                       else timedelta(0))))
     cut = Window(window.start, data_end, window.periods)
-    g = _matching_guardrail(local.policy, scope)
+    g = _matching_guardrail(policy, scope)
     currency = g.budget.money.currency if g is not None else None
     daily = led.daily(scope, cut, basis=basis)
     totals = led.spend(scope, cut, basis=basis)
@@ -194,6 +196,19 @@ def _title(data: ReportData) -> str:
     if data.others:
         parts.append(f"{data.others} smaller value(s) not drawn")
     return "\n".join(parts)
+
+
+def png_bytes(data: ReportData) -> bytes:
+    """The report as PNG bytes (for a Slack file upload)."""
+    import matplotlib.pyplot as plt
+
+    fig = _figure(data)
+    try:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110)
+        return buf.getvalue()
+    finally:
+        plt.close(fig)
 
 
 def write_report(data: ReportData, out: Path) -> None:
