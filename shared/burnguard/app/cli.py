@@ -883,7 +883,8 @@ def cmd_report(args: argparse.Namespace) -> int:
                          field="--out")
     local = _local(args)
     now = _clock(args, local)()
-    data = build_report(local.ledger, local.policy, args.tag, args.period, now, basis=args.cost, check_tag=lambda s: _check_tag(local, s))
+    data = build_report(local.ledger, local.policy, args.tag, args.period, now, basis=args.cost,
+                        check_tag=lambda s: _check_tag(local, s))
     local.close()
     write_report(data, out)
     print(f"wrote {out}: daily spend of {data.title} in {data.period}")
