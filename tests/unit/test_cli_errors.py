@@ -266,3 +266,29 @@ def test_typos_fail_where_they_used_to_succeed(home: Path, capsys: pytest.Captur
     assert code == 0 and "Spend of TEAM=ml-research" in out
     code, out, _ = run(capsys, "top", "--by", "team", "--json", "--home", str(home))
     assert code == 0 and {v["value"] for v in json.loads(out)["values"]} >= {"ml-research", "inference"}
+
+
+@pytest.mark.parametrize("period", ["9999-12", "0000-01", "9999-12-31", "0d"])
+def test_periods_out_of_range_are_input_errors_for_slack_too(period: str) -> None:
+    """The slash command parses periods with the same function: no traceback there either."""
+    from datetime import UTC, datetime
+
+    from burnguard.core.errors import InputError
+    from burnguard.services.queries import parse_period
+
+    with pytest.raises(InputError):
+        parse_period(period, datetime(2024, 9, 20, tzinfo=UTC))
+
+
+def test_slack_spend_text_keeps_the_end_of_resource_ids() -> None:
+    from decimal import Decimal
+
+    from burnguard.core.ledger import ResourceRow, Scope, SpendRow
+    from burnguard.services.queries import SpendReport
+
+    arm = ("/subscriptions/5f1a2b3c-1111-2222-3333-444455556666/resourceGroups/ml-research/providers/"
+           "Microsoft.Compute/virtualMachines/trainer-a100-az")
+    report = SpendReport(Scope("team", "ml"), "2024-09", [SpendRow("ml", "USD", Decimal(1))],
+                         top=[ResourceRow(arm, "azure", "Standard_NC24ads_A100_v4", True, "USD", Decimal(1))])
+    line = next(ln for ln in report.text().splitlines() if "trainer-a100-az" in ln)
+    assert "/trainer-a100-az" in line and "icrosoft" not in line.split("…")[-1][:8]

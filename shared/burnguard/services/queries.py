@@ -107,9 +107,19 @@ class SpendReport:
             lines.append("  top resources:")
             for res in self.top:
                 kind = f"{res.instance_type}{' GPU' if res.gpu else ''}".strip()
-                lines.append(f"    {CLOUD_NAMES.get(res.cloud, res.cloud):<13} {res.resource_id[-48:]:<48} {kind:<26} "
+                lines.append(f"    {CLOUD_NAMES.get(res.cloud, res.cloud):<13} {_middle(res.resource_id, 48):<48} {kind:<26} "
                              f"{cents(res.amount):>12,} {res.currency}")
         return "\n".join(lines)
+
+
+def _middle(text: str, width: int) -> str:
+    """``text`` shortened in the middle, so its distinctive end (the resource's name) stays."""
+    if len(text) <= width:
+        return text
+    tail = text[-(width - 1 - width // 3):]
+    cut = tail.find("/")
+    tail = tail[cut:] if 0 <= cut < len(tail) // 2 else tail
+    return text[:width - 1 - len(tail)] + "…" + tail
 
 
 def spend_report(ledger: Ledger, tag: str, period: str | None, *, now: datetime, basis: CostBasis = "effective",
