@@ -107,7 +107,8 @@ class SpendReport:
             lines.append("  top resources:")
             for res in self.top:
                 kind = f"{res.instance_type}{' GPU' if res.gpu else ''}".strip()
-                lines.append(f"    {CLOUD_NAMES.get(res.cloud, res.cloud):<13} {_middle(res.resource_id, 48):<48} {kind:<26} "
+                name = _middle(res.resource_id, 48)
+                lines.append(f"    {CLOUD_NAMES.get(res.cloud, res.cloud):<13} {name:<48} {kind:<26} "
                              f"{cents(res.amount):>12,} {res.currency}")
         return "\n".join(lines)
 
