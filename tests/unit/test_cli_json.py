@@ -286,3 +286,13 @@ def test_report_days_equal_the_raw_exports(home: Path, tmp_path: Path, capsys: p
     assert set(got) == set(expected)
     for value, amount in expected.items():
         assert abs(got[value] - amount) <= Decimal("0.005") * 31, value  # cells are rounded to cents
+
+
+def test_a_data_file_alone_says_it_waits_for_its_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bucket = tmp_path / "aws" / "acme-billing-cur"
+    shutil.copytree(EVENTS / "exports" / "aws" / "acme-billing-cur", bucket)
+    [data] = sorted(bucket.rglob("*-1.csv.gz"))
+    code, out, _ = run(capsys, "ingest", str(data), "--home", str(tmp_path / "h"), "--policy",
+                       str(EVENTS / "policies" / "demo.yaml"))
+    line = next(ln for ln in out.splitlines() if ln.startswith("waiting"))
+    assert code == 0 and "manifest" in line

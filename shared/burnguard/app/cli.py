@@ -358,10 +358,15 @@ def _money_text(value: Decimal, currency: str) -> str:
 # -- ingest and demo ------------------------------------------------------------------------------
 
 def _print_outcomes(outcomes: Sequence[Any], before: dict[str, tuple[str, bool]] | None = None) -> None:
-    shown = [o for o in outcomes if o.action != "skipped" or "manifest" not in o.reason]
+    # A data file waits for its delivery's manifest: said only when no manifest beside it came in this run.
+    delivered = {str(Path(o.path).parent) for o in outcomes if o.action != "skipped" or o.delivery_id}
+    shown = [o for o in outcomes if o.action != "skipped" or "manifest" not in o.reason
+             or str(Path(o.path).parent) not in delivered]
     rows = []
     for o in shown:
         action, reason = o.action, o.reason
+        if o.action == "skipped" and "manifest" in o.reason and str(Path(o.path).parent) not in delivered:
+            action, reason = "waiting", f"{reason}: counted when its manifest arrives (ingest the folder)"
         if o.action == "ingested" and before and o.delivery_id in before and before[o.delivery_id][1]:
             action, reason = "unchanged", f"already counted ({reason}); nothing new"
         rows.append((action, _rel(o.path), reason.replace(o.path, _rel(o.path)) if "same delivery" not in reason
