@@ -107,6 +107,7 @@ def _outside_layout(base: Path, home: Path) -> Path:
 
 
 def _manifest_outside_layout(base: Path, home: Path) -> Path:
+    """A manifest alone, outside the layout, without its data files beside it."""
     [manifest] = sorted((EVENTS / "exports" / "aws").rglob("*/burnguard-hourly-Manifest.json"))[:1]
     path = base / "loose-manifest" / manifest.name
     path.parent.mkdir(exist_ok=True)
@@ -292,3 +293,16 @@ def test_slack_spend_text_keeps_the_end_of_resource_ids() -> None:
                          top=[ResourceRow(arm, "azure", "Standard_NC24ads_A100_v4", True, "USD", Decimal(1))])
     line = next(ln for ln in report.text().splitlines() if "trainer-a100-az" in ln)
     assert "/trainer-a100-az" in line and "icrosoft" not in line.split("…")[-1][:8]
+
+
+def test_normalize_a_manifest_outside_the_layout_reads_the_files_beside_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    [manifest] = [m for m in (EVENTS / "exports" / "aws").rglob("burnguard-hourly-Manifest.json")
+                  if any(m.parent.glob("*.csv.gz"))]  # the assembly folder's copy, beside its data
+    loose = tmp_path / "download"
+    loose.mkdir()
+    for f in manifest.parent.iterdir():
+        shutil.copy(f, loose / f.name)
+    code, out, err = run(capsys, "normalize", str(loose / manifest.name), "--summary")
+    assert code == 0 and "outside the <aws|gcp|azure>/<bucket>/ layout" in one_line_error(err)
+    assert json.loads(out)["rows"] == 2248  # the events/README's count of this CUR's rows

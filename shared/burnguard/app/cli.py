@@ -104,9 +104,15 @@ def cmd_normalize(args: argparse.Namespace) -> int:
         try:
             delivery, paths = delivery_paths(target)  # the files the manifest names, as one delivery
         except InputError as exc:
-            raise UsageError(f"{exc.reason}. A manifest names its files by their keys in the bucket: keep it "
-                             f"where the bucket has it, as DIR/<aws|gcp|azure>/BUCKET/KEY (see events/README.md), "
-                             f"or normalize the data files themselves", file=str(target)) from None
+            beside = _files_beside(target)
+            if not beside:
+                raise UsageError(f"{exc.reason}. A manifest names its files by their keys in the bucket: keep it "
+                                 f"where the bucket has it, as DIR/<aws|gcp|azure>/BUCKET/KEY (see "
+                                 f"events/README.md), or normalize the data files themselves",
+                                 file=str(target)) from None
+            paths = beside
+            print(f"burnguard: {target}: outside the <aws|gcp|azure>/<bucket>/ layout, so without a delivery "
+                  f"identity; normalizing the {len(paths)} file(s) it names, found beside it", file=sys.stderr)
     else:
         paths = expand_paths(target)
     if args.to == "parquet" and not args.out and not args.summary:
@@ -155,6 +161,28 @@ def cmd_normalize(args: argparse.Namespace) -> int:
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
     return EXIT_OK
+
+
+def _manifest_keys(manifest: Path) -> list[str]:
+    """The data files a manifest names (CUR ``reportKeys``, Azure ``blobs[].blobName``,
+    burnguard's GCS ``files[].name``), as written; empty when it is not such a manifest."""
+    try:
+        doc = json.loads(manifest.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(doc, dict):
+        return []
+    keys = [k for k in doc.get("reportKeys") or [] if isinstance(k, str)]
+    keys += [b.get("blobName", "") for b in doc.get("blobs") or [] if isinstance(b, dict)]
+    keys += [f.get("name", "") for f in doc.get("files") or [] if isinstance(f, dict)]
+    return [k.strip() for k in keys if isinstance(k, str) and k.strip()]
+
+
+def _files_beside(manifest: Path) -> list[Path]:
+    """The manifest's files by their names in its own folder, when every one is there."""
+    keys = _manifest_keys(manifest)
+    found = [manifest.parent / k.rsplit("/", 1)[-1] for k in keys]
+    return found if found and all(p.is_file() for p in found) else []
 
 
 def _file_report(normalizer: Any, summary: Any) -> dict[str, Any]:
