@@ -72,12 +72,20 @@ def expand_paths(path: Path) -> list[Path]:
     return found
 
 
-def _normalizers(paths: Sequence[Path], args: argparse.Namespace, cost_basis: str | None = None) -> Iterator[Any]:
+def _normalizers(paths: Sequence[Path], args: argparse.Namespace,
+                 cost_basis: str | None = None) -> Iterator[tuple[Any, IO[bytes] | None]]:
+    """Each file's normalizer, with the open file when it is read as a stream (so progress can
+    tell how far it is: ``tell()``); Parquet and zip files are opened by path."""
     from burnguard.normalize import Normalizer
 
     for p in paths:
-        yield Normalizer.from_path(p, name=str(p), strict=args.strict, default_currency=args.currency,
-                                   cost_basis=args.cost_basis or cost_basis)
+        options: dict[str, Any] = {"strict": args.strict, "default_currency": args.currency,
+                                   "cost_basis": args.cost_basis or cost_basis}
+        if p.name.lower().endswith((".parquet", ".zip")):
+            yield Normalizer.from_path(p, name=str(p), **options), None
+            continue
+        with open(p, "rb") as fh:
+            yield Normalizer(fh, str(p), **options), fh
 
 
 def _open_out(path: str) -> IO[bytes]:
@@ -130,12 +138,13 @@ def cmd_normalize(args: argparse.Namespace) -> int:
     progress = Progress()
     try:
         basis = (delivery or {}).get("cost_basis")
-        for normalizer in _normalizers(paths, args, basis if basis in ("actual", "amortized") else None):
+        for normalizer, fh in _normalizers(paths, args, basis if basis in ("actual", "amortized") else None):
             summary = Summary()
+            size = Path(normalizer.stats.file).stat().st_size if fh is not None else None
             for batch in normalizer.batches():
                 summary.add(batch)
                 overall.add(batch)
-                progress(normalizer.stats.file, batch.num_rows)
+                progress(normalizer.stats.file, batch.num_rows, fh.tell() if fh is not None else None, size)
                 if writer is not None:
                     writer.write(batch)
             progress.done()

@@ -114,15 +114,15 @@ def note(text: str, *, stream: TextIO | None = None, style: str = "dim") -> None
 
 
 class Progress(_BaseProgress):
-    """Progress of normalize and ingest on a terminal (stderr), one bar per file: rows read,
-    rows/s, MB/s (the file's size over the time so far once it is done) and the time left when
-    the number of rows is known (a manifest's declared row count); silent when stderr is not a
-    terminal. Called as ``progress(key, rows)`` by the readers (rows since the last call)."""
+    """Progress of normalize and ingest on a terminal (stderr), one bar per file: rows read and
+    rows/s; with the bytes read so far and the file's size (``normalize`` knows them), MB/s and
+    the time left; silent when stderr is not a terminal. Readers call ``progress(key, rows)``
+    (rows since the last call); ``sizes`` maps keys to file sizes for the MB/s at the end."""
 
-    def __init__(self, stream: TextIO | None = None, totals: dict[str, int] | None = None):
+    def __init__(self, stream: TextIO | None = None, sizes: dict[str, int] | None = None):
         self.stream = stream or sys.stderr
         self.enabled = _is_terminal(self.stream)
-        self.totals = dict(totals or {})
+        self.sizes = dict(sizes or {})
         self.key = ""
         self.rows = 0
         self.start = time.perf_counter()
@@ -130,38 +130,57 @@ class Progress(_BaseProgress):
         self._task: Any = None
         self._size = 0
 
-    def __call__(self, key: str, rows: int) -> None:
+    def __call__(self, key: str, rows: int, position: int | None = None, total: int | None = None) -> None:
         if key != self.key:
             self.done()
             self.key, self.rows, self.start = key, 0, time.perf_counter()
             if self.enabled:
-                self._open(key)
+                self._open(key, total)
         self.rows += rows
         if self._bar is not None:
             elapsed = max(time.perf_counter() - self.start, 1e-6)
-            self._bar.update(self._task, completed=self.rows, rate=f"{self.rows / elapsed:,.0f} rows/s")
+            fields = {"rows": f"{self.rows:,} rows", "rate": f"{self.rows / elapsed:,.0f} rows/s"}
+            if position is not None and total:
+                self._bar.update(self._task, completed=min(position, total), **fields)
+            else:
+                self._bar.update(self._task, **fields)
 
-    def _open(self, key: str) -> None:
+    def _open(self, key: str, total: int | None) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
         from rich.progress import Progress as Bar
 
-        try:
-            self._size = Path(key).stat().st_size
-        except OSError:
-            self._size = 0
-        self._bar = Bar(TextColumn("  {task.description}"), BarColumn(), TextColumn("{task.completed:>12,} rows"),
-                        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                        console=Console(file=self.stream))
+        self._size = total or self.sizes.get(key) or _size_of(key)
+        columns: list[Any] = [TextColumn("  {task.description}"), BarColumn(), TextColumn("{task.fields[rows]:>16}"),
+                              TextColumn("{task.fields[rate]:>14}")]
+        if total:
+            columns += [TransferSpeedColumn(), TimeRemainingColumn()]
+        else:
+            columns += [TimeElapsedColumn()]
+        self._bar = Bar(*columns, console=Console(file=self.stream))
         self._bar.start()
-        self._task = self._bar.add_task(shorten(Path(key).name, 40), total=self.totals.get(key), rate="")
+        self._task = self._bar.add_task(shorten(Path(key).name, 40), total=total, rows="", rate="")
 
     def done(self) -> None:
         if self._bar is not None:
             elapsed = max(time.perf_counter() - self.start, 1e-6)
             rate = f"{self.rows / elapsed:,.0f} rows/s" + (f", {self._size / 1e6 / elapsed:,.1f} MB/s"
                                                            if self._size else "")
-            self._bar.update(self._task, total=self.rows, completed=self.rows, rate=rate)
+            total = self._bar.tasks[0].total or 1
+            self._bar.update(self._task, completed=total, total=total, rows=f"{self.rows:,} rows", rate=rate)
             self._bar.stop()
             self._bar = None
         self.key = ""
+
+
+def _size_of(key: str) -> int:
+    try:
+        return Path(key).stat().st_size
+    except OSError:
+        return 0
