@@ -67,3 +67,22 @@ def test_a_dry_run_does_not_claim_stops(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 0
     code = main(["stopped", "--home", str(tmp_path / "h")])
     assert "Nothing is stopped" in capsys.readouterr().out
+
+
+def test_progress_only_on_a_terminal(tmp_path: Path) -> None:
+    from burnguard.app.tables import Progress
+
+    data = tmp_path / "export.csv"
+    data.write_bytes(b"x" * 2_000_000)
+    pipe = io.StringIO()
+    quiet = Progress(pipe)
+    quiet(str(data), 1000, 1_000_000, 2_000_000)
+    quiet.done()
+    assert pipe.getvalue() == ""
+    term = Terminal()
+    bar = Progress(term)
+    bar(str(data), 1000, 1_000_000, 2_000_000)
+    bar(str(data), 1000, 2_000_000, 2_000_000)
+    bar.done()
+    shown = term.getvalue()
+    assert "export.csv" in shown and "2,000 rows" in shown and "MB/s" in shown
