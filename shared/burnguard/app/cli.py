@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, Any, NoReturn, cast
 
 from burnguard import __version__
 from burnguard.app.tables import Progress, note, render
@@ -490,7 +490,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     local = LocalMode.create(home, policy, events / "inventory.json")
     print(f"burnguard demo: embedded mode in {home}/ (SQLite queue and ledger, inventory {events / 'inventory.json'})")
     print(f"\n== 1. ingest: the billing exports in {events / 'exports'} (each manifest brings its delivery)")
-    outcomes = local.ingest([events / "exports"], progress=Progress())
+    outcomes = local.ingest([events / "exports"], progress=cast(Any, Progress()))  # duck-typed
     _print_outcomes(outcomes)
     print(f"\n== 2. budget: the native budget notifications in {events / 'budget'}")
     _print_outcomes(local.ingest_notifications(sorted((events / "budget").glob("*.json"))))
@@ -1175,8 +1175,6 @@ def _fail(message: str, code: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from burnguard.core.policy import PolicyError
-
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -1187,14 +1185,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_arrow()
     try:
         return int(args.func(args))
-    except PolicyError as exc:
+    except BurnguardError as exc:
+        from burnguard.core.policy import PolicyError
+
+        if not isinstance(exc, PolicyError):
+            return _fail(str(exc), EXIT_USAGE)
         more = f" (and {len(exc.issues) - 1} more; `burnguard policy check {exc.file}` lists them)" if len(
             exc.issues) > 1 else ""
         first = exc.issues[0]
         where = f"{exc.file}, " + (f"line {first.line}, " if first.line else "") + f"field {first.field}"
         return _fail(f"{where}: {first.message}{more}", EXIT_USAGE)
-    except BurnguardError as exc:
-        return _fail(str(exc), EXIT_USAGE)
     except BrokenPipeError:  # e.g. `burnguard normalize ... | head`
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - no flush error at exit

@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from burnguard.app.embedded import Progress as _BaseProgress
-
 ELLIPSIS = "…"
 
 
@@ -113,7 +111,7 @@ def note(text: str, *, stream: TextIO | None = None, style: str = "dim") -> None
         out.write(text + "\n")
 
 
-class Progress(_BaseProgress):
+class Progress:
     """Progress of normalize and ingest on a terminal (stderr), one bar per file: rows read and
     rows/s; with the bytes read so far and the file's size (``normalize`` knows them), MB/s and
     the time left; silent when stderr is not a terminal. Readers call ``progress(key, rows)``
