@@ -306,3 +306,14 @@ def test_normalize_a_manifest_outside_the_layout_reads_the_files_beside_it(
     code, out, err = run(capsys, "normalize", str(loose / manifest.name), "--summary")
     assert code == 0 and "outside the <aws|gcp|azure>/<bucket>/ layout" in one_line_error(err)
     assert json.loads(out)["rows"] == 2248  # the events/README's count of this CUR's rows
+
+
+def test_help_imports_nothing_heavy() -> None:
+    """`burnguard --help` answers without loading pyarrow, the policy models or the ledger."""
+    code = ("import sys, io, contextlib\nfrom burnguard.app.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n    assert main(['--help']) == 0\n"
+            "print(sorted(m for m in ('pyarrow', 'burnguard.core.policy', 'burnguard.app.embedded', 'rich')"
+            " if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "shared")})
+    assert proc.stdout.strip() == "[]"

@@ -406,6 +406,7 @@ def _print_outcomes(outcomes: Sequence[Any], before: dict[str, tuple[str, bool]]
             action, reason = "waiting", f"{reason}: counted when its manifest arrives (ingest the folder)"
         if o.action == "ingested" and before and o.delivery_id in before and before[o.delivery_id][1]:
             action, reason = "unchanged", f"already counted ({reason}); nothing new"
+        reason = reason.replace(f"{Path.cwd()}/", "")  # paths below the current folder, relative
         rows.append((action, _rel(o.path), reason.replace(o.path, _rel(o.path)) if "same delivery" not in reason
                      else "same delivery as " + _rel(reason.removeprefix("same delivery as "))))
     if rows:
