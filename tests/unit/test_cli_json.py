@@ -102,8 +102,12 @@ def test_now_cuts_the_data(home: Path, capsys: pytest.CaptureFixture[str]) -> No
         row = next(g for g in json.loads(doc)["guardrails"] if g["scope"] == "team=ml-research")
         return float(row["spend"])
     assert 0 < ml(early) < ml(whole)
-    _, a, _ = run(capsys, "spend", "--tag", "team=ml-research", "--json", "--now", "2024-09-10", "--home", str(home))
+    _, a, _ = run(capsys, "spend", "--tag", "team=ml-research", "--json", "--now", "2024-09-10T12:00:00Z",
+                    "--home", str(home))
     assert float(json.loads(a)["totals"][0]["amount"]) == pytest.approx(ml(early), abs=0.01)
+    # At midnight the day that starts is not counted yet.
+    _, b, _ = run(capsys, "spend", "--tag", "team=ml-research", "--json", "--now", "2024-09-10", "--home", str(home))
+    assert 0 < float(json.loads(b)["totals"][0]["amount"]) < float(json.loads(a)["totals"][0]["amount"])
 
 
 def test_ingest_says_what_became_of_each_delivery(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

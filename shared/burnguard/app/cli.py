@@ -332,7 +332,8 @@ def _cut(window: Any, now: datetime) -> Any:
     """The window as known at ``now``: days after ``now`` are not counted (whole days)."""
     from burnguard.core.ledger import Window
 
-    end = min(window.end, now.date() + timedelta(days=1))
+    last = now.date() + timedelta(days=1) if now.time() != datetime.min.time() else now.date()
+    end = min(window.end, last)
     return Window(window.start, max(end, window.start), window.periods)
 
 

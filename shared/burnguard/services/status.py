@@ -29,7 +29,8 @@ class GuardrailStatus:
 
 def _as_of(window: Window, now: datetime) -> Window:
     """The window as known at ``now``: days after ``now``'s day are not counted."""
-    end = min(window.end, now.date() + timedelta(days=1))
+    last = now.date() + timedelta(days=1) if now.time() != datetime.min.time() else now.date()
+    end = min(window.end, last)
     return Window(window.start, max(end, window.start), window.periods)
 
 
