@@ -143,9 +143,10 @@ class AzureVmController:
         subscription, group, name = _split_id(vm.id)
         view = self._client(subscription).virtual_machines.instance_view(group, name)
         size = vm.hardware_profile.vm_size if vm.hardware_profile is not None else ""
+        size = getattr(size, "value", size)  # known sizes come back as VirtualMachineSizeTypes (a str Enum)
         return Instance(cloud=self.cloud, instance_id=vm.id, name=vm.name or name, location=group,
                         instance_type=str(size or ""), state=power_state(view.statuses),
-                        tags=tags, spot=str(vm.priority or "").lower() == "spot")
+                        tags=tags, spot=str(getattr(vm.priority, "value", vm.priority) or "").lower() == "spot")
 
     def _await(self, verb: str, instance: Instance) -> None:
         from azure.core.exceptions import HttpResponseError
