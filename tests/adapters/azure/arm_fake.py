@@ -93,7 +93,7 @@ class ArmFakeHandler(QuietHandler):
                 return True
         return False
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         url = urlsplit(self.path)
         path, query = url.path, parse_qs(url.query)
         with self.state.lock:
@@ -126,14 +126,14 @@ class ArmFakeHandler(QuietHandler):
 
     def _operation(self, path: str) -> None:
         op = path.split("/")[2]
-        name, action = self.state.operations[op]
+        name, _action = self.state.operations[op]
         if name in self.state.stuck:
             return self._send(200, {"status": "InProgress"}, {"Retry-After": "0"})
         if path.endswith("/result"):
             return self._send(200)
         return self._send(200, {"status": "Succeeded", "name": op})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         url = urlsplit(self.path)
         path = url.path
         with self.state.lock:
@@ -161,7 +161,7 @@ class ArmFakeHandler(QuietHandler):
             self._send(202, None, {"Azure-AsyncOperation": f"{base}?api-version=2024-07-01",
                                    "Location": f"{base}/result?api-version=2024-07-01", "Retry-After": "0"})
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         with self.state.lock:
             self.state.requests.append(("DELETE", urlsplit(self.path).path))
         self._error(405, "NotAllowed", "the ARM fake refuses deletes")

@@ -93,7 +93,7 @@ def test_only_the_right_vms_of_120_are_deallocated(arm: tuple[ArmState, str]) ->
 
 
 def test_instances_are_described_from_arm(arm: tuple[ArmState, str]) -> None:
-    state, url = arm
+    _state, url = arm
     found = {i.name: i for i in controller(url, f"{SUB2}/rg-lab").find("team", None)}
     spot = found["spot-rg-lab-02"]
     assert spot.cloud == "azure" and spot.spot and spot.state == "running" and spot.is_gpu
@@ -128,7 +128,7 @@ def test_throttling_is_honoured(arm: tuple[ArmState, str]) -> None:
     found = controller(url, f"{SUB1}/rg-serve").find("team", "ml-research")
     assert len(found) == 32 and state.throttle[prefix] == 0
     state.throttle[prefix] = 50  # throttled beyond the client's retries: one clear error
-    with pytest.raises(ActionError, match="cannot list the VMs of resource group rg-serve .*429"):
+    with pytest.raises(ActionError, match=r"cannot list the VMs of resource group rg-serve .*429"):
         controller(url, f"{SUB1}/rg-serve").find("team", None)
 
 
