@@ -468,3 +468,42 @@ def invoke_budget(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
     finally:
         close()
     return {"function": "azure budget", "queue": where, "status": response.status, **response.payload}
+
+
+@invoker("azure", "slack")
+def invoke_slack(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
+    """The event is a slash command's fields (``text``, ``user_id``, …; what the queue carries
+    to ``slack_deferred``). Answered on the ledger of ``BURNGUARD_LEDGER`` and the policy of
+    ``BURNGUARD_POLICY`` when set, else on the embedded state of ``--home``. The Slack
+    signature is the HTTP function's concern; a local run is trusted and not signed."""
+    import uuid
+
+    from burnguard.app.embedded import LocalMode
+    from burnguard.app.slack import LEDGER, POLICY, open_ledger
+    from burnguard.core.policy import load_policy
+    from burnguard.ports.slack import CommandRequest
+    from burnguard.services.commands import SlashCommands
+
+    if not isinstance(event, Mapping) or not isinstance(event.get("text"), str):
+        raise InputError("a slash command event is a JSON object with a 'text' field", field="text")
+    fields = {"user_id": "U-invoke", "request_id": f"invoke:{uuid.uuid4().hex}",
+              "at": datetime.now(UTC).isoformat(), **{k: v for k, v in event.items() if v is not None}}
+    if ctx.env.get(LEDGER):
+        if not ctx.env.get(POLICY):
+            raise InputError(f"{POLICY} is not set (with {LEDGER} set)", field=POLICY)
+        ledger = open_ledger(ctx.env[LEDGER])
+        commands = SlashCommands(ledger, load_policy(Path(ctx.env[POLICY])))
+        close: Callable[[], None] = getattr(ledger, "close", lambda: None)
+        where = ctx.env[LEDGER]
+    else:
+        local = LocalMode.open(ctx.home)
+        fields.setdefault("as_of", local.data_clock().isoformat())
+        commands = SlashCommands(local.ledger, local.policy, lambda guardrail, actor: local.service().resume(
+            guardrail, actor=actor))
+        close, where = local.close, f"embedded ledger {ctx.home}"
+    try:
+        request = CommandRequest.from_dict(fields)
+        answer = commands.precheck(request) or commands.complete(request)
+    finally:
+        close()
+    return {"function": "azure slack", "ledger": where, "answer": answer.as_dict()}
