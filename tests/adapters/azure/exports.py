@@ -48,15 +48,36 @@ def sample_run(run_id: str) -> Run:
     return Run(blobs, manifest, rows, billed)
 
 
-def oracle(csv_texts: Sequence[bytes]) -> tuple[int, dict[str, Decimal]]:
+def oracle(csv_texts: Sequence[bytes], cost: str = COST,
+           currency: str = "billingCurrency") -> tuple[int, dict[str, Decimal]]:
     """Rows and exact cost per billing currency, read from CSV text with the csv module."""
     rows = 0
     billed: dict[str, Decimal] = {}
     for data in csv_texts:
         for rec in csv.DictReader(io.StringIO(data.decode("utf-8-sig"))):
             rows += 1
-            billed[rec["billingCurrency"]] = billed.get(rec["billingCurrency"], Decimal(0)) + Decimal(rec[COST])
+            billed[rec[currency]] = billed.get(rec[currency], Decimal(0)) + Decimal(rec[cost])
     return rows, billed
+
+
+FOCUS_SAMPLE = ROOT / "tests" / "fixtures" / "public" / "focus-sample-data" / "focus_sample.subset.csv"
+
+
+def focus_run(run_id: str) -> Run:
+    """A FocusCost export run: the FOCUS sample data (FinOps Foundation) as one gzip CSV part."""
+    text = FOCUS_SAMPLE.read_bytes()
+    export = "burnguard-focus-daily"
+    folder = f"cost-management/{export}/20240901-20240930/{run_id}"
+    part = f"{folder}/part_0_0001.csv.gz"
+    rows, billed = oracle([text], cost="BilledCost", currency="BillingCurrency")
+    source = json.loads((SAMPLES / EXPORT_DIR / RESTATED_RUN / "manifest.json").read_text())
+    config = source["exportConfig"]
+    config.update(type="FocusCost", exportName=export,
+                  resourceId=config["resourceId"].replace("burnguard-actual-daily", export))
+    source["runInfo"]["runId"] = run_id
+    source.update(blobCount=1, dataRowCount=rows, blobs=[{"blobName": part, "dataRowCount": rows}])
+    manifest = f"{folder}/manifest.json"
+    return Run({part: gzip.compress(text, mtime=0), manifest: json.dumps(source).encode()}, manifest, rows, billed)
 
 
 def partitioned_run(run_id: str, *, kind: str = "ActualCost", source_run: str = RESTATED_RUN,

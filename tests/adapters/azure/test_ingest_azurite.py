@@ -28,7 +28,15 @@ from burnguard.core.messages import DELIVERY_SUMMARY, LINE_ITEMS, Message, decod
 from burnguard.core.policy import load_policy
 from burnguard.services.guardrail import GuardrailService
 from tests.adapters.azure.events import event_json, host_event
-from tests.adapters.azure.exports import FIRST_RUN, RESTATED_RUN, ROOT, Run, partitioned_run, sample_run
+from tests.adapters.azure.exports import (
+    FIRST_RUN,
+    RESTATED_RUN,
+    ROOT,
+    Run,
+    focus_run,
+    partitioned_run,
+    sample_run,
+)
 from tests.functions.slash_events import load
 
 pytestmark = pytest.mark.emulator
@@ -126,6 +134,15 @@ def test_an_amortized_run_is_ingested_with_its_basis(world: World) -> None:
     reconcile(messages, run)
     [summary] = [decode_summary(m) for m in messages if m.kind == DELIVERY_SUMMARY]
     assert "amortized" in {f.format.rsplit("-", 1)[-1] for f in summary.files if f.format}
+
+
+def test_a_focus_run_is_ingested(world: World) -> None:
+    run = focus_run("9b4a3f5c-1e6d-4a7b-8c2d-5e6f7a8b9c0d")
+    world.deliver(run, "cloudevents")
+    messages = world.pull(1)
+    reconcile(messages, run)
+    [summary] = [decode_summary(m) for m in messages if m.kind == DELIVERY_SUMMARY]
+    assert all(f.format and "focus" in f.format for f in summary.files)
 
 
 def test_a_restated_run_replaces_the_first(world: World, tmp_path: Path) -> None:
