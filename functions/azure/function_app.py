@@ -5,6 +5,10 @@
   parts streamed from Blob storage and published on the shared queue; any other blob is
   ignored with a log line. A run that cannot be counted (a part missing or unreadable) raises:
   the host fails the event, Event Grid retries it and then dead-letters it.
+* ``ingest_queue`` (Storage queue trigger on ``%BURNGUARD_EVENTS_QUEUE%``, connection
+  ``BURNGUARD_EVENTS``): the same work when the Event Grid subscription delivers to a Storage
+  queue (``infra/modules/azure``'s ``blob_events`` trigger); a failing message is retried by
+  the host and moved to ``<queue>-poison`` after five attempts (the dead letter).
 * ``budget`` (HTTP ``POST /api/budget``, the Action Group webhook): a budget alert (budget
   alert schema or common alert schema) becomes one ``budget-alert`` message. Anonymous at the
   platform level: every request is authenticated by the function (a secret in the URL, read
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from burnguard.adapters.azure.eventgrid import events_of_queue_message
 from burnguard.app import azure as azure_app
 from burnguard.app import slack as bootstrap
 from burnguard.services.slack_endpoint import pubsub_request
@@ -32,6 +37,12 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 @app.event_grid_trigger(arg_name="event")
 def ingest(event: func.EventGridEvent) -> None:
     azure_app.ingest_endpoint().handle(event)
+
+
+@app.queue_trigger(arg_name="msg", queue_name="%BURNGUARD_EVENTS_QUEUE%", connection="BURNGUARD_EVENTS")
+def ingest_queue(msg: func.QueueMessage) -> None:
+    for event in events_of_queue_message(msg.get_body()):
+        azure_app.ingest_endpoint().handle(event)
 
 
 @app.route(route="budget", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -83,3 +83,18 @@ def test_event_grid_blob_created_in_both_schemas(template: dict[str, Any]) -> No
         blob_created({**template, "eventType": "Microsoft.Storage.BlobDeleted", "type": "Microsoft.Storage.BlobDeleted"})
     with pytest.raises(InputError, match="subject"):
         blob_created({**template, "subject": "/blobServices/default/containers/only"})
+
+
+def test_queue_messages_of_event_grid() -> None:
+    import base64
+    import json
+
+    from burnguard.adapters.azure.eventgrid import events_of_queue_message
+
+    text = json.dumps(GRID)
+    assert events_of_queue_message(text.encode()) == [GRID]
+    assert events_of_queue_message(base64.b64encode(text.encode())) == [GRID]  # messageEncoding none
+    assert events_of_queue_message(json.dumps([GRID, CLOUD])) == [GRID, CLOUD]
+    for bad, why in [(b"%%%", "neither JSON nor base64"), (b"{nope", "not JSON"), (b"[1]", "not an event")]:
+        with pytest.raises(InputError, match=why):
+            events_of_queue_message(bad)

@@ -9,6 +9,9 @@ Works on plain mappings (the JSON the host delivers, a sample event file) and on
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +50,27 @@ def event_fields(event: Any) -> dict[str, Any]:
         return {"id": event.id, "type": event.event_type, "subject": event.subject, "data": event.get_json(),
                 "time": event.event_time, "source": event.topic}
     raise InputError(f"not an Event Grid event: {type(event).__name__}", field="event")
+
+
+def events_of_queue_message(body: bytes | str) -> list[dict[str, Any]]:
+    """The events of a Storage queue message Event Grid wrote (a storage-queue destination: one
+    event per message, JSON, in either schema). The host hands the body base64-decoded; a body
+    still in base64 (``messageEncoding: none``) is decoded here."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    stripped = text.strip()
+    if stripped and stripped[0] not in "[{":
+        try:
+            stripped = base64.b64decode(stripped, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise InputError("queue message is neither JSON nor base64 JSON", field="message") from None
+    try:
+        parsed = json.loads(stripped)
+    except ValueError as exc:
+        raise InputError(f"queue message is not JSON ({exc})", field="message") from None
+    events = parsed if isinstance(parsed, list) else [parsed]
+    if not all(isinstance(e, dict) for e in events):
+        raise InputError("queue message is not an event object or a list of them", field="message")
+    return events
 
 
 def _account(url: Any) -> str | None:
