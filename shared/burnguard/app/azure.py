@@ -507,3 +507,54 @@ def invoke_slack(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
     finally:
         close()
     return {"function": "azure slack", "ledger": where, "answer": answer.as_dict()}
+
+
+# --------------------------------------------------------------------------------------------
+# The guardrail's reach into Azure (wired by the guardrail's composition root)
+
+AZURE_TENANT = "BURNGUARD_AZURE_TENANT_ID"
+AZURE_CLIENT = "BURNGUARD_AZURE_CLIENT_ID"
+AZURE_SCOPES = "BURNGUARD_AZURE_SCOPES"
+#: The audience Entra ID expects of a federated credential's assertion.
+ENTRA_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
+
+
+def google_id_token(audience: str = ENTRA_EXCHANGE_AUDIENCE) -> str:
+    """An ID token of the Google service account the guardrail runs as (the metadata server),
+    the assertion of the Entra app's federated credential."""
+    import google.auth.transport.requests
+    import google.oauth2.id_token
+
+    return str(google.oauth2.id_token.fetch_id_token(  # type: ignore[no-untyped-call]
+        google.auth.transport.requests.Request(), audience))
+
+
+def vm_controller(env: Mapping[str, str], credential: Any = None, *, base_url: str | None = None,
+                  **client_kwargs: Any) -> Any:
+    """The :class:`~burnguard.adapters.azure.vms.AzureVmController` of ``BURNGUARD_AZURE_*``,
+    or ``None`` when Azure is not configured. Without ``credential``: Entra workload identity
+    federation (``ClientAssertionCredential`` of the app ``BURNGUARD_AZURE_CLIENT_ID`` in
+    ``BURNGUARD_AZURE_TENANT_ID``, the assertion a Google ID token): no Azure secret anywhere."""
+    from burnguard.adapters.azure.vms import AzureVmController, parse_scopes
+
+    given = [k for k in (AZURE_TENANT, AZURE_CLIENT, AZURE_SCOPES) if env.get(k, "").strip()]
+    if not given:
+        return None
+    missing = [k for k in (AZURE_TENANT, AZURE_CLIENT, AZURE_SCOPES) if k not in given]
+    if missing and credential is None:
+        raise ConfigurationError(f"Azure is partly configured: missing {', '.join(missing)}")
+    try:
+        scopes = parse_scopes(env.get(AZURE_SCOPES, ""), field=AZURE_SCOPES)
+    except InputError as exc:
+        raise ConfigurationError(str(exc)) from None
+    if credential is None:
+        from azure.identity import ClientAssertionCredential
+
+        credential = ClientAssertionCredential(env[AZURE_TENANT].strip(), env[AZURE_CLIENT].strip(), google_id_token)
+
+    def clients(subscription: str) -> Any:
+        from azure.mgmt.compute import ComputeManagementClient
+
+        return ComputeManagementClient(credential, subscription, base_url=base_url, **client_kwargs)
+
+    return AzureVmController(clients, scopes)

@@ -140,3 +140,22 @@ def test_scopes_and_permissions() -> None:
         parse_scopes(" , ")
     assert "Microsoft.Compute/virtualMachines/deallocate/action" in PERMISSIONS
     assert not [p for p in PERMISSIONS if "delete" in p.lower() or "powerOff" in p]
+
+
+def test_the_guardrail_wiring_from_the_environment(arm: tuple[ArmState, str]) -> None:
+    from burnguard.app import azure as azure_app
+    from tests.adapters.azure.arm_fake import _Bearer, _Token
+
+    _state, url = arm
+    env = {azure_app.AZURE_TENANT: "72f988bf-0000-4000-8000-000000000001",
+           azure_app.AZURE_CLIENT: "0d7a1c3e-0000-4000-8000-000000000002", azure_app.AZURE_SCOPES: f"{SUB2}/rg-lab"}
+    ctl = azure_app.vm_controller(env, _Token(), base_url=url, authentication_policy=_Bearer(), polling_interval=0)
+    assert ctl.cloud == "azure" and len(ctl.find("team", "ml-research")) == 32
+    # without a credential: Entra federation with a Google ID token (nothing is called until used)
+    assert type(azure_app.vm_controller(env)._factory(SUB2)._config.credential).__name__ == \
+        "ClientAssertionCredential"
+    assert azure_app.vm_controller({}) is None
+    with pytest.raises(azure_app.ConfigurationError, match=azure_app.AZURE_CLIENT):
+        azure_app.vm_controller({k: v for k, v in env.items() if k != azure_app.AZURE_CLIENT})
+    with pytest.raises(azure_app.ConfigurationError, match=azure_app.AZURE_SCOPES):
+        azure_app.vm_controller({**env, azure_app.AZURE_SCOPES: "a/b/c"})
