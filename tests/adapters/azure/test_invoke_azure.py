@@ -8,8 +8,10 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,3 +93,31 @@ def test_the_cli_prints_json_and_names_a_missing_state(tmp_path: Path) -> None:
                            str(EVENTS / "slack.spend.CONSTRUCTED.json"), "--home", str(tmp_path / "none")],
                           capture_output=True, text=True, env=env, cwd=ROOT, check=False)
     assert done.returncode != 0 and "Traceback" not in done.stderr and "no local state" in done.stderr
+
+
+@pytest.mark.emulator
+def test_ingest_with_the_cloud_configured(tmp_path: Path, azure_storage: Any, pubsub: Any) -> None:
+    """With ``BURNGUARD_TOPIC`` set, invoke reads the blob from Azure Storage (Azurite) and
+    publishes to Pub/Sub (the emulator), as the deployed function does."""
+    from azure.storage.blob import BlobServiceClient
+    from google.cloud import pubsub_v1
+
+    run = sample_run(RESTATED_RUN)
+    container = f"billing-{uuid.uuid4().hex[:10]}"
+    service = BlobServiceClient.from_connection_string(azure_storage.connection_string)
+    service.create_container(container)
+    for key, data in run.blobs.items():
+        service.get_blob_client(container, key).upload_blob(data)
+    [event] = json.loads((EVENTS / "ingest.manifest.restated-run.eventgrid.CONSTRUCTED.json").read_text())
+    event["subject"] = event["subject"].replace("/containers/billing-exports/", f"/containers/{container}/")
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(event))
+    publisher = pubsub_v1.PublisherClient()
+    topic = publisher.topic_path(pubsub.project, f"t-{uuid.uuid4().hex[:10]}")
+    publisher.create_topic(name=topic)
+    env = {"BURNGUARD_TOPIC": topic, "BURNGUARD_AZURE_EXPORT_STORAGE": azure_storage.connection_string,
+           "PUBSUB_EMULATOR_HOST": os.environ["PUBSUB_EMULATOR_HOST"]}
+    out = invoke("azure", "ingest", path, InvokeContext(tmp_path / "home", env))
+    [report] = out["events"]
+    assert out["queue"] == topic and report["action"] == "ingested" and report["rows"] == run.rows
+    assert not (tmp_path / "home" / "queue.sqlite").exists()
