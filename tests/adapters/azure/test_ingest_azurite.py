@@ -251,3 +251,24 @@ def test_events_delivered_through_a_storage_queue(world: World, azure_storage: A
         body = base64.b64decode(m.content)  # the host's default messageEncoding (base64)
         ingest_queue(func.QueueMessage(id=m.id, body=body))
     reconcile(world.pull(1), run)
+
+
+def test_a_queue_that_refuses_fails_the_event_for_a_retry(world: World, pubsub: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from burnguard.ports.objects import PublishError
+
+    monkeypatch.setenv(azure_app.TOPIC, f"projects/{pubsub.project}/topics/missing-{uuid.uuid4().hex[:8]}")
+    azure_app.ingest_endpoint.cache_clear()
+    run = sample_run(FIRST_RUN)
+    for key, data in run.blobs.items():
+        world.upload(key, data)
+    with pytest.raises(PublishError, match="missing-"):
+        world.fire(run.manifest, len(run.blobs[run.manifest]))
+
+
+def test_the_function_app_declares_every_azure_function() -> None:
+    app = load("azure", "function_app.py").app
+    triggers = {f.get_function_name(): json.loads(f.get_function_json())["bindings"][0]["type"]
+                for f in app.get_functions()}
+    assert triggers == {"ingest": "eventGridTrigger", "ingest_queue": "queueTrigger", "budget": "httpTrigger",
+                        "slack_command": "httpTrigger", "slack_deferred": "queueTrigger"}
