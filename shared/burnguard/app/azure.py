@@ -26,6 +26,8 @@ Environment (Terraform sets it; references only, never secrets):
                                        Service Authentication; with
                                        ``BURNGUARD_WEBHOOK_ALLOWED_PRINCIPALS`` (comma-separated
                                        object ids) the only principals accepted
+``BURNGUARD_DEAD_LETTER_CONTAINER``    ingest: container (in ``AzureWebJobsStorage``) of the
+                                       records of runs not counted, with the reason
 ``BURNGUARD_SLACK_DEFER_QUEUE``        Storage queue of deferred slash answers (in the
                                        ``AzureWebJobsStorage`` account, connection string or
                                        ``AzureWebJobsStorage__queueServiceUri``)
@@ -74,6 +76,7 @@ WEBHOOK_AUTH = "BURNGUARD_WEBHOOK_AUTH"
 WEBHOOK_PRINCIPALS = "BURNGUARD_WEBHOOK_ALLOWED_PRINCIPALS"
 DEFER_QUEUE = "BURNGUARD_SLACK_DEFER_QUEUE"
 LOCAL_EXPORTS = "BURNGUARD_AZURE_LOCAL_EXPORTS"
+DEAD_LETTER_CONTAINER = "BURNGUARD_DEAD_LETTER_CONTAINER"
 EMULATOR = "PUBSUB_EMULATOR_HOST"
 
 _TOPIC = re.compile(r"^projects/[^/]+/topics/[^/]+$")
@@ -225,9 +228,10 @@ def blob_store(storage: str, credential: Any = None) -> BlobStore:
 class AzureIngest:
     """The ingest function's work for one event: which blob, which run, publish it whole."""
 
-    def __init__(self, store: ObjectStore, publish: Publish):
+    def __init__(self, store: ObjectStore, publish: Publish, dead_letters: DeadLetters | None = None):
         self.store = store
         self.publish = publish
+        self.dead_letters = dead_letters
 
     def handle(self, event: Any) -> dict[str, Any]:
         fields = event_fields(event)
@@ -243,6 +247,7 @@ class AzureIngest:
             # The run never counts: its closing summary was not published. The host fails the
             # event; Event Grid retries it, then dead-letters it with this reason in the log.
             log.error("ingest of %s failed, the run is not counted (dead-lettered after retries): %s", where, exc)
+            self._dead_letter(blob.event_id, where, str(exc), fields)
             raise IngestFailed(f"{where}: {exc}") from None
         except PublishError as exc:
             log.error("ingest of %s could not publish (retried by Event Grid): %s", where, exc)
@@ -264,13 +269,50 @@ class AzureIngest:
         return report
 
 
+    def _dead_letter(self, event_id: str, where: str, reason: str, fields: Mapping[str, Any]) -> None:
+        if self.dead_letters is None:
+            return
+        try:
+            name = self.dead_letters.record(event_id, reason, {"blob": where, "event": fields})
+        except Exception as exc:  # azure.core errors: the log line above still carries the reason
+            log.error("dead-letter record of %s not written: %s: %s", where, type(exc).__name__, exc)
+        else:
+            log.info("dead-letter record of %s: %s", where, name)
+
+
+class DeadLetters(Protocol):
+    def record(self, event_id: str, reason: str, details: Mapping[str, Any]) -> str: ...
+
+
+def dead_letters(env: Mapping[str, str]) -> DeadLetters | None:
+    """The container of ``BURNGUARD_DEAD_LETTER_CONTAINER`` in the function's own storage
+    account (``AzureWebJobsStorage``: a connection string, or ``__blobServiceUri`` with the
+    managed identity), or ``None`` when unset (the log line alone carries the reason)."""
+    name = env.get(DEAD_LETTER_CONTAINER, "").strip()
+    if not name:
+        return None
+    from azure.storage.blob import ContainerClient
+
+    from burnguard.adapters.azure.deadletter import BlobDeadLetters
+
+    connection = env.get("AzureWebJobsStorage", "").strip()
+    uri = env.get("AzureWebJobsStorage__blobServiceUri", "").strip()
+    if connection:
+        return BlobDeadLetters(ContainerClient.from_connection_string(connection, name))
+    if uri:
+        from azure.identity import DefaultAzureCredential
+
+        return BlobDeadLetters(ContainerClient(uri, name, credential=DefaultAzureCredential()))
+    raise ConfigurationError(f"{DEAD_LETTER_CONTAINER} is set but AzureWebJobsStorage is not")
+
+
 @functools.cache
 def ingest_endpoint() -> AzureIngest:
     env = os.environ
     storage = env.get(EXPORT_STORAGE, "").strip()
     if not storage:
         raise ConfigurationError(f"{EXPORT_STORAGE} is not set (the export storage account's blob endpoint)")
-    return AzureIngest(blob_store(storage), build_publisher(PublishSettings.from_env(env)))
+    return AzureIngest(blob_store(storage), build_publisher(PublishSettings.from_env(env)), dead_letters(env))
 
 
 # --------------------------------------------------------------------------------------------

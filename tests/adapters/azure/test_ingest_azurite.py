@@ -10,6 +10,7 @@ import base64
 import gzip
 import json
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from google.cloud import pubsub_v1
 
 from burnguard.adapters.local.ledger import SqliteLedger
 from burnguard.adapters.local.notifier import ConsoleNotifier
+from burnguard.adapters.azure.eventgrid import BLOB_CREATED
 from burnguard.app import azure as azure_app
 from burnguard.core.messages import DELIVERY_SUMMARY, LINE_ITEMS, Message, decode_chunk, decode_summary
 from burnguard.core.policy import load_policy
@@ -194,8 +196,12 @@ def test_blobs_outside_a_known_export_are_ignored_with_a_log_line(world: World,
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated-gzip"])
-def test_a_run_with_a_bad_part_never_counts_and_the_event_fails(world: World, damage: str,
-                                                                caplog: pytest.LogCaptureFixture) -> None:
+def test_a_run_with_a_bad_part_never_counts_and_the_reason_is_dead_lettered(
+        world: World, damage: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    dead = f"dead-{uuid.uuid4().hex[:10]}"
+    world.service.create_container(dead)
+    monkeypatch.setenv(azure_app.DEAD_LETTER_CONTAINER, dead)
+    azure_app.ingest_endpoint.cache_clear()
     run = partitioned_run("8a3f2e4b-0d5c-4f6a-b1c2-4d5e6f7a8b9c")
     gz = next(k for k in run.parts if k.endswith(".gz"))
     for key, data in run.blobs.items():
@@ -204,11 +210,16 @@ def test_a_run_with_a_bad_part_never_counts_and_the_event_fails(world: World, da
                 continue
             data = gzip.compress(b"x" * 5000)[:-20]
         world.upload(key, data)
-    with pytest.raises(azure_app.IngestFailed, match=gz.rsplit("/", 1)[-1] if damage == "missing" else "gz"):
+    with pytest.raises(azure_app.IngestFailed, match=re.escape(gz)):
         world.fire(run.manifest, len(run.blobs[run.manifest]))
     assert any("not counted" in r.getMessage() for r in caplog.records)
     messages = world.pull(0)
     assert not [m for m in messages if m.kind == DELIVERY_SUMMARY]  # the run never completes
+    [record] = list(world.service.get_container_client(dead).list_blobs())
+    assert record.name == f"burnguard/831e1650-001e-001b-66ab-{world.events:012d}.json"
+    body = json.loads(world.service.get_blob_client(dead, record.name).download_blob().readall())
+    assert gz in body["reason"] and ("not found" in body["reason"]) == (damage == "missing")
+    assert body["blob"] == f"{world.container}/{run.manifest}" and body["event"]["type"] == BLOB_CREATED
 
 
 DOCS = sorted((ROOT / "tests" / "fixtures" / "public" / "azure-docs").glob("eventgrid-blobcreated.*.json"))
