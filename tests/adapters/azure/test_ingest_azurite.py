@@ -24,9 +24,9 @@ from azure.storage.blob import BlobServiceClient
 from google.api_core.exceptions import DeadlineExceeded
 from google.cloud import pubsub_v1
 
+from burnguard.adapters.azure.eventgrid import BLOB_CREATED
 from burnguard.adapters.local.ledger import SqliteLedger
 from burnguard.adapters.local.notifier import ConsoleNotifier
-from burnguard.adapters.azure.eventgrid import BLOB_CREATED
 from burnguard.app import azure as azure_app
 from burnguard.core.messages import DELIVERY_SUMMARY, LINE_ITEMS, Message, decode_chunk, decode_summary
 from burnguard.core.policy import load_policy
