@@ -21,6 +21,7 @@ Environment (Terraform sets it; secret *references* only, never secrets):
                                           ``ledger`` (shared, through ``Ledger.announce``)
 ``BURNGUARD_SLACK_DEFER_TOPIC``           GCP: Pub/Sub topic path of deferred answers
 ``AWS_LAMBDA_FUNCTION_NAME``              AWS: set by Lambda; the function invokes itself
+``BURNGUARD_SLACK_DEFER_QUEUE``           Azure: Storage queue of deferred answers
 ========================================  ====================================================
 
 ``resume`` from Slack needs the cloud instance controllers (EC2, GCE, Azure VMs), which do not
@@ -112,7 +113,9 @@ def default_deferrer(settings: SlashSettings) -> Deferrer:
         from google.cloud.pubsub_v1 import PublisherClient
 
         return PubSubDeferrer(PublisherClient(), settings.defer_topic)
-    return UnavailableDeferrer("deferred answers on Azure need a Storage queue (not implemented yet)")
+    from burnguard.app.azure import slack_deferrer
+
+    return slack_deferrer(os.environ)
 
 
 def read_secret(cloud: str, ref: str, client: Any = None) -> str:
