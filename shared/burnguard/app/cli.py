@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from burnguard import __version__
+from burnguard.core.clouds import CLOUDS
 from burnguard.core.errors import BurnguardError, InputError
 
 DATA_SUFFIXES = (".csv", ".csv.gz", ".gz", ".json", ".jsonl", ".json.gz", ".jsonl.gz", ".ndjson", ".parquet", ".zip")
@@ -471,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run a cloud function's handler on this machine on an event file (see events/), "
                                    "against the cloud configured in the environment (or an emulator), or with "
                                    "nothing configured on the embedded queue and ledger of --home.")
-    p.add_argument("cloud", choices=["aws", "gcp", "azure"])
+    p.add_argument("cloud", choices=list(CLOUDS))
     p.add_argument("function", help="ingest, budget, guardrail or slack (what the cloud has)")
     p.add_argument("event", help="the event JSON file")
     p.add_argument("--home", help="state directory of the embedded mode (default .burnguard, or $BURNGUARD_HOME)")

@@ -42,6 +42,7 @@ from burnguard.adapters.aws.deferral import LambdaSelfInvokeDeferrer
 from burnguard.adapters.gcp.deferral import PubSubDeferrer
 from burnguard.adapters.slack.respond import WebhookResponder
 from burnguard.adapters.slack.verify import LedgerReplayGuard, SlackRequestVerifier, TtlReplayCache
+from burnguard.core.clouds import AZURE, CLOUDS
 from burnguard.core.errors import BurnguardError
 from burnguard.core.policy import load_policy
 from burnguard.ports.ledger import Ledger
@@ -54,7 +55,6 @@ POLICY = "BURNGUARD_POLICY"
 LEDGER = "BURNGUARD_LEDGER"
 REPLAY = "BURNGUARD_SLACK_REPLAY"
 DEFER_TOPIC = "BURNGUARD_SLACK_DEFER_TOPIC"
-CLOUDS = ("aws", "gcp", "azure")
 
 
 class ConfigurationError(BurnguardError):
@@ -122,7 +122,7 @@ def read_secret(cloud: str, ref: str, client: Any = None) -> str:
         from burnguard.adapters.aws.secrets import aws_secret as reader
     elif cloud == "gcp":
         from burnguard.adapters.gcp.secrets import gcp_secret as reader
-    elif cloud == "azure":
+    elif cloud == AZURE:
         from burnguard.adapters.azure.secrets import azure_secret as reader
     else:
         raise SecretError(f"no secret store for cloud {cloud!r}")

@@ -79,11 +79,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, computed_field, model_validator
 
+from burnguard.core.clouds import AZURE, Cloud
 from burnguard.core.errors import InputError
 from burnguard.core.money import Money, NumberError, parse_amount
 from burnguard.core.timeparse import TimestampError, parse_timestamp, require_utc
 
-Provider = Literal["aws", "gcp", "azure"]
+Provider = Cloud
 AlertKind = Literal["actual", "forecasted", "state"]
 
 #: Shares of a budget derived from two amounts are rounded to 0.01 % (4 decimal places).
@@ -669,7 +670,7 @@ def _parse_azure_legacy(data: Mapping[str, Any], received_at: datetime | None) -
     budget_ref = f"{account or ''}/{name}"
     assert start is not None
     return BudgetAlert(
-        provider="azure",
+        provider=AZURE,
         kind="actual",
         account=account,
         scope=scope,
@@ -683,7 +684,7 @@ def _parse_azure_legacy(data: Mapping[str, Any], received_at: datetime | None) -
         received_at=received,
         raw_ref=f"azure-budget:{budget_ref}",
         dedupe_key=(
-            "azure", budget_ref.casefold(), start.isoformat(), "actual", _key(threshold.amount), *_month_of(received)
+            AZURE, budget_ref.casefold(), start.isoformat(), "actual", _key(threshold.amount), *_month_of(received)
         ),
     )
 
@@ -731,7 +732,7 @@ def _parse_azure_common(data: Mapping[str, Any], received_at: datetime | None) -
     account = _subscription_of(scope)
     budget_ref = budget_id or f"{scope or ''}/{name}"
     return BudgetAlert(
-        provider="azure",
+        provider=AZURE,
         kind=kind,
         account=account,
         scope=scope,
@@ -747,7 +748,7 @@ def _parse_azure_common(data: Mapping[str, Any], received_at: datetime | None) -
         received_at=received,
         raw_ref=_optional_text(essentials, "alertId") or f"azure-budget:{budget_ref}",
         dedupe_key=(
-            "azure",
+            AZURE,
             budget_ref.casefold(),
             start.isoformat() if start else "",
             kind,

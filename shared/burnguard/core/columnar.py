@@ -355,3 +355,26 @@ def tag_list_to_map(entries: pa.Array | pa.ChunkedArray) -> pa.Array:
     flat = entries.flatten()
     return pa.MapArray.from_arrays(pa.array((offsets - offsets[0]).astype(np.int32)), flat.field("key"),
                                    flat.field("value"), type=TAGS)
+
+
+@dataclass(frozen=True, slots=True)
+class CurrencySums:
+    """Rows and exact cost sums of a line item table for one ``BillingCurrency``."""
+
+    currency: str
+    rows: int
+    billed: Decimal
+    effective: Decimal
+
+
+def currency_sums(table: pa.Table) -> list[CurrencySums]:
+    """One Arrow group-by of a line item table per ``BillingCurrency`` (sums are exact)."""
+    if table.num_rows == 0:
+        return []
+    grouped = table.group_by("BillingCurrency").aggregate(
+        [([], "count_all"), ("BilledCost", "sum"), ("EffectiveCost", "sum")]
+    )
+    columns = (grouped.column(n).to_pylist() for n in
+               ("BillingCurrency", "count_all", "BilledCost_sum", "EffectiveCost_sum"))
+    return [CurrencySums(cur, rows, billed or Decimal(0), effective or Decimal(0))
+            for cur, rows, billed, effective in zip(*columns, strict=True)]

@@ -108,16 +108,17 @@ from pydantic import (
     model_validator,
 )
 
+from burnguard.core.clouds import AZURE, CLOUDS, Cloud
 from burnguard.core.errors import InputError
 from burnguard.core.timeparse import TimestampError, parse_timestamp
 
-Provider = Literal["aws", "gcp", "azure"]
+Provider = Cloud
 CostBasis = Literal["actual", "amortized", "focus"]
 RoleKind = Literal["manifest", "data", "single", "ignore"]
 ManifestFormat = Literal["cur", "data_exports", "azure", "gcp"]
 Layout = Literal["cur", "cur_athena", "data_exports", "azure", "azure_legacy", "gcp", "gcp_object"]
 
-PROVIDERS: tuple[Provider, ...] = ("aws", "gcp", "azure")
+PROVIDERS: tuple[Provider, ...] = CLOUDS
 #: Part of every delivery id; change it only together with a ledger migration.
 ID_SCHEME = "burnguard.delivery/1"
 
@@ -622,7 +623,7 @@ def classify_object(provider: str, bucket: str, key: str, metadata: Mapping[str,
     if key.endswith("/"):
         return role("ignore", "folder placeholder")
     api = _meta(metadata, "api")
-    if cloud == "azure" and isinstance(api, str) and api.lower() == "createfile":
+    if cloud == AZURE and isinstance(api, str) and api.lower() == "createfile":
         return role("ignore", "ADLS Gen2 CreateFile event: the blob is still empty (FlushWithClose follows)")
     if _size(metadata, file=key) == 0:
         return role("ignore", "empty object (size 0)")
@@ -630,7 +631,7 @@ def classify_object(provider: str, bucket: str, key: str, metadata: Mapping[str,
         return role("ignore", f"marker object {name!r}")
     if cloud == "aws":
         return _classify_aws(key, name, role)
-    if cloud == "azure":
+    if cloud == AZURE:
         return _classify_azure(bucket, key, name, metadata, role)
     return _classify_gcp(bucket, key, name, metadata, role)
 
@@ -999,7 +1000,7 @@ def parse_azure_manifest(data: bytes | str, key: str, *, bucket: str | None = No
     kind = config.type.strip() if config.type and config.type.strip() else None
     produced = (_timestamp(run.submittedTime, file=key, field="runInfo.submittedTime")
                 if run is not None and run.submittedTime else _modified(metadata, file=key))
-    return Delivery(provider="azure", source=source, billing_period=period, version=version, files=files,
+    return Delivery(provider=AZURE, source=source, billing_period=period, version=version, files=files,
                     complete=True, expected_rows=expected,
                     cost_basis=AZURE_COST_BASIS.get(kind.lower()) if kind else None, layout="azure", bucket=bucket,
                     export_type=kind, produced_at=produced)
@@ -1065,7 +1066,7 @@ def delivery_for_single_file(provider: str, bucket: str, key: str, generation_or
     if cloud == "aws":
         raise InputError("AWS billing exports always carry a manifest: trigger on the *-Manifest.json", file=key,
                          field="provider")
-    if cloud == "azure":
+    if cloud == AZURE:
         segs = key.split("/")
         i = _azure_range_index(segs)
         if i is None or i != len(segs) - 2 or name.lower() == "manifest.json":
@@ -1073,7 +1074,7 @@ def delivery_for_single_file(provider: str, bucket: str, key: str, generation_or
                              "partitioned exports are read from their manifest.json", file=key)
         period = _range_period(segs[i], file=key, inclusive_end=True)
         root, export = "/".join(segs[: i - 1]), segs[i - 1]
-        return Delivery(provider="azure", source=_azure_legacy_source(bucket, root, export), billing_period=period,
+        return Delivery(provider=AZURE, source=_azure_legacy_source(bucket, root, export), billing_period=period,
                         version=f"{name}@{_etag(generation_or_etag, file=key)}", files=(DeliveryFile(key=key),),
                         complete=True, layout="azure_legacy", bucket=bucket)
     if _gcp_layout(key) is not None:

@@ -86,6 +86,7 @@ from yaml.error import Mark, MarkedYAMLError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from burnguard.core.budget import plain_decimal
+from burnguard.core.clouds import AZURE, CLOUDS, Cloud
 from burnguard.core.errors import InputError
 from burnguard.core.money import Money, NumberError, parse_amount
 from burnguard.core.tags import MAX_KEY_LENGTH, MAX_VALUE_LENGTH, tag_value
@@ -94,8 +95,6 @@ from burnguard.core.timeparse import require_utc
 if TYPE_CHECKING:
     from burnguard.core.budget import BudgetAlert
 
-CLOUDS: tuple[str, ...] = ("aws", "gcp", "azure")
-Cloud = Literal["aws", "gcp", "azure"]
 Action = Literal["notify", "stop"]
 CostBasis = Literal["effective", "billed"]
 
@@ -515,7 +514,7 @@ class BudgetNotifications(_Model):
         with an ``account`` also requires the alert's account (case-insensitively for Azure ids).
         """
         for ref in self.refs(alert.provider):
-            if alert.provider == "azure":
+            if alert.provider == AZURE:
                 names = {alert.budget_name.casefold(), (alert.budget_id or "").casefold()}
                 hit = ref.name.casefold() in names
                 same_account = ref.account is None or ref.account.casefold() == (alert.account or "").casefold()
@@ -599,7 +598,7 @@ class Guardrail(_Model):
     name: GuardrailName
     description: str | None = None
     scope: Scope
-    clouds: Annotated[tuple[Cloud, ...], Field(min_length=1), AfterValidator(_unique)] = ("aws", "gcp", "azure")
+    clouds: Annotated[tuple[Cloud, ...], Field(min_length=1), AfterValidator(_unique)] = CLOUDS
     period: PeriodField = Field(default=Period("month"), json_schema_extra={"default": "month"})
     budget: BudgetField | None = None
     cost: CostBasis = "effective"

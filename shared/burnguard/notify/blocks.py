@@ -21,6 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from burnguard.core.clouds import cloud_name
 from burnguard.core.money import Money, cents
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ MAX_BLOCKS = 50
 #: lines listed in one section before "… and N more"
 MAX_LINES = 10
 
-CLOUD_NAMES = {"aws": "AWS", "gcp": "Google Cloud", "azure": "Azure", "other": "other"}
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
@@ -112,10 +112,6 @@ def amount(m: Money | None) -> str:
 
 def dec_amount(value: Decimal, currency: str) -> str:
     return f"{cents(value):,} {currency}"
-
-
-def cloud_name(cloud: str) -> str:
-    return CLOUD_NAMES.get(cloud, cloud)
 
 
 def who(actor: str) -> str:

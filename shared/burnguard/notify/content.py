@@ -9,6 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from burnguard.core.clouds import cloud_name
 from burnguard.core.ledger import ResourceRow, Window
 from burnguard.core.money import Money, cents
 from burnguard.notify.blocks import decision_blocks, failure_blocks, resume_blocks
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from burnguard.services.guardrail import ExecutionReport, ResumeReport
 
 TOP = 5
-CLOUD_NAMES = {"aws": "AWS", "gcp": "Google Cloud", "azure": "Azure", "other": "other"}
 
 
 def money(m: Money | None) -> str:
@@ -79,7 +79,7 @@ def render_decision(report: ExecutionReport, policy: Policy, view: ContextView |
                      + (f" (account {d.alert.account})" if d.alert.account else ""))
     top, per_cloud = context(d, view)
     if per_cloud:
-        lines.append("Per cloud: " + ", ".join(f"{CLOUD_NAMES.get(c, c)} {cents(a):,}" for c, a in
+        lines.append("Per cloud: " + ", ".join(f"{cloud_name(c)} {cents(a):,}" for c, a in
                                                 sorted(per_cloud.items(), key=lambda kv: -kv[1])))
     if top:
         lines.append("Top resources: " + "; ".join(
@@ -87,7 +87,7 @@ def render_decision(report: ExecutionReport, policy: Policy, view: ContextView |
     if report.stopped:
         verb = "Would stop (dry-run)" if report.dry_run else "Stopped"
         lines.append(f"{verb} {len(report.stopped)} GPU instance(s): " + ", ".join(
-            f"{CLOUD_NAMES.get(i.cloud, i.cloud)} {i.name or i.instance_id} ({i.instance_type})"
+            f"{cloud_name(i.cloud)} {i.name or i.instance_id} ({i.instance_type})"
             for i in report.stopped))
         saving = report.hourly_saving
         if saving is not None:
@@ -97,7 +97,7 @@ def render_decision(report: ExecutionReport, policy: Policy, view: ContextView |
     elif "stop" in d.actions:
         lines.append("No instance to stop in scope" + (f" ({len(report.skipped)} skipped)" if report.skipped else ""))
     if "stop" in d.actions and report.uncontrolled:
-        lines.append("Cannot stop on " + ", ".join(CLOUD_NAMES.get(c, c) for c in report.uncontrolled)
+        lines.append("Cannot stop on " + ", ".join(cloud_name(c) for c in report.uncontrolled)
                      + ": no instance controller configured in this deployment")
     protected = [s for s in report.skipped if "protected" in s.reason]
     if protected:

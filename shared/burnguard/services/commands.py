@@ -38,13 +38,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from burnguard.core.clouds import cloud_name
 from burnguard.core.errors import InputError
 from burnguard.core.ledger import AuditEvent, ResourceRow, Scope, StopRecord
 from burnguard.core.money import cents
 from burnguard.core.policy import Guardrail, Policy
 from burnguard.notify.blocks import (
     Block,
-    cloud_name,
     code,
     escape,
     message_blocks,

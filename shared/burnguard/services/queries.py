@@ -9,22 +9,26 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from pydantic_core import PydanticCustomError
+
+from burnguard.core.clouds import cloud_name
 from burnguard.core.errors import InputError
 from burnguard.core.ledger import CostBasis, ResourceRow, Scope, ServiceRow, SpendRow, Window
 from burnguard.core.money import cents
+from burnguard.core.policy import parse_selector
 from burnguard.ports.ledger import Ledger
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-CLOUD_NAMES = {"aws": "AWS", "gcp": "Google Cloud", "azure": "Azure", "other": "other"}
 
 
 def parse_scope(text: str) -> Scope:
-    key, sep, value = text.partition("=")
-    key, value = key.strip(), value.strip()
-    if not sep or not key or not value:
-        raise InputError(f"a tag scope is key=value or key=*, not {text!r}", field="tag")
-    return Scope(key, None if value == "*" else value)
+    """A query's tag scope, in the policy's grammar (:func:`burnguard.core.policy.parse_selector`)."""
+    try:
+        selector = parse_selector(text)
+    except PydanticCustomError as exc:
+        raise InputError(f"a tag scope is key=value or key=*; {text!r} {exc.message()}", field="tag") from None
+    return Scope(selector.key, selector.value)
 
 
 def parse_period(text: str | None, now: datetime) -> tuple[Window, str]:
@@ -88,18 +92,18 @@ class SpendReport:
                 lines.append(f"    {self.scope.key}={r.scope_value}: {cents(r.amount):,} {r.currency}")
         clouds = self.per_cloud()
         if clouds:
-            lines.append("  per cloud: " + ", ".join(f"{CLOUD_NAMES.get(c, c)} {cents(a):,} {cur}"
+            lines.append("  per cloud: " + ", ".join(f"{cloud_name(c)} {cents(a):,} {cur}"
                                                      for (c, cur), a in sorted(clouds.items(), key=lambda kv: -kv[1])))
         if self.services:
             lines.append("  top services:")
             for s in self.services[:8]:
-                lines.append(f"    {CLOUD_NAMES.get(s.cloud, s.cloud):<13} {s.service[:40]:<40} "
+                lines.append(f"    {cloud_name(s.cloud):<13} {s.service[:40]:<40} "
                              f"{cents(s.amount):>12,} {s.currency}")
         if self.top:
             lines.append("  top resources:")
             for res in self.top:
                 kind = f"{res.instance_type}{' GPU' if res.gpu else ''}".strip()
-                lines.append(f"    {CLOUD_NAMES.get(res.cloud, res.cloud):<13} {res.resource_id[-48:]:<48} {kind:<26} "
+                lines.append(f"    {cloud_name(res.cloud):<13} {res.resource_id[-48:]:<48} {kind:<26} "
                              f"{cents(res.amount):>12,} {res.currency}")
         return "\n".join(lines)
 
