@@ -85,6 +85,7 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.error import Mark, MarkedYAMLError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from burnguard.core.actions import ACTIONS
 from burnguard.core.budget import plain_decimal
 from burnguard.core.clouds import AZURE, CLOUDS, Cloud
 from burnguard.core.errors import InputError
@@ -95,7 +96,21 @@ from burnguard.core.timeparse import require_utc
 if TYPE_CHECKING:
     from burnguard.core.budget import BudgetAlert
 
-Action = Literal["notify", "stop"]
+
+
+def _known_action(value: object) -> str:
+    if isinstance(value, str) and value in ACTIONS:
+        return value
+    raise PydanticCustomError("action", "must be {choices}, got {got}",
+                              {"choices": ACTIONS.choices(), "got": repr(value)})
+
+
+#: An action name of :data:`burnguard.core.actions.ACTIONS` (``notify``, ``stop``, ...).
+Action = Annotated[
+    str,
+    PlainValidator(_known_action),
+    WithJsonSchema({"type": "string", "enum": list(ACTIONS.names())}),
+]
 CostBasis = Literal["effective", "billed"]
 
 DEFAULT_PROTECT_TAG = "burnguard:protect=true"
@@ -558,6 +573,12 @@ def _non_gpu_stops(
     )]
 
 
+def _touches_instances(raw: object) -> bool:
+    """Whether a raw ``actions`` list names an action on instances (``stop``)."""
+    return isinstance(raw, list) and any(a in ACTIONS and ACTIONS[a].touches_instances
+                                         for a in raw if isinstance(a, str))
+
+
 def _raw_cross_issues(data: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
     """The policy-wide rules, checked on the raw data when the models did not validate (the
     model checks them only once every guardrail is valid), so that all errors come at once."""
@@ -573,13 +594,11 @@ def _raw_cross_issues(data: dict[str, Any]) -> list[tuple[tuple[str | int, ...],
             for field in ("thresholds", "forecast_thresholds"):
                 entries = g.get(field)
                 for j, t in enumerate(entries if isinstance(entries, list) else []):
-                    if isinstance(t, dict) and isinstance(t.get("actions"), list) and "stop" in t["actions"]:
+                    if isinstance(t, dict) and _touches_instances(t.get("actions")):
                         stops.append(f"guardrails[{i}].{field}[{j}]")
             for field, keys in (("burn_rate", ("actions",)), ("budget_notifications", ("actions", "forecast_actions"))):
                 part = g.get(field)
-                if isinstance(part, dict) and any(
-                    isinstance(part.get(k), list) and "stop" in part[k] for k in keys
-                ):
+                if isinstance(part, dict) and any(_touches_instances(part.get(k)) for k in keys):
                     stops.append(f"guardrails[{i}].{field}")
         out += _non_gpu_stops(safety.get("gpu_only", True), safety.get("allow_non_gpu", False), stops)
     return out
@@ -674,13 +693,16 @@ class Guardrail(_Model):
         return acts
 
     def stop_fields(self) -> list[str]:
-        """Where this guardrail asks for ``stop`` (field paths relative to the guardrail)."""
-        where = [f"thresholds[{i}]" for i, t in enumerate(self.thresholds) if "stop" in t.actions]
-        where += [f"forecast_thresholds[{i}]" for i, t in enumerate(self.forecast_thresholds) if "stop" in t.actions]
-        if self.burn_rate and "stop" in self.burn_rate.actions:
+        """Where this guardrail asks for an action on instances (``stop``): field paths
+        relative to the guardrail."""
+        def acts(actions: tuple[Action, ...]) -> bool:
+            return any(ACTIONS[a].touches_instances for a in actions)
+        where = [f"thresholds[{i}]" for i, t in enumerate(self.thresholds) if acts(t.actions)]
+        where += [f"forecast_thresholds[{i}]" for i, t in enumerate(self.forecast_thresholds) if acts(t.actions)]
+        if self.burn_rate and acts(self.burn_rate.actions):
             where.append("burn_rate")
         bn = self.budget_notifications
-        if bn and ("stop" in bn.actions or "stop" in bn.forecast_actions):
+        if bn and (acts(bn.actions) or acts(bn.forecast_actions)):
             where.append("budget_notifications")
         return where
 
@@ -758,10 +780,11 @@ class Policy(_Model):
         stops = [f"guardrails[{i}].{f}" for i, g in enumerate(self.guardrails) for f in g.stop_fields()]
         out += _non_gpu_stops(self.safety.gpu_only, self.safety.allow_non_gpu, stops)
         for i, g in enumerate(self.guardrails):
-            if "notify" in g.all_actions() and not (g.notify_channel or self.slack.channel):
-                out.append((
-                    ("guardrails", i, "notify_channel"), "notify needs a Slack channel: set slack.channel or this"
-                ))
+            for name in sorted(a for a in g.all_actions() if ACTIONS[a].needs_channel):
+                if not (g.notify_channel or self.slack.channel):
+                    out.append((
+                        ("guardrails", i, "notify_channel"), f"{name} needs a Slack channel: set slack.channel or this"
+                    ))
         return out
 
     # ----- helpers

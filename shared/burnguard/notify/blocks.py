@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from burnguard.core.clouds import cloud_name
 from burnguard.core.money import Money, cents
+from burnguard.rules.actions import SkipCode
 
 if TYPE_CHECKING:
     from burnguard.core.instances import Instance
@@ -271,7 +272,7 @@ def stop_blocks(report: ExecutionReport) -> list[Block]:
     elif "stop" in d.actions:
         out.append(section("No instance to stop in scope"
                            + (f" ({len(report.skipped)} skipped)" if report.skipped else "") + "."))
-    protected = [s.instance for s in report.skipped if "protected" in s.reason]
+    protected = [s.instance for s in report.skipped if s.code is SkipCode.PROTECTED]
     if protected:
         out.append(context("Protected, left running: " + ", ".join(code(i.name or i.instance_id) for i in protected)))
     return out

@@ -15,6 +15,7 @@ from burnguard.core.money import Money, cents
 from burnguard.notify.blocks import decision_blocks, failure_blocks, resume_blocks
 from burnguard.ports.ledger import ContextView
 from burnguard.ports.notify import Notification
+from burnguard.rules.actions import SkipCode
 
 if TYPE_CHECKING:
     from burnguard.core.policy import Policy
@@ -99,7 +100,7 @@ def render_decision(report: ExecutionReport, policy: Policy, view: ContextView |
     if "stop" in d.actions and report.uncontrolled:
         lines.append("Cannot stop on " + ", ".join(cloud_name(c) for c in report.uncontrolled)
                      + ": no instance controller configured in this deployment")
-    protected = [s for s in report.skipped if "protected" in s.reason]
+    protected = [s for s in report.skipped if s.code is SkipCode.PROTECTED]
     if protected:
         lines.append("Protected, left running: " + ", ".join(s.instance.name or s.instance.instance_id
                                                              for s in protected))
