@@ -18,6 +18,7 @@ from burnguard.core.instances import Instance
 from burnguard.core.ledger import StopRecord
 from burnguard.core.policy import Safety
 from burnguard.ports.instances import ActionError, InstanceController
+from burnguard.ports.ledger import StopLog
 from burnguard.rules.actions import FailCode, Reason, Skipped, select_for_stop
 from burnguard.rules.decisions import Decision
 
@@ -30,10 +31,6 @@ class Outcome(Protocol):
     failed: list[tuple[Instance, str]]
     skipped: list[Skipped]
     uncontrolled: list[str]
-
-
-class StopLog(Protocol):
-    def record_stop(self, record: StopRecord) -> None: ...
 
 
 class ActionRun(Protocol):

@@ -22,11 +22,11 @@ from burnguard.core.money import Money
 from burnguard.core.policy import Policy, Safety
 from burnguard.notify.content import render_decision, render_failures, render_resume
 from burnguard.ports.instances import ActionError, InstanceController
-from burnguard.ports.ledger import Ledger
+from burnguard.ports.ledger import Ledger, StopLog
 from burnguard.ports.notify import Notification, Notifier, NotifyError
 from burnguard.rules.actions import FailCode, Reason, Skipped
 from burnguard.rules.decisions import Decision, decide_budget_alert, evaluate
-from burnguard.rules.registry import StopLog, actions
+from burnguard.rules.registry import actions
 from burnguard.services.record import record_message
 
 
