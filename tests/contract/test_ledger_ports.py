@@ -22,7 +22,8 @@ SEPTEMBER = Window(date(2024, 9, 1), date(2024, 10, 1), ("2024-09",))
 D = Decimal
 
 
-def row(day: int, hour: int, billed: str, effective: str, tags: dict[str, str], *, cloud: str = "aws",
+def row(  # noqa: PLR0913 - a line item: one keyword per column a test varies
+        day: int, hour: int, billed: str, effective: str, tags: dict[str, str], *, cloud: str = "aws",
         resource: str = "i-a", service: str = "EC2", currency: str = "USD", gpu: bool = True) -> dict[str, Any]:
     start = datetime(2024, 9, day, hour, tzinfo=UTC)
     return {

@@ -181,16 +181,28 @@ def to_timestamp(arr: pa.Array | pa.ChunkedArray, *, day_first: bool = False) ->
     if pa.types.is_null(t):
         return pa.nulls(len(arr), TIMESTAMP), []
     arr = as_string(arr)
+    fast = _iso_timestamps(arr)
+    if fast is not None:
+        return fast, []
+    return _parse_distinct_timestamps(_combine(arr), day_first)
+
+
+def _iso_timestamps(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray | None:
+    """ISO 8601 with Z or an offset, or naive ISO: Arrow's own parser, no hashing (``None``
+    when any value is in another format)."""
     for fast in (pa.timestamp("ms", tz="UTC"), pa.timestamp("ms")):
-        # ISO 8601 with Z or an offset, or naive ISO: Arrow's own parser, no hashing.
         try:
             parsed_fast = pc.cast(arr, fast)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue
         if fast.tz is None:
             parsed_fast = pc.assume_timezone(parsed_fast, "UTC")
-        return pc.cast(parsed_fast, TIMESTAMP, safe=False), []
-    arr = _combine(arr)
+        return pc.cast(parsed_fast, TIMESTAMP, safe=False)
+    return None
+
+
+def _parse_distinct_timestamps(arr: pa.Array, day_first: bool) -> tuple[pa.Array, list[BadValue]]:
+    """The scalar parser once per distinct string; the bad ones reported on every row."""
     encoded = pc.dictionary_encode(arr)
     dictionary = encoded.dictionary.to_pylist()
     parsed: list[datetime | None] = []

@@ -653,12 +653,7 @@ class Guardrail(_Model):
                 ("forecast_thresholds",),
                 f"forecast thresholds project month-end spend and need period: month (this period is {self.period})",
             ))
-        for field in ("thresholds", "forecast_thresholds"):
-            seen: dict[Decimal, int] = {}
-            for i, threshold in enumerate(getattr(self, field)):
-                if threshold.at in seen:
-                    out.append(((field, i, "at"), f"{threshold.label} is already {field}[{seen[threshold.at]}]"))
-                seen.setdefault(threshold.at, i)
+        out += self._duplicate_thresholds()
         if self.budget_notifications:
             for cloud in CLOUDS:
                 if self.budget_notifications.refs(cloud) and cloud not in self.clouds:
@@ -666,6 +661,16 @@ class Guardrail(_Model):
                         "budget_notifications", cloud),
                         f"maps {cloud} budgets but clouds is [{', '.join(self.clouds)}]",
                     ))
+        return out
+
+    def _duplicate_thresholds(self) -> list[tuple[tuple[str | int, ...], str]]:
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        for field in ("thresholds", "forecast_thresholds"):
+            seen: dict[Decimal, int] = {}
+            for i, threshold in enumerate(getattr(self, field)):
+                if threshold.at in seen:
+                    out.append(((field, i, "at"), f"{threshold.label} is already {field}[{seen[threshold.at]}]"))
+                seen.setdefault(threshold.at, i)
         return out
 
     # ----- helpers for the evaluation

@@ -65,7 +65,23 @@ def headline(decision: Decision) -> str:
 def render_decision(report: ExecutionReport, policy: Policy, view: ContextView | None = None) -> Notification:
     d = report.decision
     guardrail = policy.guardrail(d.guardrail)
-    lines = [headline(d)]
+    lines = [headline(d), *_spend_lines(d)]
+    top, per_cloud = context(d, view)
+    if per_cloud:
+        lines.append("Per cloud: " + ", ".join(f"{cloud_name(c)} {cents(a):,}" for c, a in
+                                                sorted(per_cloud.items(), key=lambda kv: -kv[1])))
+    if top:
+        lines.append("Top resources: " + "; ".join(
+            f"{r.resource_id} ({r.instance_type or r.cloud}) {cents(r.amount):,} {r.currency}" for r in top))
+    lines += _stop_lines(report)
+    kind = "stop" if report.stopped else d.kind
+    return Notification(policy.channel_for(guardrail), "\n".join(lines), decision_blocks(report, top, per_cloud),
+                        kind=kind)
+
+
+def _spend_lines(d: Decision) -> list[str]:
+    """What was crossed: spend against the budget, the burn rate, the native alert."""
+    lines = []
     if d.kind in ("threshold", "forecast", "native-budget"):
         used = f" ({d.percent_used}% used)" if d.percent_used is not None else ""
         lines.append(f"Spend {money(d.spend)} of {money(d.budget)}{used}, period {d.period}")
@@ -78,13 +94,13 @@ def render_decision(report: ExecutionReport, policy: Policy, view: ContextView |
     if d.alert is not None:
         lines.append(f"From {d.alert.provider.upper()} budget {d.alert.budget_name!r}"
                      + (f" (account {d.alert.account})" if d.alert.account else ""))
-    top, per_cloud = context(d, view)
-    if per_cloud:
-        lines.append("Per cloud: " + ", ".join(f"{cloud_name(c)} {cents(a):,}" for c, a in
-                                                sorted(per_cloud.items(), key=lambda kv: -kv[1])))
-    if top:
-        lines.append("Top resources: " + "; ".join(
-            f"{r.resource_id} ({r.instance_type or r.cloud}) {cents(r.amount):,} {r.currency}" for r in top))
+    return lines
+
+
+def _stop_lines(report: ExecutionReport) -> list[str]:
+    """What the stop action did: stopped (or would have), nothing to stop, where it cannot."""
+    d = report.decision
+    lines = []
     if report.stopped:
         verb = "Would stop (dry-run)" if report.dry_run else "Stopped"
         lines.append(f"{verb} {len(report.stopped)} GPU instance(s): " + ", ".join(
@@ -104,9 +120,7 @@ def render_decision(report: ExecutionReport, policy: Policy, view: ContextView |
     if protected:
         lines.append("Protected, left running: " + ", ".join(s.instance.name or s.instance.instance_id
                                                              for s in protected))
-    kind = "stop" if report.stopped else d.kind
-    return Notification(policy.channel_for(guardrail), "\n".join(lines), decision_blocks(report, top, per_cloud),
-                        kind=kind)
+    return lines
 
 
 def render_failures(report: ExecutionReport, policy: Policy) -> Notification:
