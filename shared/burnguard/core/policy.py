@@ -60,7 +60,7 @@ import re
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
@@ -90,6 +90,7 @@ from burnguard.core.budget import plain_decimal
 from burnguard.core.clouds import AZURE, CLOUDS, Cloud
 from burnguard.core.errors import InputError
 from burnguard.core.money import Money, NumberError, parse_amount
+from burnguard.core.periods import Period, PeriodField, parse_period
 from burnguard.core.tags import MAX_KEY_LENGTH, MAX_VALUE_LENGTH, tag_value
 from burnguard.core.timeparse import require_utc
 
@@ -116,14 +117,12 @@ CostBasis = Literal["effective", "billed"]
 DEFAULT_PROTECT_TAG = "burnguard:protect=true"
 #: ``at`` must be above 0 % and at most this many percent.
 MAX_PERCENT = Decimal(1000)
-MAX_ROLLING_DAYS = 366
 MAX_WINDOW_HOURS = 168
 
 _KEBAB = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 _CHANNEL = r"^(#[a-z0-9][a-z0-9_-]{0,79}|[CG][A-Z0-9]{2,})$"
 _USER = r"^[UW][A-Z0-9]{2,}$"
 _CURRENCY = r"^[A-Z]{3}$"
-_PERIOD = re.compile(r"^rolling:([1-9][0-9]*)([dh])$")
 _PERCENT_TEXT = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*%\s*$")
 _MONEY_TEXT = re.compile(
     r"^\s*(?:(?P<a>[0-9][0-9_,]*(?:\.[0-9]+)?)\s*(?P<c>[A-Za-z]{3})|(?P<c2>[A-Za-z]{3})\s*(?P<a2>[0-9][0-9_,]*(?:\.[0-9]+)?))\s*$"
@@ -275,71 +274,6 @@ ProtectTag = Annotated[
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Period:
-    """``month`` and ``day`` are UTC calendar periods; ``rolling`` the last ``count`` days or hours."""
-
-    kind: Literal["month", "day", "rolling"]
-    count: int = 0
-    unit: Literal["d", "h", ""] = ""
-
-    def __str__(self) -> str:
-        return self.kind if self.kind != "rolling" else f"rolling:{self.count}{self.unit}"
-
-    @property
-    def length(self) -> timedelta | None:
-        """Length of a rolling window (``None`` for calendar periods, whose length varies)."""
-        if self.kind != "rolling":
-            return None
-        return timedelta(days=self.count) if self.unit == "d" else timedelta(hours=self.count)
-
-    def window(self, now: datetime) -> tuple[datetime, datetime]:
-        """``(start, end)`` in UTC of the period holding ``now``; ``end`` is exclusive.
-
-        A rolling window ends at ``now``.
-        """
-        now = require_utc(now)
-        if self.kind == "month":
-            start = datetime(now.year, now.month, 1, tzinfo=UTC)
-            end = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
-            return start, end
-        if self.kind == "day":
-            start = datetime(now.year, now.month, now.day, tzinfo=UTC)
-            return start, start + timedelta(days=1)
-        length = self.length
-        assert length is not None
-        return now - length, now
-
-
-def parse_period(text: object) -> Period:
-    if isinstance(text, Period):
-        return text
-    if isinstance(text, str):
-        s = text.strip()
-        if s in ("month", "day"):
-            return Period(s)  # type: ignore[arg-type]
-        m = _PERIOD.match(s)
-        if m:
-            count, unit = int(m.group(1)), m.group(2)
-            hours = count * 24 if unit == "d" else count
-            if hours > MAX_ROLLING_DAYS * 24:
-                raise PydanticCustomError(
-                    "period", "a rolling window is at most {days} days, got {got}",
-                    {"days": MAX_ROLLING_DAYS, "got": repr(text)},
-                )
-            return Period("rolling", count, unit)  # type: ignore[arg-type]
-    raise PydanticCustomError(
-        "period", 'must be "month", "day", "rolling:<N>d" or "rolling:<N>h", got {got}', {"got": repr(text)}
-    )
-
-
-PeriodField = Annotated[
-    Period,
-    PlainValidator(parse_period),
-    PlainSerializer(str, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": r"^(month|day|rolling:[1-9][0-9]*[dh])$",
-                    "description": "month | day (UTC calendar) | rolling:<N>d | rolling:<N>h"}),
-]
 
 
 # --------------------------------------------------------------------------- small value types

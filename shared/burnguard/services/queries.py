@@ -3,10 +3,9 @@ spend``, ``top``): a scope, a period, totals per currency, per cloud and service
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from pydantic_core import PydanticCustomError
@@ -15,11 +14,9 @@ from burnguard.core.clouds import cloud_name
 from burnguard.core.errors import InputError
 from burnguard.core.ledger import CostBasis, ResourceRow, Scope, ServiceRow, SpendRow, Window
 from burnguard.core.money import cents
+from burnguard.core.periods import parse_query_period
 from burnguard.core.policy import parse_selector
 from burnguard.ports.ledger import Ledger
-
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def parse_scope(text: str) -> Scope:
@@ -32,30 +29,8 @@ def parse_scope(text: str) -> Scope:
 
 
 def parse_period(text: str | None, now: datetime) -> tuple[Window, str]:
-    """``YYYY-MM`` (a month, with its monthly charges), ``YYYY-MM-DD`` (a day), ``7d`` (the
-    last days), or the month of ``now``."""
-    if not text:
-        text = now.strftime("%Y-%m")
-    text = text.strip()
-    m = _MONTH.match(text)
-    if m:
-        year, month = int(m.group(1)), int(m.group(2))
-        if not 1 <= month <= 12:
-            raise InputError(f"month {month} does not exist", field="period")
-        start = date(year, month, 1)
-        end = date(year + month // 12, month % 12 + 1, 1)
-        return Window(start, end, (text,)), text
-    if _DAY.match(text):
-        try:
-            day = date.fromisoformat(text)
-        except ValueError as exc:
-            raise InputError(f"{text!r} is not a date ({exc})", field="period") from None
-        return Window(day, day + timedelta(days=1)), text
-    m = re.match(r"^(\d{1,3})d$", text)
-    if m:
-        end = now.date() + timedelta(days=1)
-        return Window(end - timedelta(days=int(m.group(1))), end), f"last {m.group(1)} days"
-    raise InputError(f"a period is YYYY-MM, YYYY-MM-DD or Nd (last N days), not {text!r}", field="period")
+    """A query's period (:func:`burnguard.core.periods.parse_query_period`)."""
+    return parse_query_period(text, now)
 
 
 @dataclass
