@@ -225,20 +225,25 @@ class AzurePayload(_Model):
     data: dict[str, Any]
 
 
-class AzureLegacyBudget(_Model):
-    """``"AIP Budget Notification"``: every value a string."""
+class _AzureBudget(_Model):
+    """What both schemas say of the budget (their amounts are text: the currency is read from it)."""
 
     budget_name: Text = Field(alias="BudgetName")
+    unit: OptionalText = Field(None, alias="Unit")
+    budget_type: OptionalText = Field(None, alias="BudgetType")
+
+
+class AzureLegacyBudget(_AzureBudget):
+    """``"AIP Budget Notification"``: every value a string."""
+
     subscription_id: OptionalText = Field(None, alias="SubscriptionId")
     billing_account_id: OptionalText = Field(None, alias="BillingAccountId")
     billing_profile_id: OptionalText = Field(None, alias="BillingProfileId")
+    resource_group: OptionalText = Field(None, alias="ResourceGroup")
     spending_amount: Text = Field(alias="SpendingAmount")
     budget: Text = Field(alias="Budget")
     notification_threshold_amount: Text = Field(alias="NotificationThresholdAmount")
-    unit: OptionalText = Field(None, alias="Unit")
     budget_start_date: Text = Field(alias="BudgetStartDate")
-    resource_group: OptionalText = Field(None, alias="ResourceGroup")
-    budget_type: OptionalText = Field(None, alias="BudgetType")
 
 
 class AzureEssentials(_Model):
@@ -255,10 +260,9 @@ class AzureEssentials(_Model):
         return value
 
 
-class AzureCommonBudget(_Model):
+class AzureCommonBudget(_AzureBudget):
     """``alertContext.AlertData`` of the common alert schema: amounts currency-formatted."""
 
-    budget_name: Text = Field(alias="BudgetName")
     scope: OptionalText = Field(None, alias="Scope")
     budget_id: OptionalText = Field(None, alias="BudgetId")
     threshold_type: Text = Field(alias="ThresholdType")
@@ -266,9 +270,7 @@ class AzureCommonBudget(_Model):
     spent_amount: Text = Field(alias="SpentAmount")
     notification_threshold_amount: Text = Field(alias="NotificationThresholdAmount")
     forecasted_total_for_period: OptionalText = Field(None, alias="ForecastedTotalForPeriod")
-    unit: OptionalText = Field(None, alias="Unit")
     budget_start_date: OptionalText = Field(None, alias="BudgetStartDate")
-    budget_type: OptionalText = Field(None, alias="BudgetType")
 
     @field_validator("threshold_type")
     @classmethod
