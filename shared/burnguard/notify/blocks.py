@@ -28,10 +28,9 @@ from burnguard.rules.actions import SkipCode
 if TYPE_CHECKING:
     from burnguard.core.instances import Instance
     from burnguard.core.ledger import ResourceRow, SpendRow, StopRecord
+    from burnguard.core.reports import GuardrailStatus, SpendReport
     from burnguard.rules.decisions import Decision
-    from burnguard.services.guardrail import ExecutionReport, ResumeReport
-    from burnguard.services.queries import SpendReport
-    from burnguard.services.status import GuardrailStatus
+    from burnguard.rules.registry import Outcome, ResumeOutcome
 
 Block = dict[str, Any]
 
@@ -219,7 +218,7 @@ def _decision_fields(d: Decision) -> list[tuple[str, str]]:
     return pairs
 
 
-def decision_blocks(report: ExecutionReport, top: Sequence[ResourceRow] = (),
+def decision_blocks(report: Outcome, top: Sequence[ResourceRow] = (),
                     per_cloud: Mapping[str, Decimal] | None = None) -> list[Block]:
     """A crossing (threshold, forecast, burn rate, native budget alert) and, when the
     guardrail acted on it, the stop: which instances on which cloud, dry-run or done, the
@@ -252,7 +251,7 @@ def decision_blocks(report: ExecutionReport, top: Sequence[ResourceRow] = (),
     return finish(blocks)
 
 
-def stop_blocks(report: ExecutionReport) -> list[Block]:
+def stop_blocks(report: Outcome) -> list[Block]:
     """The stop part of a decision's message (empty when nothing was, or would be, stopped)."""
     d = report.decision
     out: list[Block] = []
@@ -278,7 +277,7 @@ def stop_blocks(report: ExecutionReport) -> list[Block]:
     return out
 
 
-def failure_blocks(report: ExecutionReport) -> list[Block]:
+def failure_blocks(report: Outcome) -> list[Block]:
     """What could not be stopped, and why (one line per instance, the cloud's own words)."""
     d = report.decision
     return finish([
@@ -290,7 +289,7 @@ def failure_blocks(report: ExecutionReport) -> list[Block]:
     ])
 
 
-def resume_blocks(report: ResumeReport, actor: str) -> list[Block]:
+def resume_blocks(report: ResumeOutcome, actor: str) -> list[Block]:
     lines = [f"{cloud_name(r.cloud)} {code(r.name or r.instance_id)} {escape(r.instance_type)}" for r in report.started]
     failed = [f"{cloud_name(r.cloud)} {code(r.name or r.instance_id)}: {escape(reason)}" for r, reason in report.failed]
     blocks = [

@@ -20,7 +20,7 @@ from burnguard.rules.actions import SkipCode
 if TYPE_CHECKING:
     from burnguard.core.policy import Policy
     from burnguard.rules.decisions import Decision
-    from burnguard.services.guardrail import ExecutionReport, ResumeReport
+    from burnguard.rules.registry import Outcome, ResumeOutcome
 
 TOP = 5
 
@@ -62,7 +62,7 @@ def headline(decision: Decision) -> str:
     return f"{decision.guardrail}: native budget alert ({decision.label}) for {scope}"
 
 
-def render_decision(report: ExecutionReport, policy: Policy, view: ContextView | None = None) -> Notification:
+def render_decision(report: Outcome, policy: Policy, view: ContextView | None = None) -> Notification:
     d = report.decision
     guardrail = policy.guardrail(d.guardrail)
     lines = [headline(d), *_spend_lines(d)]
@@ -97,7 +97,7 @@ def _spend_lines(d: Decision) -> list[str]:
     return lines
 
 
-def _stop_lines(report: ExecutionReport) -> list[str]:
+def _stop_lines(report: Outcome) -> list[str]:
     """What the stop action did: stopped (or would have), nothing to stop, where it cannot."""
     d = report.decision
     lines = []
@@ -123,7 +123,7 @@ def _stop_lines(report: ExecutionReport) -> list[str]:
     return lines
 
 
-def render_failures(report: ExecutionReport, policy: Policy) -> Notification:
+def render_failures(report: Outcome, policy: Policy) -> Notification:
     d = report.decision
     lines = [f"{d.guardrail}: could not stop {len(report.failed)} instance(s) for {d.scope}"]
     lines += [f"- {i.cloud} {i.name or i.instance_id}: {reason}" for i, reason in report.failed]
@@ -132,7 +132,7 @@ def render_failures(report: ExecutionReport, policy: Policy) -> Notification:
                         kind="failure")
 
 
-def render_resume(report: ResumeReport, policy: Policy, actor: str) -> Notification:
+def render_resume(report: ResumeOutcome, policy: Policy, actor: str) -> Notification:
     lines = [f"{report.guardrail}: {actor} resumed {len(report.started)} instance(s)"]
     lines += [f"- {r.cloud} {r.name or r.instance_id} ({r.instance_type})" for r in report.started]
     lines += [f"- FAILED {r.cloud} {r.name or r.instance_id}: {reason}" for r, reason in report.failed]

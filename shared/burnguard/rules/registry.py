@@ -16,6 +16,7 @@ from typing import ClassVar, Protocol
 from burnguard.core.actions import ACTIONS, NOTIFY, STOP, ActionCatalog, ActionSpec
 from burnguard.core.instances import Instance
 from burnguard.core.ledger import StopRecord
+from burnguard.core.money import Money
 from burnguard.core.policy import Safety
 from burnguard.ports.instances import ActionError, InstanceController
 from burnguard.ports.ledger import StopLog
@@ -24,13 +25,28 @@ from burnguard.rules.decisions import Decision
 
 
 class Outcome(Protocol):
-    """What an execution records (the service's ``ExecutionReport``)."""
+    """What an execution records (the service's ``ExecutionReport``; the renderers of
+    :mod:`burnguard.notify` read it through this protocol)."""
 
+    decision: Decision
     dry_run: bool
     stopped: list[Instance]
     failed: list[tuple[Instance, str]]
     skipped: list[Skipped]
     uncontrolled: list[str]
+
+    @property
+    def hourly_saving(self) -> Money | None:
+        """What the stopped instances cost per hour (in the currency of the first priced one)."""
+        ...
+
+
+class ResumeOutcome(Protocol):
+    """What a resume did (the service's ``ResumeReport``)."""
+
+    guardrail: str
+    started: list[StopRecord]
+    failed: list[tuple[StopRecord, str]]
 
 
 class ActionRun(Protocol):

@@ -3,28 +3,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from burnguard.core.ledger import Scope
 from burnguard.core.money import Money
 from burnguard.core.policy import Guardrail, Policy, project_period_end
+from burnguard.core.reports import GuardrailStatus
 from burnguard.ports.ledger import Ledger
 from burnguard.rules.decisions import period_window
-
-
-@dataclass(frozen=True)
-class GuardrailStatus:
-    guardrail: str
-    scope: Scope
-    period: str
-    spend: Money | None
-    budget: Money | None
-    percent: Decimal | None
-    forecast: Money | None
-    state: str  # "ok", "crossed 80%", "stopped 3", "snoozed until ...", "burn 12.00 USD/h"
-    gpu_rate: Money | None = None
 
 
 def guardrail_status(policy: Policy, ledger: Ledger, now: datetime) -> list[GuardrailStatus]:
@@ -111,3 +98,6 @@ def _burn_status(g: Guardrail, ledger: Ledger, data_until: datetime,
         out.append(GuardrailStatus(g.name, Scope(g.scope.key, value), f"last {g.burn_rate.window_hours}h",
                                    None, None, None, None, ", ".join([burn, *base_state]), rate))
     return out
+
+
+__all__ = ["GuardrailStatus", "guardrail_status"]
