@@ -5,7 +5,17 @@ that compare two fresh ledgers) runs once per adapter of :data:`LEDGER_ADAPTERS`
 adapter joins by adding its name to that list and one factory to :data:`FACTORIES`: a function
 ``(request, stack, name) -> Ledger`` that may ask for other fixtures (an emulator) with
 ``request.getfixturevalue`` and registers its clean-up on ``stack``; ``name`` is unique per
-ledger within a test (a namespace, for adapters whose ledgers share a database).
+ledger within a test (a namespace, for adapters whose ledgers share a database). For example::
+
+    def firestore_ledger(request, stack, name):
+        emulator = request.getfixturevalue("firestore")  # tests/emulators.py, wiped per test
+        return FirestoreLedger(firestore.Client(project=emulator.project), root=name)
+
+    LEDGER_ADAPTERS = ["sqlite", "firestore"]
+    FACTORIES = {"sqlite": sqlite_ledger, "firestore": firestore_ledger}
+
+(``FirestoreLedger``'s constructor is its engineer's to choose.) Emulator tests are marked
+``emulator``: mark the firestore parameter with ``pytest.param("firestore", marks=...)`` if needed.
 """
 
 from __future__ import annotations
