@@ -127,7 +127,7 @@ def _money(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out.astype(str)
 
 
-def generate_table(rows: int, seed: int, start_row: int = 0, period: str = "2024-09") -> pa.Table:
+def generate_table(rows: int, seed: int, start_row: int = 0, period: str = "2024-09") -> pa.Table:  # noqa: PLR0915 - one statement per generated CUR column
     rng = np.random.default_rng(seed + start_row)
     n = rows
     year, month = (int(x) for x in period.split("-"))

@@ -4,6 +4,7 @@ inconsistent deliveries never count. Every ledger adapter must pass this module.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -78,15 +79,14 @@ def fingerprint(ledger: Ledger) -> dict[str, Any]:
     }
 
 
-def test_duplicated_and_shuffled_messages_give_the_same_ledger(tmp_path: Path, three_versions: list[Path]) -> None:
-    from burnguard.adapters.local.ledger import SqliteLedger
-
+def test_duplicated_and_shuffled_messages_give_the_same_ledger(ledger_factory: Callable[[], Ledger],
+                                                               three_versions: list[Path]) -> None:
     refs = [delivery_ref(f"v{i + 1}", produced_at=datetime(2024, 9, 10 * (i + 1), tzinfo=UTC)) for i in range(3)]
     batches = [messages_for(ref, [p]) for ref, p in zip(refs, three_versions, strict=True)]
-    in_order = SqliteLedger(tmp_path / "a.sqlite")
+    in_order = ledger_factory()
     for batch in batches:
         apply(in_order, batch)
-    chaos = SqliteLedger(tmp_path / "b.sqlite")
+    chaos = ledger_factory()
     shuffled = [m for batch in batches for m in batch] * 2
     random.Random(42).shuffle(shuffled)
     apply(chaos, shuffled)

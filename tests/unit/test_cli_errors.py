@@ -193,7 +193,7 @@ BAD_INPUTS: list[tuple[str, list[str], int, list[str], object]] = [
 
 @pytest.mark.parametrize(("argv", "code", "words", "prepare"), [c[1:] for c in BAD_INPUTS],
                          ids=[c[0] for c in BAD_INPUTS])
-def test_bad_input_ends_in_one_line(  # noqa: PLR0917 - parameters and fixtures
+def test_bad_input_ends_in_one_line(
         argv: list[str], code: int, words: list[str], prepare: object, home: Path, tmp_path: Path,
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BURNGUARD_SLACK_SIGNING_SECRET", raising=False)

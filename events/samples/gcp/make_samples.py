@@ -162,7 +162,7 @@ def global_name(vm: Vm) -> str:
     return f"//compute.googleapis.com/projects/{vm.project}/zones/{vm.zone}/instances/{vm.instance_id}"
 
 
-def row(*, service: dict[str, str], sku: tuple[str, str], start: datetime, end: datetime, pid: str,
+def row(*, service: dict[str, str], sku: tuple[str, str], start: datetime, end: datetime, pid: str,  # noqa: PLR0913 - one keyword per export column
         cost: Decimal, usage: tuple[Any, str], credits: list[dict[str, Any]] | None = None,
         resource_labels: dict[str, str] | None = None, system: dict[str, str] | None = None,
         loc: dict[str, Any] | None = None, resource: dict[str, str] | None = None, cost_type: str = "regular",

@@ -56,12 +56,12 @@ from burnguard.adapters.azure.blob import BlobStore
 from burnguard.adapters.azure.eventgrid import BLOB_CREATED, blob_created, event_fields
 from burnguard.adapters.azure.webhook import EntraAuth, SecretAuth
 from burnguard.app.invoke import InvokeContext, invoker
+from burnguard.app.slack import AZURE_DEFER_QUEUE, azure_deferrer
 from burnguard.core.budget import parse_azure_budget_alert
 from burnguard.core.errors import BurnguardError, InputError
 from burnguard.core.messages import BUDGET_ALERT, DELIVERY_SUMMARY, Message, decode_summary
 from burnguard.ports.objects import ObjectStore, Publish, PublishError
 from burnguard.ports.secrets import SecretError
-from burnguard.ports.slack import Deferrer
 from burnguard.services.budget import alert_message
 from burnguard.services.objects import ingest_object
 
@@ -74,7 +74,7 @@ EXPORT_STORAGE = "BURNGUARD_AZURE_EXPORT_STORAGE"
 WEBHOOK_SECRET_REF = "BURNGUARD_WEBHOOK_SECRET_REF"
 WEBHOOK_AUTH = "BURNGUARD_WEBHOOK_AUTH"
 WEBHOOK_PRINCIPALS = "BURNGUARD_WEBHOOK_ALLOWED_PRINCIPALS"
-DEFER_QUEUE = "BURNGUARD_SLACK_DEFER_QUEUE"
+
 LOCAL_EXPORTS = "BURNGUARD_AZURE_LOCAL_EXPORTS"
 DEAD_LETTER_CONTAINER = "BURNGUARD_DEAD_LETTER_CONTAINER"
 EMULATOR = "PUBSUB_EMULATOR_HOST"
@@ -82,6 +82,10 @@ EMULATOR = "PUBSUB_EMULATOR_HOST"
 _TOPIC = re.compile(r"^projects/[^/]+/topics/[^/]+$")
 #: The budget webhook's bodies are a few KiB.
 MAX_WEBHOOK_BODY = 256 * 1024
+
+#: the Azure slash deferral lives with the slash bootstrap (``app/slack.py``); named here too for the Azure app
+DEFER_QUEUE = AZURE_DEFER_QUEUE
+slack_deferrer = azure_deferrer
 
 
 class ConfigurationError(BurnguardError):
@@ -401,31 +405,6 @@ def budget_endpoint() -> AzureBudget:
 
 # --------------------------------------------------------------------------------------------
 # Slash commands: the Storage queue of deferred answers
-
-
-def slack_deferrer(env: Mapping[str, str], queue_client: Any = None) -> Deferrer:
-    """The Azure :class:`~burnguard.ports.slack.Deferrer` (a Storage queue), or an unavailable
-    one saying which variable is missing."""
-    from burnguard.adapters.azure.deferral import StorageQueueDeferrer
-    from burnguard.services.slack_endpoint import UnavailableDeferrer
-
-    if queue_client is None:
-        queue = env.get(DEFER_QUEUE, "").strip()
-        if not queue:
-            return UnavailableDeferrer(f"{DEFER_QUEUE} is not set")
-        from azure.storage.queue import QueueClient
-
-        connection = env.get("AzureWebJobsStorage", "").strip()
-        uri = env.get("AzureWebJobsStorage__queueServiceUri", "").strip()
-        if connection:
-            queue_client = QueueClient.from_connection_string(connection, queue)
-        elif uri:
-            from azure.identity import DefaultAzureCredential
-
-            queue_client = QueueClient(uri, queue, credential=DefaultAzureCredential())
-        else:
-            return UnavailableDeferrer("AzureWebJobsStorage is not set")
-    return StorageQueueDeferrer(queue_client)
 
 
 # --------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from typing import IO, Any, NoReturn, cast
 
 from burnguard import __version__
 from burnguard.app.tables import Progress, note, render
+from burnguard.core.clouds import CLOUDS
 from burnguard.core.errors import BurnguardError, InputError
 
 DATA_SUFFIXES = (".csv", ".csv.gz", ".gz", ".json", ".jsonl", ".json.gz", ".jsonl.gz", ".ndjson", ".parquet", ".zip")
@@ -101,38 +102,44 @@ def _open_out(path: str) -> IO[bytes]:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}", field="--out") from None
 
 
+def _normalize_inputs(target: Path) -> tuple[dict[str, Any] | None, list[Path]]:
+    """The files to normalize and, for a manifest, the delivery they make up."""
+    from burnguard.app.embedded import delivery_paths
+
+    if not (target.is_file() and _is_manifest(target)):
+        return None, expand_paths(target)
+    try:
+        return delivery_paths(target)  # the files the manifest names, as one delivery
+    except InputError as exc:
+        beside = _files_beside(target)
+        if not beside:
+            raise UsageError(f"{exc.reason}. A manifest names its files by their keys in the bucket: keep it "
+                             f"where the bucket has it, as DIR/<aws|gcp|azure>/BUCKET/KEY (see "
+                             f"events/README.md), or normalize the data files themselves",
+                             file=str(target)) from None
+        print(f"burnguard: {target}: outside the <aws|gcp|azure>/<bucket>/ layout, so without a delivery "
+              f"identity; normalizing the {len(beside)} file(s) it names, found beside it", file=sys.stderr)
+        return None, beside
+
+
+def _report_bad_rows(stats: Any) -> None:
+    for err in stats.errors:
+        print(f"burnguard: {err}", file=sys.stderr)
+    if stats.error_count > len(stats.errors):
+        print(f"burnguard: {stats.file}: {stats.error_count - len(stats.errors)} more bad rows not shown",
+              file=sys.stderr)
+
+
 def cmd_normalize(args: argparse.Namespace) -> int:
-    from burnguard.app.embedded import delivery_paths, describe
+    from burnguard.app.embedded import describe
     from burnguard.core.summary import Summary
     from burnguard.normalize.writers import LineItemWriter
 
-    target = Path(args.path)
-    delivery: dict[str, Any] | None = None
-    if target.is_file() and _is_manifest(target):
-        try:
-            delivery, paths = delivery_paths(target)  # the files the manifest names, as one delivery
-        except InputError as exc:
-            beside = _files_beside(target)
-            if not beside:
-                raise UsageError(f"{exc.reason}. A manifest names its files by their keys in the bucket: keep it "
-                                 f"where the bucket has it, as DIR/<aws|gcp|azure>/BUCKET/KEY (see "
-                                 f"events/README.md), or normalize the data files themselves",
-                                 file=str(target)) from None
-            paths = beside
-            print(f"burnguard: {target}: outside the <aws|gcp|azure>/<bucket>/ layout, so without a delivery "
-                  f"identity; normalizing the {len(paths)} file(s) it names, found beside it", file=sys.stderr)
-    else:
-        paths = expand_paths(target)
+    delivery, paths = _normalize_inputs(Path(args.path))
     if args.to == "parquet" and not args.out and not args.summary:
         raise UsageError("Parquet output needs --out FILE", field="--out")
-    writer: LineItemWriter | None = None
-    sink: IO[bytes] | None = None
-    if args.out:
-        sink = _open_out(args.out)
-    elif not args.summary:
-        sink = sys.stdout.buffer
-    if sink is not None:
-        writer = LineItemWriter(args.to, sink)
+    sink: IO[bytes] | None = _open_out(args.out) if args.out else (None if args.summary else sys.stdout.buffer)
+    writer = LineItemWriter(args.to, sink) if sink is not None else None
     files: list[dict[str, Any]] = []
     overall = Summary()
     progress = Progress()
@@ -148,13 +155,9 @@ def cmd_normalize(args: argparse.Namespace) -> int:
                 if writer is not None:
                     writer.write(batch)
             progress.done()
-            stats = normalizer.stats
-            for err in stats.errors:
-                print(f"burnguard: {err}", file=sys.stderr)
-            if stats.error_count > len(stats.errors):
-                print(f"burnguard: {stats.file}: {stats.error_count - len(stats.errors)} more bad rows not shown",
-                      file=sys.stderr)
-            files.append({**_file_report(normalizer, summary), "delivery": delivery or describe(Path(stats.file))})
+            _report_bad_rows(normalizer.stats)
+            files.append({**_file_report(normalizer, summary),
+                          "delivery": delivery or describe(Path(normalizer.stats.file))})
     finally:
         progress.done()
         if writer is not None:
@@ -576,7 +579,8 @@ def _looks_like_notification(path: Path) -> bool:
 # -- read commands ------------------------------------------------------------------------------
 
 def cmd_spend(args: argparse.Namespace) -> int:
-    from burnguard.services.queries import CLOUD_NAMES, SpendReport, parse_period, parse_scope
+    from burnguard.core.clouds import cloud_name
+    from burnguard.services.queries import SpendReport, parse_period, parse_scope
 
     scope = parse_scope(args.tag)
     local = _local(args)
@@ -612,7 +616,7 @@ def cmd_spend(args: argparse.Namespace) -> int:
         print(f"  total {_money_text(amount, cur)} (GPU {_money_text(gpu, cur)})")
     clouds = report.per_cloud()
     if clouds:
-        print("  per cloud: " + ", ".join(f"{CLOUD_NAMES.get(c, c)} {_money_text(a, cur)}"
+        print("  per cloud: " + ", ".join(f"{cloud_name(c)} {_money_text(a, cur)}"
                                           for (c, cur), a in sorted(clouds.items(), key=lambda kv: -kv[1])))
     if scope.value is None:
         print()
@@ -621,7 +625,7 @@ def cmd_spend(args: argparse.Namespace) -> int:
                ["value", "amount", "currency", "GPU"], right=("amount", "GPU"), title="per value")
     if report.services:
         print()
-        render([(CLOUD_NAMES.get(s.cloud, s.cloud), s.service, _num(s.amount), s.currency)
+        render([(cloud_name(s.cloud), s.service, _num(s.amount), s.currency)
                 for s in report.services[:8]], ["cloud", "service", "amount", "currency"], right=("amount",),
                widths={"service": 40}, title="top services")
     if report.top:
@@ -637,9 +641,9 @@ def _resource_json(r: Any, names: dict[str, str]) -> dict[str, Any]:
 
 
 def _render_resources(rows: Sequence[Any], names: dict[str, str], title: str) -> None:
-    from burnguard.services.queries import CLOUD_NAMES
+    from burnguard.core.clouds import cloud_name
 
-    render([(CLOUD_NAMES.get(r.cloud, r.cloud), _resource_name(names, r.resource_id),
+    render([(cloud_name(r.cloud), _resource_name(names, r.resource_id),
              f"{r.instance_type}{' GPU' if r.gpu else ''}".strip(), _num(r.amount), r.currency) for r in rows],
            ["cloud", "resource", "type", "amount", "currency"], right=("amount",), widths={"resource": 56},
            title=title)
@@ -1014,7 +1018,7 @@ def _add_json(p: argparse.ArgumentParser, command: str) -> None:
                    help=f"print JSON (keys documented by `burnguard schema {command}`)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the argparse declarations, one statement each
     parser = Parser(prog="burnguard", description="Guard cloud GPU spend per tag.", epilog=EXIT_CODES)
     parser.add_argument("--version", action="version", version=f"burnguard {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -1148,7 +1152,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "against the cloud configured in the environment (or an emulator), or with "
                                    "nothing configured on the embedded queue and ledger of --home.",
                        epilog=EXIT_CODES)
-    p.add_argument("cloud", choices=["aws", "gcp", "azure"])
+    p.add_argument("cloud", choices=list(CLOUDS))
     p.add_argument("function", help="ingest, budget, guardrail or slack (what the cloud has)")
     p.add_argument("event", help="the event JSON file")
     p.add_argument("--home", help="state directory of the embedded mode (default .burnguard, or $BURNGUARD_HOME)")
@@ -1176,7 +1180,7 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one return per documented exit code
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -33,6 +33,7 @@ from burnguard.adapters.local.ledger import SqliteLedger
 from burnguard.adapters.local.notifier import ConsoleNotifier
 from burnguard.adapters.local.queue import SqliteQueue
 from burnguard.adapters.local.store import DirectoryStore
+from burnguard.core.clouds import CLOUDS
 from burnguard.core.delivery import classify_object
 from burnguard.core.errors import BurnguardError, InputError
 from burnguard.core.ledger import AuditEvent
@@ -45,7 +46,7 @@ HOME_ENV = "BURNGUARD_HOME"
 #: The SQLite queue has no size limit: chunks go uncompressed (see messages.encode_chunk).
 LOCAL_QUEUE_COMPRESSION: str | None = None
 DEFAULT_HOME = ".burnguard"
-PROVIDER_DIRS = ("aws", "gcp", "azure")
+PROVIDER_DIRS: tuple[str, ...] = CLOUDS
 
 
 def default_home() -> Path:

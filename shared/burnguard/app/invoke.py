@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from burnguard.core.clouds import CLOUDS
 from burnguard.core.errors import InputError
-
-CLOUDS = ("aws", "gcp", "azure")
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from burnguard.adapters.aws.deferral import LambdaSelfInvokeDeferrer
 from burnguard.adapters.gcp.deferral import PubSubDeferrer
 from burnguard.adapters.slack.respond import WebhookResponder
 from burnguard.adapters.slack.verify import LedgerReplayGuard, SlackRequestVerifier, TtlReplayCache
+from burnguard.core.clouds import AZURE, CLOUDS
 from burnguard.core.errors import BurnguardError
 from burnguard.core.policy import load_policy
 from burnguard.ports.ledger import Ledger
@@ -55,7 +56,6 @@ POLICY = "BURNGUARD_POLICY"
 LEDGER = "BURNGUARD_LEDGER"
 REPLAY = "BURNGUARD_SLACK_REPLAY"
 DEFER_TOPIC = "BURNGUARD_SLACK_DEFER_TOPIC"
-CLOUDS = ("aws", "gcp", "azure")
 
 
 class ConfigurationError(BurnguardError):
@@ -113,9 +113,36 @@ def default_deferrer(settings: SlashSettings) -> Deferrer:
         from google.cloud.pubsub_v1 import PublisherClient
 
         return PubSubDeferrer(PublisherClient(), settings.defer_topic)
-    from burnguard.app.azure import slack_deferrer
+    return azure_deferrer(os.environ)
 
-    return slack_deferrer(os.environ)
+
+#: Azure: the Storage queue of deferred slash answers
+AZURE_DEFER_QUEUE = "BURNGUARD_SLACK_DEFER_QUEUE"
+
+
+def azure_deferrer(env: Mapping[str, str], queue_client: Any = None) -> Deferrer:
+    """The Azure :class:`~burnguard.ports.slack.Deferrer` (a Storage queue), or an unavailable
+    one saying which variable is missing."""
+    from burnguard.adapters.azure.deferral import StorageQueueDeferrer
+    from burnguard.services.slack_endpoint import UnavailableDeferrer
+
+    if queue_client is None:
+        queue = env.get(AZURE_DEFER_QUEUE, "").strip()
+        if not queue:
+            return UnavailableDeferrer(f"{AZURE_DEFER_QUEUE} is not set")
+        from azure.storage.queue import QueueClient
+
+        connection = env.get("AzureWebJobsStorage", "").strip()
+        uri = env.get("AzureWebJobsStorage__queueServiceUri", "").strip()
+        if connection:
+            queue_client = QueueClient.from_connection_string(connection, queue)
+        elif uri:
+            from azure.identity import DefaultAzureCredential
+
+            queue_client = QueueClient(uri, queue, credential=DefaultAzureCredential())
+        else:
+            return UnavailableDeferrer("AzureWebJobsStorage is not set")
+    return StorageQueueDeferrer(queue_client)
 
 
 def read_secret(cloud: str, ref: str, client: Any = None) -> str:
@@ -125,7 +152,7 @@ def read_secret(cloud: str, ref: str, client: Any = None) -> str:
         from burnguard.adapters.aws.secrets import aws_secret as reader
     elif cloud == "gcp":
         from burnguard.adapters.gcp.secrets import gcp_secret as reader
-    elif cloud == "azure":
+    elif cloud == AZURE:
         from burnguard.adapters.azure.secrets import azure_secret as reader
     else:
         raise SecretError(f"no secret store for cloud {cloud!r}")

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from burnguard.core.clouds import AZURE
+
 GPU = "gpu"
 AI_ACCELERATOR = "ai-accelerator"
 
@@ -110,7 +112,7 @@ def classify_instance_type(cloud: str, instance_type: str | None) -> Accelerator
         if _GCP_TPU.match(name):
             return Accelerator(AI_ACCELERATOR, "google-tpu")
         return None
-    if cloud == "azure":
+    if cloud == AZURE:
         return _azure_family(t)
     return None
 

@@ -3,8 +3,9 @@
 Every parser is pure: it takes the payload already taken out of its transport (the SNS
 ``Message`` text, the Pub/Sub message data and attributes, the Action Group JSON body) and
 returns a frozen :class:`BudgetAlert`, or raises :class:`~burnguard.core.errors.InputError` naming
-the field that is missing or wrong. Amounts are ``Decimal`` (JSON numbers are read as
-``Decimal``, formatted strings such as ``"$11,111.00"`` are parsed with
+the field that is missing or wrong. Envelopes and JSON payloads are read through the pydantic
+models of :mod:`burnguard.core.budget_payloads`; the AWS message itself is text. Amounts are
+``Decimal`` (JSON numbers are read as ``Decimal``, formatted strings such as ``"$11,111.00"`` are parsed with
 :func:`burnguard.core.money.parse_amount`); timestamps are aware UTC.
 
 What each cloud sends (see ``formats.md`` §6), and the decisions taken here:
@@ -67,8 +68,6 @@ a budget's amounts are in the billing currency). ``BudgetStartDate`` is the star
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import re
@@ -79,11 +78,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, computed_field, model_validator
 
+from burnguard.core.budget_payloads import (
+    PUBSUB_MESSAGE_PUBLISHED,
+    AzureCommonAlert,
+    AzureLegacyBudget,
+    AzurePayload,
+    GcpBudgetAttributes,
+    GcpBudgetNotification,
+    MessagePublishedData,
+    PubsubCloudEvent,
+    SnsNotification,
+    SnsRecord,
+    validate,
+)
+from burnguard.core.clouds import AZURE, Cloud
 from burnguard.core.errors import InputError
 from burnguard.core.money import Money, NumberError, parse_amount
 from burnguard.core.timeparse import TimestampError, parse_timestamp, require_utc
 
-Provider = Literal["aws", "gcp", "azure"]
+Provider = Cloud
 AlertKind = Literal["actual", "forecasted", "state"]
 
 #: Shares of a budget derived from two amounts are rounded to 0.01 % (4 decimal places).
@@ -93,7 +106,6 @@ DEFAULT_CURRENCY = "USD"
 #: Placeholder unit of a usage budget whose amounts carry no unit.
 UNITS = "UNITS"
 
-PUBSUB_MESSAGE_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 AZURE_LEGACY_SCHEMA = "AIP Budget Notification"
 AZURE_COMMON_SCHEMA = "azureMonitorCommonAlertSchema"
 
@@ -259,27 +271,6 @@ def _amount(text: Any, field: str) -> Decimal:
         raise InputError(f"not an amount: {exc}", field=field) from None
 
 
-def _required(mapping: Mapping[str, Any], key: str, field: str) -> Any:
-    value = mapping.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise InputError("missing", field=field)
-    return value
-
-
-def _text(mapping: Mapping[str, Any], key: str, field: str) -> str:
-    value = _required(mapping, key, field)
-    if not isinstance(value, str):
-        raise InputError(f"must be a string, got {type(value).__name__}", field=field)
-    return value.strip()
-
-
-def _optional_text(mapping: Mapping[str, Any], key: str) -> str | None:
-    value = mapping.get(key)
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    return None
-
-
 def _mapping(value: Any, field: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise InputError(f"must be an object, got {type(value).__name__}", field=field)
@@ -436,24 +427,15 @@ def parse_sns_record(record: Mapping[str, Any]) -> BudgetAlert:
     record = _mapping(record, "record")
     if "Records" in record:
         raise InputError("a whole Lambda event: pass one of its Records", field="Records")
-    sns = _mapping(record["Sns"], "Sns") if "Sns" in record else record
-    prefix = "Sns." if "Sns" in record else ""
-    kind = sns.get("Type")
-    if kind is not None and kind != "Notification":
-        raise InputError(f"SNS message of type {kind!r} is not a notification", field=f"{prefix}Type")
-    message = sns.get("Message")
-    if not isinstance(message, str) or not message.strip():
-        raise InputError("missing", field=f"{prefix}Message")
-    timestamp = sns.get("Timestamp")
-    if timestamp is not None and not isinstance(timestamp, str):
-        raise InputError("must be a string", field=f"{prefix}Timestamp")
+    if "Sns" in record:
+        sns, prefix = validate(SnsRecord, record).sns, "Sns."
+    else:
+        sns, prefix = validate(SnsNotification, record), ""
     try:
-        alert = parse_aws_budget_sns(sns.get("Subject"), message, timestamp)
+        alert = parse_aws_budget_sns(sns.subject, sns.message, sns.timestamp)
     except InputError as exc:
         raise InputError(exc.reason, field=f"{prefix}{exc.field}" if exc.field else None) from None
-    topic = sns.get("TopicArn") or ""
-    message_id = sns.get("MessageId") or ""
-    return alert.model_copy(update={"raw_ref": f"sns:{topic}/{message_id}"})
+    return alert.model_copy(update={"raw_ref": f"sns:{sns.topic_arn}/{sns.message_id}"})
 
 
 # --------------------------------------------------------------------------- Google Cloud
@@ -462,20 +444,6 @@ def parse_sns_record(record: Mapping[str, Any]) -> BudgetAlert:
 def _period_date(instant: datetime) -> date:
     """The date a GCP period begins: the instant rounded to the nearest UTC midnight."""
     return (instant + timedelta(hours=12)).date()
-
-
-def _gcp_number(data: Mapping[str, Any], key: str, *, required: bool) -> Decimal | None:
-    field = f"data.{key}"
-    value = data.get(key)
-    if value is None:
-        if required:
-            raise InputError("missing", field=field)
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
-        raise InputError(f"must be a number, got {value!r}", field=field)
-    if isinstance(value, str):
-        return _amount(value, field)
-    return Decimal(value)
 
 
 def _reject_constant(name: str) -> Any:
@@ -500,26 +468,13 @@ def parse_gcp_budget_message(
         except (UnicodeDecodeError, ValueError) as exc:
             raise InputError(f"not a JSON budget notification ({exc})", field="data") from None
     body = _mapping(body, "data")
-    attrs = _mapping(attributes if attributes is not None else {}, "attributes")
-    version = attrs.get("schemaVersion")
-    if version is not None and str(version).split(".")[0] != "1":
-        raise InputError(
-            f"unsupported schema version {version!r} (burnguard reads 1.x)", field="attributes.schemaVersion"
-        )
-    budget_id = _text(attrs, "budgetId", "attributes.budgetId")
-    account = _optional_text(attrs, "billingAccountId")
-
-    name = _text(body, "budgetDisplayName", "data.budgetDisplayName")
-    currency = _text(body, "currencyCode", "data.currencyCode").upper()
-    if not _ISO_CODE.match(currency):
-        raise InputError(f"must be an ISO 4217 code, got {currency!r}", field="data.currencyCode")
-    cost = _gcp_number(body, "costAmount", required=True)
-    budget = _gcp_number(body, "budgetAmount", required=True)
-    assert cost is not None and budget is not None
-    actual = _gcp_number(body, "alertThresholdExceeded", required=False)
-    forecast = _gcp_number(body, "forecastThresholdExceeded", required=False)
-    interval_text = _text(body, "costIntervalStart", "data.costIntervalStart")
-    interval = _instant(interval_text, "data.costIntervalStart")
+    attrs = validate(GcpBudgetAttributes, attributes if attributes is not None else {}, "attributes")
+    budget_id, account = attrs.budget_id, attrs.billing_account_id
+    notice = validate(GcpBudgetNotification, body, "data")
+    name, currency = notice.budget_display_name, notice.currency_code
+    cost, budget = notice.cost_amount, notice.budget_amount
+    actual, forecast = notice.alert_threshold_exceeded, notice.forecast_threshold_exceeded
+    interval = _instant(notice.cost_interval_start, "data.costIntervalStart")
     assert interval is not None
     received = _instant(publish_time, "publishTime")
 
@@ -552,39 +507,18 @@ def parse_gcp_budget_message(
     )
 
 
-def _one_of(message: Mapping[str, Any], camel: str, snake: str, field: str) -> Any:
-    """A Pub/Sub field some clients write twice (``messageId`` and ``message_id``)."""
-    a, b = message.get(camel), message.get(snake)
-    if a is not None and b is not None and a != b:
-        raise InputError(f"{camel} {a!r} and {snake} {b!r} disagree", field=field)
-    return a if a is not None else b
-
-
 def parse_gcp_pubsub_cloudevent(event: Mapping[str, Any]) -> BudgetAlert:
     """Parse a ``google.cloud.pubsub.topic.v1.messagePublished`` CloudEvent carrying a budget
     notification (or its ``data``, the ``MessagePublishedData``)."""
     event = _mapping(event, "event")
-    event_type = event.get("type")
-    if event_type is not None and event_type != PUBSUB_MESSAGE_PUBLISHED:
-        raise InputError(f"CloudEvent type {event_type!r} is not {PUBSUB_MESSAGE_PUBLISHED}", field="type")
     if "message" in event:
-        published, prefix = event, ""
+        message, where, time = validate(MessagePublishedData, event).message, "message", None
     else:
-        published, prefix = _mapping(_required(event, "data", "data"), "data"), "data."
-    message = _mapping(_required(published, "message", f"{prefix}message"), f"{prefix}message")
-    where = f"{prefix}message"
-    encoded = _required(message, "data", f"{where}.data")
-    if not isinstance(encoded, str):
-        raise InputError("must be base64 text", field=f"{where}.data")
+        cloudevent = validate(PubsubCloudEvent, event)
+        message, where, time = cloudevent.data.message, "data.message", cloudevent.time
     try:
-        raw = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InputError(f"not base64 ({exc})", field=f"{where}.data") from None
-    attributes = message.get("attributes") or {}
-    message_id = _one_of(message, "messageId", "message_id", f"{where}.messageId")
-    publish_time = _one_of(message, "publishTime", "publish_time", f"{where}.publishTime") or event.get("time")
-    try:
-        return parse_gcp_budget_message(raw, attributes, publish_time, message_id=message_id)
+        return parse_gcp_budget_message(message.data, message.attributes, message.publish_time or time,
+                                        message_id=message.message_id)
     except InputError as exc:
         field = exc.field or ""
         if field.startswith(("data", "attributes", "publishTime")):
@@ -628,12 +562,12 @@ def parse_azure_budget_alert(payload: Mapping[str, Any], received_at: datetime |
     over it. The legacy schema carries no time at all: pass ``received_at`` for it.
     """
     payload = _mapping(payload, "payload")
-    schema = payload.get("schemaId")
-    data = _mapping(_required(payload, "data", "data"), "data")
+    envelope = validate(AzurePayload, payload)
+    schema = envelope.schema_id
     if schema == AZURE_LEGACY_SCHEMA:
-        return _parse_azure_legacy(data, received_at)
+        return _parse_azure_legacy(validate(AzureLegacyBudget, envelope.data, "data"), received_at)
     if schema == AZURE_COMMON_SCHEMA:
-        return _parse_azure_common(data, received_at)
+        return _parse_azure_common(validate(AzureCommonAlert, envelope.data, "data"), received_at)
     raise InputError(
         f"unknown schema {schema!r} (expected {AZURE_LEGACY_SCHEMA!r} or {AZURE_COMMON_SCHEMA!r})", field="schemaId"
     )
@@ -648,33 +582,31 @@ def _azure_threshold(
     return _ratio(value, budget.amount), Money(value, budget.currency)
 
 
-def _parse_azure_legacy(data: Mapping[str, Any], received_at: datetime | None) -> BudgetAlert:
+def _parse_azure_legacy(data: AzureLegacyBudget, received_at: datetime | None) -> BudgetAlert:
     received = _instant(received_at, "received_at")
-    name = _text(data, "BudgetName", "data.BudgetName")
-    subscription = _optional_text(data, "SubscriptionId")
-    account = subscription or _optional_text(data, "BillingAccountId") or _optional_text(data, "BillingProfileId")
-    spent_text = _text(data, "SpendingAmount", "data.SpendingAmount")
-    budget_text = _text(data, "Budget", "data.Budget")
-    threshold_text = _text(data, "NotificationThresholdAmount", "data.NotificationThresholdAmount")
-    currency = _azure_currency(_optional_text(data, "Unit"), spent_text, budget_text)
+    name = data.budget_name
+    subscription = data.subscription_id
+    account = subscription or data.billing_account_id or data.billing_profile_id
+    spent_text, budget_text = data.spending_amount, data.budget
+    currency = _azure_currency(data.unit, spent_text, budget_text)
     budget = Money(_amount(budget_text, "data.Budget"), currency)
     spent = Money(_amount(spent_text, "data.SpendingAmount"), currency)
-    ratio, threshold = _azure_threshold(threshold_text, budget, "data.NotificationThresholdAmount", may_be_ratio=True)
-    start_text = _text(data, "BudgetStartDate", "data.BudgetStartDate")
-    start = _instant(start_text, "data.BudgetStartDate")
-    group = _optional_text(data, "ResourceGroup")
+    ratio, threshold = _azure_threshold(data.notification_threshold_amount, budget,
+                                        "data.NotificationThresholdAmount", may_be_ratio=True)
+    start = _instant(data.budget_start_date, "data.BudgetStartDate")
+    group = data.resource_group
     scope = None
     if subscription:
         scope = f"/subscriptions/{subscription}/" + (f"resourceGroups/{group}/" if group else "")
     budget_ref = f"{account or ''}/{name}"
     assert start is not None
     return BudgetAlert(
-        provider="azure",
+        provider=AZURE,
         kind="actual",
         account=account,
         scope=scope,
         budget_name=name,
-        budget_type=_optional_text(data, "BudgetType") or "Cost",
+        budget_type=data.budget_type or "Cost",
         threshold=ratio,
         threshold_amount=threshold,
         spent=spent,
@@ -683,41 +615,21 @@ def _parse_azure_legacy(data: Mapping[str, Any], received_at: datetime | None) -
         received_at=received,
         raw_ref=f"azure-budget:{budget_ref}",
         dedupe_key=(
-            "azure", budget_ref.casefold(), start.isoformat(), "actual", _key(threshold.amount), *_month_of(received)
+            AZURE, budget_ref.casefold(), start.isoformat(), "actual", _key(threshold.amount), *_month_of(received)
         ),
     )
 
 
-def _parse_azure_common(data: Mapping[str, Any], received_at: datetime | None) -> BudgetAlert:
-    essentials = _mapping(_required(data, "essentials", "data.essentials"), "data.essentials")
-    service = essentials.get("monitoringService")
-    if service != "CostAlerts":
-        raise InputError(
-            f"monitoringService {service!r} is not a budget alert (expected 'CostAlerts')",
-            field="data.essentials.monitoringService",
-        )
-    context = _mapping(_required(data, "alertContext", "data.alertContext"), "data.alertContext")
-    category = context.get("AlertCategory")
-    if category is not None and str(category).casefold() != "budgets":
-        raise InputError(f"AlertCategory {category!r} is not 'budgets'", field="data.alertContext.AlertCategory")
+def _parse_azure_common(data: AzureCommonAlert, received_at: datetime | None) -> BudgetAlert:
+    essentials, alert = data.essentials, data.alert_context.alert_data
     where = "data.alertContext.AlertData"
-    alert = _mapping(_required(context, "AlertData", where), where)
-
-    fired = _instant(essentials.get("firedDateTime"), "data.essentials.firedDateTime")
+    fired = _instant(essentials.fired_date_time, "data.essentials.firedDateTime")
     received = fired or _instant(received_at, "received_at")
-    name = _text(alert, "BudgetName", f"{where}.BudgetName")
-    scope = _optional_text(alert, "Scope")
-    budget_id = _optional_text(alert, "BudgetId")
-    threshold_type = _text(alert, "ThresholdType", f"{where}.ThresholdType")
-    kinds: dict[str, AlertKind] = {"actual": "actual", "forecasted": "forecasted"}
-    if threshold_type.casefold() not in kinds:
-        raise InputError(f"must be Actual or Forecasted, got {threshold_type!r}", field=f"{where}.ThresholdType")
-    kind = kinds[threshold_type.casefold()]
-    budget_text = _text(alert, "BudgetThreshold", f"{where}.BudgetThreshold")
-    spent_text = _text(alert, "SpentAmount", f"{where}.SpentAmount")
-    threshold_text = _text(alert, "NotificationThresholdAmount", f"{where}.NotificationThresholdAmount")
-    forecast_text = _optional_text(alert, "ForecastedTotalForPeriod")
-    currency = _azure_currency(_optional_text(alert, "Unit"), budget_text, spent_text, threshold_text)
+    name, scope, budget_id = alert.budget_name, alert.scope, alert.budget_id
+    kind: AlertKind = "actual" if alert.threshold_type == "actual" else "forecasted"
+    budget_text, spent_text = alert.budget_threshold, alert.spent_amount
+    threshold_text, forecast_text = alert.notification_threshold_amount, alert.forecasted_total_for_period
+    currency = _azure_currency(alert.unit, budget_text, spent_text, threshold_text)
     budget = Money(_amount(budget_text, f"{where}.BudgetThreshold"), currency)
     spent = Money(_amount(spent_text, f"{where}.SpentAmount"), currency)
     forecast = (
@@ -726,18 +638,17 @@ def _parse_azure_common(data: Mapping[str, Any], received_at: datetime | None) -
     ratio, threshold = _azure_threshold(
         threshold_text, budget, f"{where}.NotificationThresholdAmount", may_be_ratio=True
     )
-    start_text = _optional_text(alert, "BudgetStartDate")
-    start = _instant(start_text, f"{where}.BudgetStartDate")
+    start = _instant(alert.budget_start_date, f"{where}.BudgetStartDate")
     account = _subscription_of(scope)
     budget_ref = budget_id or f"{scope or ''}/{name}"
     return BudgetAlert(
-        provider="azure",
+        provider=AZURE,
         kind=kind,
         account=account,
         scope=scope,
         budget_name=name,
         budget_id=budget_id,
-        budget_type=_optional_text(alert, "BudgetType") or "Cost",
+        budget_type=alert.budget_type or "Cost",
         threshold=ratio,
         threshold_amount=threshold,
         spent=spent,
@@ -745,9 +656,9 @@ def _parse_azure_common(data: Mapping[str, Any], received_at: datetime | None) -
         budget_amount=budget,
         budget_start=start,
         received_at=received,
-        raw_ref=_optional_text(essentials, "alertId") or f"azure-budget:{budget_ref}",
+        raw_ref=essentials.alert_id or f"azure-budget:{budget_ref}",
         dedupe_key=(
-            "azure",
+            AZURE,
             budget_ref.casefold(),
             start.isoformat() if start else "",
             kind,
@@ -758,6 +669,7 @@ def _parse_azure_common(data: Mapping[str, Any], received_at: datetime | None) -
 
 
 __all__ = [
+    "PUBSUB_MESSAGE_PUBLISHED",
     "AlertKind",
     "BudgetAlert",
     "Provider",

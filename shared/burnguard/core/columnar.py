@@ -181,16 +181,28 @@ def to_timestamp(arr: pa.Array | pa.ChunkedArray, *, day_first: bool = False) ->
     if pa.types.is_null(t):
         return pa.nulls(len(arr), TIMESTAMP), []
     arr = as_string(arr)
+    fast = _iso_timestamps(arr)
+    if fast is not None:
+        return fast, []
+    return _parse_distinct_timestamps(_combine(arr), day_first)
+
+
+def _iso_timestamps(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray | None:
+    """ISO 8601 with Z or an offset, or naive ISO: Arrow's own parser, no hashing (``None``
+    when any value is in another format)."""
     for fast in (pa.timestamp("ms", tz="UTC"), pa.timestamp("ms")):
-        # ISO 8601 with Z or an offset, or naive ISO: Arrow's own parser, no hashing.
         try:
             parsed_fast = pc.cast(arr, fast)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue
         if fast.tz is None:
             parsed_fast = pc.assume_timezone(parsed_fast, "UTC")
-        return pc.cast(parsed_fast, TIMESTAMP, safe=False), []
-    arr = _combine(arr)
+        return pc.cast(parsed_fast, TIMESTAMP, safe=False)
+    return None
+
+
+def _parse_distinct_timestamps(arr: pa.Array, day_first: bool) -> tuple[pa.Array, list[BadValue]]:
+    """The scalar parser once per distinct string; the bad ones reported on every row."""
     encoded = pc.dictionary_encode(arr)
     dictionary = encoded.dictionary.to_pylist()
     parsed: list[datetime | None] = []
@@ -355,3 +367,26 @@ def tag_list_to_map(entries: pa.Array | pa.ChunkedArray) -> pa.Array:
     flat = entries.flatten()
     return pa.MapArray.from_arrays(pa.array((offsets - offsets[0]).astype(np.int32)), flat.field("key"),
                                    flat.field("value"), type=TAGS)
+
+
+@dataclass(frozen=True, slots=True)
+class CurrencySums:
+    """Rows and exact cost sums of a line item table for one ``BillingCurrency``."""
+
+    currency: str
+    rows: int
+    billed: Decimal
+    effective: Decimal
+
+
+def currency_sums(table: pa.Table) -> list[CurrencySums]:
+    """One Arrow group-by of a line item table per ``BillingCurrency`` (sums are exact)."""
+    if table.num_rows == 0:
+        return []
+    grouped = table.group_by("BillingCurrency").aggregate(
+        [([], "count_all"), ("BilledCost", "sum"), ("EffectiveCost", "sum")]
+    )
+    columns = (grouped.column(n).to_pylist() for n in
+               ("BillingCurrency", "count_all", "BilledCost_sum", "EffectiveCost_sum"))
+    return [CurrencySums(cur, rows, billed or Decimal(0), effective or Decimal(0))
+            for cur, rows, billed, effective in zip(*columns, strict=True)]

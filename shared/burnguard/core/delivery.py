@@ -108,16 +108,17 @@ from pydantic import (
     model_validator,
 )
 
+from burnguard.core.clouds import AZURE, CLOUDS, Cloud
 from burnguard.core.errors import InputError
 from burnguard.core.timeparse import TimestampError, parse_timestamp
 
-Provider = Literal["aws", "gcp", "azure"]
+Provider = Cloud
 CostBasis = Literal["actual", "amortized", "focus"]
 RoleKind = Literal["manifest", "data", "single", "ignore"]
 ManifestFormat = Literal["cur", "data_exports", "azure", "gcp"]
 Layout = Literal["cur", "cur_athena", "data_exports", "azure", "azure_legacy", "gcp", "gcp_object"]
 
-PROVIDERS: tuple[Provider, ...] = ("aws", "gcp", "azure")
+PROVIDERS: tuple[Provider, ...] = CLOUDS
 #: Part of every delivery id; change it only together with a ledger migration.
 ID_SCHEME = "burnguard.delivery/1"
 
@@ -480,8 +481,12 @@ class _Parsed:
 
 def _aws_layout(key: str) -> _Parsed | None:
     segs = key.split("/")
+    return _aws_data_exports(key, segs) or _aws_legacy_cur(key, segs) or _aws_cur_athena(key, segs)
+
+
+def _aws_data_exports(key: str, segs: list[str]) -> _Parsed | None:
+    """Data Exports: <prefix>/<export>/{data,metadata}/BILLING_PERIOD=YYYY-MM/[<execution>/]<file>"""
     name = segs[-1]
-    # Data Exports: <prefix>/<export>/{data,metadata}/BILLING_PERIOD=YYYY-MM/[<execution>/]<file>
     for i in range(len(segs) - 2, 1, -1):
         if not (segs[i].startswith("BILLING_PERIOD=") and segs[i - 1] in ("data", "metadata") and segs[i - 2]):
             continue
@@ -498,21 +503,31 @@ def _aws_layout(key: str) -> _Parsed | None:
                              "expected at most one execution folder", file=key)
         period = _month(segs[i].removeprefix("BILLING_PERIOD="), file=key, what="BILLING_PERIOD partition")
         return _Parsed("data_exports", role, prefix, export, period, _version(folders[0]) if folders else None)
-    # Legacy CUR: <prefix>/<report>/<yyyymmdd-yyyymmdd>/[<assemblyId>/]<file>
+    return None
+
+
+def _aws_legacy_cur(key: str, segs: list[str]) -> _Parsed | None:
+    """Legacy CUR: <prefix>/<report>/<yyyymmdd-yyyymmdd>/[<assemblyId>/]<file>"""
+    name = segs[-1]
     for i in range(len(segs) - 2, 0, -1):
         if not (_RANGE.match(segs[i]) and segs[i - 1]) or len(segs) - i - 2 > 1:
             continue
         report, folders = segs[i - 1], segs[i + 1:-1]
         prefix = "/".join(segs[: i - 1])
         if name == f"{report}-Manifest.json":
-            role = "manifest"
+            role: Literal["manifest", "data", "other"] = "manifest"
         elif re.fullmatch(re.escape(report) + r"-\d+\..+", name) and _has_ext(name, _AWS_DATA_EXT):
             role = "data"
         else:
             return _Parsed("cur", "other", prefix, report)
         period = _range_period(segs[i], file=key, inclusive_end=False)
         return _Parsed("cur", role, prefix, report, period, _version(folders[0]) if folders else None)
-    # Legacy CUR with Athena integration: <prefix>/<report>/<report>/year=YYYY/month=M/<file>.parquet
+    return None
+
+
+def _aws_cur_athena(key: str, segs: list[str]) -> _Parsed | None:
+    """Legacy CUR with Athena integration: <prefix>/<report>/<report>/year=YYYY/month=M/<file>.parquet"""
+    name = segs[-1]
     if len(segs) >= 5 and segs[-5] and segs[-5] == segs[-4]:
         year = re.fullmatch(r"year=(\d{4})", segs[-3])
         month = re.fullmatch(r"month=(\d{1,2})", segs[-2])
@@ -622,7 +637,7 @@ def classify_object(provider: str, bucket: str, key: str, metadata: Mapping[str,
     if key.endswith("/"):
         return role("ignore", "folder placeholder")
     api = _meta(metadata, "api")
-    if cloud == "azure" and isinstance(api, str) and api.lower() == "createfile":
+    if cloud == AZURE and isinstance(api, str) and api.lower() == "createfile":
         return role("ignore", "ADLS Gen2 CreateFile event: the blob is still empty (FlushWithClose follows)")
     if _size(metadata, file=key) == 0:
         return role("ignore", "empty object (size 0)")
@@ -630,7 +645,7 @@ def classify_object(provider: str, bucket: str, key: str, metadata: Mapping[str,
         return role("ignore", f"marker object {name!r}")
     if cloud == "aws":
         return _classify_aws(key, name, role)
-    if cloud == "azure":
+    if cloud == AZURE:
         return _classify_azure(bucket, key, name, metadata, role)
     return _classify_gcp(bucket, key, name, metadata, role)
 
@@ -946,8 +961,31 @@ def parse_azure_manifest(data: bytes | str, key: str, *, bucket: str | None = No
     m: AzureManifest = _load(AzureManifest, data, key, "Azure export manifest")
     segs = key.split("/")
     i = _azure_range_index(segs)
-    key_period = _range_period(segs[i], file=key, inclusive_end=True) if i is not None else None
     run = m.runInfo
+    period = _azure_period(run, key, segs, i)
+    source = _azure_source(m.exportConfig, key, segs, i, bucket)
+
+    if run is not None and run.runId and run.runId.strip():
+        version = _version(run.runId)
+    elif i is not None and len(segs) - i - 2 >= 1:
+        version = _version(segs[i + 1])
+    else:
+        version = _fallback_version(metadata, file=key, field="runInfo.runId")
+
+    files, expected = _azure_files(m, key)
+    config = m.exportConfig
+    kind = config.type.strip() if config.type and config.type.strip() else None
+    produced = (_timestamp(run.submittedTime, file=key, field="runInfo.submittedTime")
+                if run is not None and run.submittedTime else _modified(metadata, file=key))
+    return Delivery(provider=AZURE, source=source, billing_period=period, version=version, files=files,
+                    complete=True, expected_rows=expected,
+                    cost_basis=AZURE_COST_BASIS.get(kind.lower()) if kind else None, layout="azure", bucket=bucket,
+                    export_type=kind, produced_at=produced)
+
+
+def _azure_period(run: _AzureRunInfo | None, key: str, segs: list[str], i: int | None) -> str:
+    """The billing period from ``runInfo.startDate``, checked against the key's date range."""
+    key_period = _range_period(segs[i], file=key, inclusive_end=True) if i is not None else None
     if run is not None and run.startDate:
         period = _bounds_period(run.startDate, run.endDate, file=key, start_field="runInfo.startDate",
                                 end_field="runInfo.endDate", inclusive_end=True)
@@ -959,8 +997,11 @@ def parse_azure_manifest(data: bytes | str, key: str, *, bucket: str | None = No
     else:
         raise InputError("no runInfo.startDate and no yyyyMMdd-yyyyMMdd folder in the key", file=key,
                          field="runInfo.startDate")
+    return period
 
-    config = m.exportConfig
+
+def _azure_source(config: _AzureExportConfig, key: str, segs: list[str], i: int | None, bucket: str | None) -> str:
+    """The source: the export's resource id, else the container and folder."""
     name = config.exportName.strip() if config.exportName and config.exportName.strip() else None
     if config.resourceId and config.resourceId.strip():
         resource = _clean_path(config.resourceId).lower()
@@ -977,14 +1018,11 @@ def parse_azure_manifest(data: bytes | str, key: str, *, bucket: str | None = No
     else:
         raise InputError("no exportConfig.resourceId, and no bucket and date-range folder to name the source",
                          file=key, field="exportConfig.resourceId")
+    return source
 
-    if run is not None and run.runId and run.runId.strip():
-        version = _version(run.runId)
-    elif i is not None and len(segs) - i - 2 >= 1:
-        version = _version(segs[i + 1])
-    else:
-        version = _fallback_version(metadata, file=key, field="runInfo.runId")
 
+def _azure_files(m: AzureManifest, key: str) -> tuple[tuple[DeliveryFile, ...], int | None]:
+    """The blobs listed, checked against ``blobCount`` and ``dataRowCount``; the rows expected."""
     files = tuple(DeliveryFile(key=_clean_path(b.blobName), row_count=b.dataRowCount, byte_count=b.byteCount)
                   for b in m.blobs)
     _unique([f.key for f in files], key, "blobs")
@@ -996,13 +1034,7 @@ def parse_azure_manifest(data: bytes | str, key: str, *, bucket: str | None = No
         raise InputError(f"dataRowCount {m.dataRowCount} but the blobs add up to {listed}", file=key,
                          field="dataRowCount")
     expected = m.dataRowCount if m.dataRowCount is not None else listed
-    kind = config.type.strip() if config.type and config.type.strip() else None
-    produced = (_timestamp(run.submittedTime, file=key, field="runInfo.submittedTime")
-                if run is not None and run.submittedTime else _modified(metadata, file=key))
-    return Delivery(provider="azure", source=source, billing_period=period, version=version, files=files,
-                    complete=True, expected_rows=expected,
-                    cost_basis=AZURE_COST_BASIS.get(kind.lower()) if kind else None, layout="azure", bucket=bucket,
-                    export_type=kind, produced_at=produced)
+    return files, expected
 
 
 def parse_gcp_manifest(data: bytes | str, key: str, *, bucket: str | None = None,
@@ -1065,7 +1097,7 @@ def delivery_for_single_file(provider: str, bucket: str, key: str, generation_or
     if cloud == "aws":
         raise InputError("AWS billing exports always carry a manifest: trigger on the *-Manifest.json", file=key,
                          field="provider")
-    if cloud == "azure":
+    if cloud == AZURE:
         segs = key.split("/")
         i = _azure_range_index(segs)
         if i is None or i != len(segs) - 2 or name.lower() == "manifest.json":
@@ -1073,7 +1105,7 @@ def delivery_for_single_file(provider: str, bucket: str, key: str, generation_or
                              "partitioned exports are read from their manifest.json", file=key)
         period = _range_period(segs[i], file=key, inclusive_end=True)
         root, export = "/".join(segs[: i - 1]), segs[i - 1]
-        return Delivery(provider="azure", source=_azure_legacy_source(bucket, root, export), billing_period=period,
+        return Delivery(provider=AZURE, source=_azure_legacy_source(bucket, root, export), billing_period=period,
                         version=f"{name}@{_etag(generation_or_etag, file=key)}", files=(DeliveryFile(key=key),),
                         complete=True, layout="azure_legacy", bucket=bucket)
     if _gcp_layout(key) is not None:

@@ -23,10 +23,8 @@ MONEY = pa.decimal128(PRECISION, SCALE)
 TIMESTAMP = pa.timestamp("s", tz="UTC")
 TAGS = pa.map_(pa.string(), pa.string())
 
-#: Cloud codes used by burnguard (``x_Cloud``); FOCUS ``ProviderName`` keeps the provider's own words.
-AWS, GCP, AZURE, OTHER = "aws", "gcp", "azure", "other"
-CLOUDS = (AWS, GCP, AZURE)
-
+#: ``x_Cloud`` holds the cloud ids of :mod:`burnguard.core.clouds`; FOCUS ``ProviderName`` keeps
+#: the provider's own words.
 FIELDS: list[pa.Field] = [
     pa.field("ProviderName", pa.string()),
     pa.field("BillingAccountId", pa.string()),

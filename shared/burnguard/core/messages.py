@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 from pyarrow import ipc
 from pydantic import BaseModel, ConfigDict, Field
 
+from burnguard.core.columnar import currency_sums
 from burnguard.core.errors import InputError
 from burnguard.core.lineitem import SCHEMA
 
@@ -117,16 +118,9 @@ def chunk_id(delivery_id: str, file_key: str, index: int) -> str:
 
 def totals_of(table: pa.Table) -> Totals:
     """Exact per-currency sums of a line item table."""
-    if table.num_rows == 0:
-        return Totals(rows=0)
-    grouped = table.group_by("BillingCurrency").aggregate([("BilledCost", "sum"), ("EffectiveCost", "sum")])
-    billed: dict[str, Decimal] = {}
-    effective: dict[str, Decimal] = {}
-    for cur, b, e in zip(grouped.column("BillingCurrency").to_pylist(), grouped.column("BilledCost_sum").to_pylist(),
-                         grouped.column("EffectiveCost_sum").to_pylist(), strict=True):
-        billed[cur] = b or Decimal(0)
-        effective[cur] = e or Decimal(0)
-    return Totals(rows=table.num_rows, billed=billed, effective=effective)
+    sums = currency_sums(table)
+    return Totals(rows=table.num_rows, billed={s.currency: s.billed for s in sums},
+                  effective={s.currency: s.effective for s in sums})
 
 
 def add_totals(a: Totals, b: Totals) -> Totals:

@@ -60,7 +60,7 @@ import re
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
@@ -85,31 +85,44 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.error import Mark, MarkedYAMLError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from burnguard.core.actions import ACTIONS
 from burnguard.core.budget import plain_decimal
+from burnguard.core.clouds import AZURE, CLOUDS, Cloud
 from burnguard.core.errors import InputError
 from burnguard.core.money import Money, NumberError, parse_amount
+from burnguard.core.periods import Period, PeriodField, parse_period
 from burnguard.core.tags import MAX_KEY_LENGTH, MAX_VALUE_LENGTH, tag_value
 from burnguard.core.timeparse import require_utc
 
 if TYPE_CHECKING:
     from burnguard.core.budget import BudgetAlert
 
-CLOUDS: tuple[str, ...] = ("aws", "gcp", "azure")
-Cloud = Literal["aws", "gcp", "azure"]
-Action = Literal["notify", "stop"]
+
+
+def _known_action(value: object) -> str:
+    if isinstance(value, str) and value in ACTIONS:
+        return value
+    raise PydanticCustomError("action", "must be {choices}, got {got}",
+                              {"choices": ACTIONS.choices(), "got": repr(value)})
+
+
+#: An action name of :data:`burnguard.core.actions.ACTIONS` (``notify``, ``stop``, ...).
+Action = Annotated[
+    str,
+    PlainValidator(_known_action),
+    WithJsonSchema({"type": "string", "enum": list(ACTIONS.names())}),
+]
 CostBasis = Literal["effective", "billed"]
 
 DEFAULT_PROTECT_TAG = "burnguard:protect=true"
 #: ``at`` must be above 0 % and at most this many percent.
 MAX_PERCENT = Decimal(1000)
-MAX_ROLLING_DAYS = 366
 MAX_WINDOW_HOURS = 168
 
 _KEBAB = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 _CHANNEL = r"^(#[a-z0-9][a-z0-9_-]{0,79}|[CG][A-Z0-9]{2,})$"
 _USER = r"^[UW][A-Z0-9]{2,}$"
 _CURRENCY = r"^[A-Z]{3}$"
-_PERIOD = re.compile(r"^rolling:([1-9][0-9]*)([dh])$")
 _PERCENT_TEXT = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*%\s*$")
 _MONEY_TEXT = re.compile(
     r"^\s*(?:(?P<a>[0-9][0-9_,]*(?:\.[0-9]+)?)\s*(?P<c>[A-Za-z]{3})|(?P<c2>[A-Za-z]{3})\s*(?P<a2>[0-9][0-9_,]*(?:\.[0-9]+)?))\s*$"
@@ -261,71 +274,6 @@ ProtectTag = Annotated[
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Period:
-    """``month`` and ``day`` are UTC calendar periods; ``rolling`` the last ``count`` days or hours."""
-
-    kind: Literal["month", "day", "rolling"]
-    count: int = 0
-    unit: Literal["d", "h", ""] = ""
-
-    def __str__(self) -> str:
-        return self.kind if self.kind != "rolling" else f"rolling:{self.count}{self.unit}"
-
-    @property
-    def length(self) -> timedelta | None:
-        """Length of a rolling window (``None`` for calendar periods, whose length varies)."""
-        if self.kind != "rolling":
-            return None
-        return timedelta(days=self.count) if self.unit == "d" else timedelta(hours=self.count)
-
-    def window(self, now: datetime) -> tuple[datetime, datetime]:
-        """``(start, end)`` in UTC of the period holding ``now``; ``end`` is exclusive.
-
-        A rolling window ends at ``now``.
-        """
-        now = require_utc(now)
-        if self.kind == "month":
-            start = datetime(now.year, now.month, 1, tzinfo=UTC)
-            end = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
-            return start, end
-        if self.kind == "day":
-            start = datetime(now.year, now.month, now.day, tzinfo=UTC)
-            return start, start + timedelta(days=1)
-        length = self.length
-        assert length is not None
-        return now - length, now
-
-
-def parse_period(text: object) -> Period:
-    if isinstance(text, Period):
-        return text
-    if isinstance(text, str):
-        s = text.strip()
-        if s in ("month", "day"):
-            return Period(s)  # type: ignore[arg-type]
-        m = _PERIOD.match(s)
-        if m:
-            count, unit = int(m.group(1)), m.group(2)
-            hours = count * 24 if unit == "d" else count
-            if hours > MAX_ROLLING_DAYS * 24:
-                raise PydanticCustomError(
-                    "period", "a rolling window is at most {days} days, got {got}",
-                    {"days": MAX_ROLLING_DAYS, "got": repr(text)},
-                )
-            return Period("rolling", count, unit)  # type: ignore[arg-type]
-    raise PydanticCustomError(
-        "period", 'must be "month", "day", "rolling:<N>d" or "rolling:<N>h", got {got}', {"got": repr(text)}
-    )
-
-
-PeriodField = Annotated[
-    Period,
-    PlainValidator(parse_period),
-    PlainSerializer(str, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": r"^(month|day|rolling:[1-9][0-9]*[dh])$",
-                    "description": "month | day (UTC calendar) | rolling:<N>d | rolling:<N>h"}),
-]
 
 
 # --------------------------------------------------------------------------- small value types
@@ -515,7 +463,7 @@ class BudgetNotifications(_Model):
         with an ``account`` also requires the alert's account (case-insensitively for Azure ids).
         """
         for ref in self.refs(alert.provider):
-            if alert.provider == "azure":
+            if alert.provider == AZURE:
                 names = {alert.budget_name.casefold(), (alert.budget_id or "").casefold()}
                 hit = ref.name.casefold() in names
                 same_account = ref.account is None or ref.account.casefold() == (alert.account or "").casefold()
@@ -559,6 +507,12 @@ def _non_gpu_stops(
     )]
 
 
+def _touches_instances(raw: object) -> bool:
+    """Whether a raw ``actions`` list names an action on instances (``stop``)."""
+    return isinstance(raw, list) and any(a in ACTIONS and ACTIONS[a].touches_instances
+                                         for a in raw if isinstance(a, str))
+
+
 def _raw_cross_issues(data: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
     """The policy-wide rules, checked on the raw data when the models did not validate (the
     model checks them only once every guardrail is valid), so that all errors come at once."""
@@ -574,13 +528,11 @@ def _raw_cross_issues(data: dict[str, Any]) -> list[tuple[tuple[str | int, ...],
             for field in ("thresholds", "forecast_thresholds"):
                 entries = g.get(field)
                 for j, t in enumerate(entries if isinstance(entries, list) else []):
-                    if isinstance(t, dict) and isinstance(t.get("actions"), list) and "stop" in t["actions"]:
+                    if isinstance(t, dict) and _touches_instances(t.get("actions")):
                         stops.append(f"guardrails[{i}].{field}[{j}]")
             for field, keys in (("burn_rate", ("actions",)), ("budget_notifications", ("actions", "forecast_actions"))):
                 part = g.get(field)
-                if isinstance(part, dict) and any(
-                    isinstance(part.get(k), list) and "stop" in part[k] for k in keys
-                ):
+                if isinstance(part, dict) and any(_touches_instances(part.get(k)) for k in keys):
                     stops.append(f"guardrails[{i}].{field}")
         out += _non_gpu_stops(safety.get("gpu_only", True), safety.get("allow_non_gpu", False), stops)
     return out
@@ -599,7 +551,7 @@ class Guardrail(_Model):
     name: GuardrailName
     description: str | None = None
     scope: Scope
-    clouds: Annotated[tuple[Cloud, ...], Field(min_length=1), AfterValidator(_unique)] = ("aws", "gcp", "azure")
+    clouds: Annotated[tuple[Cloud, ...], Field(min_length=1), AfterValidator(_unique)] = CLOUDS
     period: PeriodField = Field(default=Period("month"), json_schema_extra={"default": "month"})
     budget: BudgetField | None = None
     cost: CostBasis = "effective"
@@ -635,12 +587,7 @@ class Guardrail(_Model):
                 ("forecast_thresholds",),
                 f"forecast thresholds project month-end spend and need period: month (this period is {self.period})",
             ))
-        for field in ("thresholds", "forecast_thresholds"):
-            seen: dict[Decimal, int] = {}
-            for i, threshold in enumerate(getattr(self, field)):
-                if threshold.at in seen:
-                    out.append(((field, i, "at"), f"{threshold.label} is already {field}[{seen[threshold.at]}]"))
-                seen.setdefault(threshold.at, i)
+        out += self._duplicate_thresholds()
         if self.budget_notifications:
             for cloud in CLOUDS:
                 if self.budget_notifications.refs(cloud) and cloud not in self.clouds:
@@ -648,6 +595,16 @@ class Guardrail(_Model):
                         "budget_notifications", cloud),
                         f"maps {cloud} budgets but clouds is [{', '.join(self.clouds)}]",
                     ))
+        return out
+
+    def _duplicate_thresholds(self) -> list[tuple[tuple[str | int, ...], str]]:
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        for field in ("thresholds", "forecast_thresholds"):
+            seen: dict[Decimal, int] = {}
+            for i, threshold in enumerate(getattr(self, field)):
+                if threshold.at in seen:
+                    out.append(((field, i, "at"), f"{threshold.label} is already {field}[{seen[threshold.at]}]"))
+                seen.setdefault(threshold.at, i)
         return out
 
     # ----- helpers for the evaluation
@@ -675,13 +632,16 @@ class Guardrail(_Model):
         return acts
 
     def stop_fields(self) -> list[str]:
-        """Where this guardrail asks for ``stop`` (field paths relative to the guardrail)."""
-        where = [f"thresholds[{i}]" for i, t in enumerate(self.thresholds) if "stop" in t.actions]
-        where += [f"forecast_thresholds[{i}]" for i, t in enumerate(self.forecast_thresholds) if "stop" in t.actions]
-        if self.burn_rate and "stop" in self.burn_rate.actions:
+        """Where this guardrail asks for an action on instances (``stop``): field paths
+        relative to the guardrail."""
+        def acts(actions: tuple[Action, ...]) -> bool:
+            return any(ACTIONS[a].touches_instances for a in actions)
+        where = [f"thresholds[{i}]" for i, t in enumerate(self.thresholds) if acts(t.actions)]
+        where += [f"forecast_thresholds[{i}]" for i, t in enumerate(self.forecast_thresholds) if acts(t.actions)]
+        if self.burn_rate and acts(self.burn_rate.actions):
             where.append("burn_rate")
         bn = self.budget_notifications
-        if bn and ("stop" in bn.actions or "stop" in bn.forecast_actions):
+        if bn and (acts(bn.actions) or acts(bn.forecast_actions)):
             where.append("budget_notifications")
         return where
 
@@ -759,10 +719,11 @@ class Policy(_Model):
         stops = [f"guardrails[{i}].{f}" for i, g in enumerate(self.guardrails) for f in g.stop_fields()]
         out += _non_gpu_stops(self.safety.gpu_only, self.safety.allow_non_gpu, stops)
         for i, g in enumerate(self.guardrails):
-            if "notify" in g.all_actions() and not (g.notify_channel or self.slack.channel):
-                out.append((
-                    ("guardrails", i, "notify_channel"), "notify needs a Slack channel: set slack.channel or this"
-                ))
+            for name in sorted(a for a in g.all_actions() if ACTIONS[a].needs_channel):
+                if not (g.notify_channel or self.slack.channel):
+                    out.append((
+                        ("guardrails", i, "notify_channel"), f"{name} needs a Slack channel: set slack.channel or this"
+                    ))
         return out
 
     # ----- helpers

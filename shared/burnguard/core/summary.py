@@ -14,18 +14,10 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from burnguard.core.columnar import tag_counts, tag_entries
+from burnguard.core.columnar import currency_sums, tag_counts, tag_entries
 from burnguard.core.money import cents
 
 ZERO = Decimal(0)
-
-
-def _by_currency(table: pa.Table) -> list[tuple[str, int, Decimal | None, Decimal | None]]:
-    grouped = table.group_by("BillingCurrency").aggregate(
-        [([], "count_all"), ("BilledCost", "sum"), ("EffectiveCost", "sum")]
-    )
-    return list(zip(*(grouped.column(n).to_pylist() for n in
-                      ("BillingCurrency", "count_all", "BilledCost_sum", "EffectiveCost_sum")), strict=True))
 
 
 @dataclass
@@ -58,8 +50,8 @@ class Summary:
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
         self.rows += table.num_rows
-        for currency, count, billed, effective in _by_currency(table):
-            self.by_currency[currency].add(count, billed, effective)
+        for s in currency_sums(table):
+            self.by_currency[s.currency].add(s.rows, s.billed, s.effective)
         self._add_tags(table)
 
     def _add_tags(self, table: pa.Table) -> None:
@@ -67,8 +59,8 @@ class Summary:
         parents, keys, values = tag_entries(tags)
         untagged = pa.array(tag_counts(tags) == 0)
         if pc.any(untagged).as_py():
-            for currency, count, billed, effective in _by_currency(table.filter(untagged)):
-                self.untagged[currency].add(count, billed, effective)
+            for s in currency_sums(table.filter(untagged)):
+                self.untagged[s.currency].add(s.rows, s.billed, s.effective)
         if len(keys) == 0:
             return
         exploded = pa.table({

@@ -29,6 +29,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from burnguard.core.clouds import AZURE
+
 MAX_KEY_LENGTH = 512
 MAX_VALUE_LENGTH = 1024
 AWS_USER_PREFIX = "user:"
@@ -52,7 +54,7 @@ def normalize_key(cloud: str, key: str) -> str:
     if cloud == "aws":
         if k.startswith(AWS_USER_PREFIX):
             k = k[len(AWS_USER_PREFIX):].strip()
-    elif cloud == "azure":
+    elif cloud == AZURE:
         k = k.lower()
     return k
 

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from burnguard.core.accelerators import classify_instance_type
+from burnguard.core.clouds import AWS
 from burnguard.core.columnar import (
     TAG_LIST,
     dec_add,
@@ -37,7 +38,7 @@ from burnguard.core.columnar import (
     to_np,
 )
 from burnguard.core.errors import InputError
-from burnguard.core.lineitem import AWS, TAGS
+from burnguard.core.lineitem import TAGS
 from burnguard.core.tags import TagError, normalize_cur2_key, normalize_key, normalize_tags, parse_tag_object
 from burnguard.normalize.base import Batch, Format, Header, Plan, ReadContext, constant, lookup
 

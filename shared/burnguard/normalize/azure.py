@@ -95,9 +95,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from burnguard.core.accelerators import classify_instance_type, classify_sku
+from burnguard.core.clouds import AZURE
 from burnguard.core.columnar import dec_zero, map_distinct, tags_from_dicts, to_np
 from burnguard.core.errors import InputError
-from burnguard.core.lineitem import AZURE
 from burnguard.core.tags import TagError, normalize_tags
 from burnguard.normalize.base import Batch, Format, Header, Plan, ReadContext, constant, english_name, lookup
 

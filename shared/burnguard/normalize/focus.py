@@ -53,8 +53,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from burnguard.core.accelerators import classify_instance_type, classify_sku
+from burnguard.core.clouds import AWS, AZURE, GCP, OTHER
 from burnguard.core.columnar import BadValue, as_string, distinct_apply, map_distinct, to_np
-from burnguard.core.lineitem import AWS, AZURE, GCP, OTHER, TAGS
+from burnguard.core.lineitem import TAGS
 from burnguard.core.tags import (
     MAX_KEY_LENGTH,
     MAX_VALUE_LENGTH,

@@ -58,6 +58,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from burnguard.core.accelerators import classify_instance_type, classify_sku
+from burnguard.core.clouds import GCP
 from burnguard.core.columnar import (
     BadValue,
     as_string,
@@ -70,7 +71,7 @@ from burnguard.core.columnar import (
     to_timestamp,
 )
 from burnguard.core.errors import InputError
-from burnguard.core.lineitem import GCP, MONEY, TAGS, TIMESTAMP
+from burnguard.core.lineitem import MONEY, TAGS, TIMESTAMP
 from burnguard.core.money import PRECISION, SCALE, NumberError, parse_decimal
 from burnguard.core.tags import MAX_KEY_LENGTH, MAX_VALUE_LENGTH, parse_label_list
 from burnguard.normalize.base import Batch, Format, Header, Plan, ReadContext, constant, lookup

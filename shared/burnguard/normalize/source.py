@@ -202,36 +202,9 @@ def open_source(stream: IO[bytes], name: str, path: str | Path | None = None) ->
     """
     magic = _read_raw(stream, 4)
     if magic.startswith(GZIP_MAGIC):
-        consumed, head = _gzip_head(PrefixedStream(magic, stream), name)  # type: ignore[arg-type]
-        container = _container(head, name)
-        if container == "parquet":
-            raise InputError("gzip-compressed Parquet is not a format any cloud exports", file=name)
-        rest = PrefixedStream(consumed, stream)
-
-        def native() -> pa.NativeFile:
-            if _isal_threaded is not None:
-                # ISA-L decodes in its own thread (no GIL), about 3x faster than zlib.
-                source: Any = str(path) if path is not None else rest
-                decoded: IO[bytes] = _isal_threaded.open(source, "rb", threads=1)  # type: ignore[no-untyped-call]
-                return pa.PythonFile(_Guarded(decoded, name), mode="r")
-            raw = pa.OSFile(str(path)) if path is not None else pa.PythonFile(rest, mode="r")
-            return pa.CompressedInputStream(raw, "gzip")
-
-        return Opened(container, "gzip", name, head, native)
+        return _open_gzip(magic, stream, name, path)
     if magic.startswith(ZIP_MAGIC):
-        spooled = _spool(PrefixedStream(magic, stream))  # type: ignore[arg-type]
-        try:
-            archive = zipfile.ZipFile(spooled)
-            members = [m for m in archive.infolist() if not m.is_dir()]
-        except zipfile.BadZipFile as exc:
-            raise InputError(f"zip archive is corrupt ({exc})", file=name) from None
-        if len(members) != 1:
-            raise InputError(f"zip archive holds {len(members)} files; a CUR zip holds exactly one", file=name)
-        member = archive.open(members[0])
-        head = member.read(HEAD_BYTES)
-        container = _container(head, name)
-        return Opened(container, "zip", name, head, python_stream=PrefixedStream(head, member),  # type: ignore[arg-type]
-                      _closers=[member.close, spooled.close])
+        return _open_zip(magic, stream, name)
     head = magic + _read_raw(stream, HEAD_BYTES)
     while not _header_complete(head) and len(head) < MAX_HEADER_BYTES:
         more = _read_raw(stream, RAW_CHUNK)
@@ -247,6 +220,41 @@ def open_source(stream: IO[bytes], name: str, path: str | Path | None = None) ->
     if path is not None:
         return Opened(container, None, name, head, lambda: pa.OSFile(str(path)))
     return Opened(container, None, name, head, python_stream=PrefixedStream(head, stream))  # type: ignore[arg-type]
+
+
+def _open_gzip(magic: bytes, stream: IO[bytes], name: str, path: str | Path | None) -> Opened:
+    consumed, head = _gzip_head(PrefixedStream(magic, stream), name)  # type: ignore[arg-type]
+    container = _container(head, name)
+    if container == "parquet":
+        raise InputError("gzip-compressed Parquet is not a format any cloud exports", file=name)
+    rest = PrefixedStream(consumed, stream)
+
+    def native() -> pa.NativeFile:
+        if _isal_threaded is not None:
+            # ISA-L decodes in its own thread (no GIL), about 3x faster than zlib.
+            source: Any = str(path) if path is not None else rest
+            decoded: IO[bytes] = _isal_threaded.open(source, "rb", threads=1)  # type: ignore[no-untyped-call]
+            return pa.PythonFile(_Guarded(decoded, name), mode="r")
+        raw = pa.OSFile(str(path)) if path is not None else pa.PythonFile(rest, mode="r")
+        return pa.CompressedInputStream(raw, "gzip")
+
+    return Opened(container, "gzip", name, head, native)
+
+
+def _open_zip(magic: bytes, stream: IO[bytes], name: str) -> Opened:
+    spooled = _spool(PrefixedStream(magic, stream))  # type: ignore[arg-type]
+    try:
+        archive = zipfile.ZipFile(spooled)
+        members = [m for m in archive.infolist() if not m.is_dir()]
+    except zipfile.BadZipFile as exc:
+        raise InputError(f"zip archive is corrupt ({exc})", file=name) from None
+    if len(members) != 1:
+        raise InputError(f"zip archive holds {len(members)} files; a CUR zip holds exactly one", file=name)
+    member = archive.open(members[0])
+    head = member.read(HEAD_BYTES)
+    container = _container(head, name)
+    return Opened(container, "zip", name, head, python_stream=PrefixedStream(head, member),  # type: ignore[arg-type]
+                  _closers=[member.close, spooled.close])
 
 
 def parse_csv_header(head: bytes, name: str) -> tuple[list[str], int | None]:

@@ -21,15 +21,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from burnguard.core.clouds import cloud_name
 from burnguard.core.money import Money, cents
+from burnguard.rules.actions import SkipCode
 
 if TYPE_CHECKING:
     from burnguard.core.instances import Instance
     from burnguard.core.ledger import ResourceRow, SpendRow, StopRecord
+    from burnguard.core.reports import GuardrailStatus, SpendReport
     from burnguard.rules.decisions import Decision
-    from burnguard.services.guardrail import ExecutionReport, ResumeReport
-    from burnguard.services.queries import SpendReport
-    from burnguard.services.status import GuardrailStatus
+    from burnguard.rules.registry import Outcome, ResumeOutcome
 
 Block = dict[str, Any]
 
@@ -42,7 +43,6 @@ MAX_BLOCKS = 50
 #: lines listed in one section before "… and N more"
 MAX_LINES = 10
 
-CLOUD_NAMES = {"aws": "AWS", "gcp": "Google Cloud", "azure": "Azure", "other": "other"}
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
@@ -112,10 +112,6 @@ def amount(m: Money | None) -> str:
 
 def dec_amount(value: Decimal, currency: str) -> str:
     return f"{cents(value):,} {currency}"
-
-
-def cloud_name(cloud: str) -> str:
-    return CLOUD_NAMES.get(cloud, cloud)
 
 
 def who(actor: str) -> str:
@@ -222,7 +218,7 @@ def _decision_fields(d: Decision) -> list[tuple[str, str]]:
     return pairs
 
 
-def decision_blocks(report: ExecutionReport, top: Sequence[ResourceRow] = (),
+def decision_blocks(report: Outcome, top: Sequence[ResourceRow] = (),
                     per_cloud: Mapping[str, Decimal] | None = None) -> list[Block]:
     """A crossing (threshold, forecast, burn rate, native budget alert) and, when the
     guardrail acted on it, the stop: which instances on which cloud, dry-run or done, the
@@ -255,7 +251,7 @@ def decision_blocks(report: ExecutionReport, top: Sequence[ResourceRow] = (),
     return finish(blocks)
 
 
-def stop_blocks(report: ExecutionReport) -> list[Block]:
+def stop_blocks(report: Outcome) -> list[Block]:
     """The stop part of a decision's message (empty when nothing was, or would be, stopped)."""
     d = report.decision
     out: list[Block] = []
@@ -275,13 +271,13 @@ def stop_blocks(report: ExecutionReport) -> list[Block]:
     elif "stop" in d.actions:
         out.append(section("No instance to stop in scope"
                            + (f" ({len(report.skipped)} skipped)" if report.skipped else "") + "."))
-    protected = [s.instance for s in report.skipped if "protected" in s.reason]
+    protected = [s.instance for s in report.skipped if s.code is SkipCode.PROTECTED]
     if protected:
         out.append(context("Protected, left running: " + ", ".join(code(i.name or i.instance_id) for i in protected)))
     return out
 
 
-def failure_blocks(report: ExecutionReport) -> list[Block]:
+def failure_blocks(report: Outcome) -> list[Block]:
     """What could not be stopped, and why (one line per instance, the cloud's own words)."""
     d = report.decision
     return finish([
@@ -293,7 +289,7 @@ def failure_blocks(report: ExecutionReport) -> list[Block]:
     ])
 
 
-def resume_blocks(report: ResumeReport, actor: str) -> list[Block]:
+def resume_blocks(report: ResumeOutcome, actor: str) -> list[Block]:
     lines = [f"{cloud_name(r.cloud)} {code(r.name or r.instance_id)} {escape(r.instance_type)}" for r in report.started]
     failed = [f"{cloud_name(r.cloud)} {code(r.name or r.instance_id)}: {escape(reason)}" for r, reason in report.failed]
     blocks = [

@@ -9,19 +9,20 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from burnguard.core.clouds import cloud_name
 from burnguard.core.ledger import ResourceRow, Window
 from burnguard.core.money import Money, cents
 from burnguard.notify.blocks import decision_blocks, failure_blocks, resume_blocks
 from burnguard.ports.ledger import ContextView
 from burnguard.ports.notify import Notification
+from burnguard.rules.actions import SkipCode
 
 if TYPE_CHECKING:
     from burnguard.core.policy import Policy
     from burnguard.rules.decisions import Decision
-    from burnguard.services.guardrail import ExecutionReport, ResumeReport
+    from burnguard.rules.registry import Outcome, ResumeOutcome
 
 TOP = 5
-CLOUD_NAMES = {"aws": "AWS", "gcp": "Google Cloud", "azure": "Azure", "other": "other"}
 
 
 def money(m: Money | None) -> str:
@@ -61,10 +62,26 @@ def headline(decision: Decision) -> str:
     return f"{decision.guardrail}: native budget alert ({decision.label}) for {scope}"
 
 
-def render_decision(report: ExecutionReport, policy: Policy, view: ContextView | None = None) -> Notification:
+def render_decision(report: Outcome, policy: Policy, view: ContextView | None = None) -> Notification:
     d = report.decision
     guardrail = policy.guardrail(d.guardrail)
-    lines = [headline(d)]
+    lines = [headline(d), *_spend_lines(d)]
+    top, per_cloud = context(d, view)
+    if per_cloud:
+        lines.append("Per cloud: " + ", ".join(f"{cloud_name(c)} {cents(a):,}" for c, a in
+                                                sorted(per_cloud.items(), key=lambda kv: -kv[1])))
+    if top:
+        lines.append("Top resources: " + "; ".join(
+            f"{r.resource_id} ({r.instance_type or r.cloud}) {cents(r.amount):,} {r.currency}" for r in top))
+    lines += _stop_lines(report)
+    kind = "stop" if report.stopped else d.kind
+    return Notification(policy.channel_for(guardrail), "\n".join(lines), decision_blocks(report, top, per_cloud),
+                        kind=kind)
+
+
+def _spend_lines(d: Decision) -> list[str]:
+    """What was crossed: spend against the budget, the burn rate, the native alert."""
+    lines = []
     if d.kind in ("threshold", "forecast", "native-budget"):
         used = f" ({d.percent_used}% used)" if d.percent_used is not None else ""
         lines.append(f"Spend {money(d.spend)} of {money(d.budget)}{used}, period {d.period}")
@@ -77,17 +94,17 @@ def render_decision(report: ExecutionReport, policy: Policy, view: ContextView |
     if d.alert is not None:
         lines.append(f"From {d.alert.provider.upper()} budget {d.alert.budget_name!r}"
                      + (f" (account {d.alert.account})" if d.alert.account else ""))
-    top, per_cloud = context(d, view)
-    if per_cloud:
-        lines.append("Per cloud: " + ", ".join(f"{CLOUD_NAMES.get(c, c)} {cents(a):,}" for c, a in
-                                                sorted(per_cloud.items(), key=lambda kv: -kv[1])))
-    if top:
-        lines.append("Top resources: " + "; ".join(
-            f"{r.resource_id} ({r.instance_type or r.cloud}) {cents(r.amount):,} {r.currency}" for r in top))
+    return lines
+
+
+def _stop_lines(report: Outcome) -> list[str]:
+    """What the stop action did: stopped (or would have), nothing to stop, where it cannot."""
+    d = report.decision
+    lines = []
     if report.stopped:
         verb = "Would stop (dry-run)" if report.dry_run else "Stopped"
         lines.append(f"{verb} {len(report.stopped)} GPU instance(s): " + ", ".join(
-            f"{CLOUD_NAMES.get(i.cloud, i.cloud)} {i.name or i.instance_id} ({i.instance_type})"
+            f"{cloud_name(i.cloud)} {i.name or i.instance_id} ({i.instance_type})"
             for i in report.stopped))
         saving = report.hourly_saving
         if saving is not None:
@@ -97,18 +114,16 @@ def render_decision(report: ExecutionReport, policy: Policy, view: ContextView |
     elif "stop" in d.actions:
         lines.append("No instance to stop in scope" + (f" ({len(report.skipped)} skipped)" if report.skipped else ""))
     if "stop" in d.actions and report.uncontrolled:
-        lines.append("Cannot stop on " + ", ".join(CLOUD_NAMES.get(c, c) for c in report.uncontrolled)
+        lines.append("Cannot stop on " + ", ".join(cloud_name(c) for c in report.uncontrolled)
                      + ": no instance controller configured in this deployment")
-    protected = [s for s in report.skipped if "protected" in s.reason]
+    protected = [s for s in report.skipped if s.code is SkipCode.PROTECTED]
     if protected:
         lines.append("Protected, left running: " + ", ".join(s.instance.name or s.instance.instance_id
                                                              for s in protected))
-    kind = "stop" if report.stopped else d.kind
-    return Notification(policy.channel_for(guardrail), "\n".join(lines), decision_blocks(report, top, per_cloud),
-                        kind=kind)
+    return lines
 
 
-def render_failures(report: ExecutionReport, policy: Policy) -> Notification:
+def render_failures(report: Outcome, policy: Policy) -> Notification:
     d = report.decision
     lines = [f"{d.guardrail}: could not stop {len(report.failed)} instance(s) for {d.scope}"]
     lines += [f"- {i.cloud} {i.name or i.instance_id}: {reason}" for i, reason in report.failed]
@@ -117,7 +132,7 @@ def render_failures(report: ExecutionReport, policy: Policy) -> Notification:
                         kind="failure")
 
 
-def render_resume(report: ResumeReport, policy: Policy, actor: str) -> Notification:
+def render_resume(report: ResumeOutcome, policy: Policy, actor: str) -> Notification:
     lines = [f"{report.guardrail}: {actor} resumed {len(report.started)} instance(s)"]
     lines += [f"- {r.cloud} {r.name or r.instance_id} ({r.instance_type})" for r in report.started]
     lines += [f"- FAILED {r.cloud} {r.name or r.instance_id}: {reason}" for r, reason in report.failed]

@@ -1,8 +1,19 @@
 """The ledger port: what the guardrail remembers, and the questions it answers.
 
-Adapters: SQLite (``burnguard.adapters.local.ledger``, the embedded default) and Firestore
-(``burnguard.adapters.gcp``). Both pass the same contract suite (``tests/contract``). The
-semantics it carries (deliveries are snapshots, at-least-once) are in :mod:`burnguard.core.ledger`."""
+Split by concern, so that an adapter is written (and a caller depends on) one part at a time:
+
+* :class:`SpendFacts`: deliveries and their chunks in, the counted snapshot switched atomically;
+* :class:`SpendQueries`: spend per scope, day, hour, resource, service, tag value;
+* :class:`OnceOnly`: idempotency and replay (a key claimed once: crossings, slash commands,
+  Slack signatures);
+* :class:`AlertState`: what was announced (the edge-triggering of alerts);
+* :class:`AuditLog`: every decision, action, command;
+* :class:`StopLog`: stops (to resume them) and snoozes.
+
+:class:`Ledger` is their union. Adapters: SQLite (``burnguard.adapters.local.ledger``, the
+embedded default) and Firestore (``burnguard.adapters.gcp``). Every adapter passes the same
+contract suite (``tests/contract``, which calls every method). The semantics it carries
+(deliveries are snapshots, at-least-once) are in :mod:`burnguard.core.ledger`."""
 
 from __future__ import annotations
 
@@ -27,8 +38,9 @@ from burnguard.core.ledger import (
 from burnguard.core.messages import DeliveryRef, DeliverySummary, Totals
 
 
-class Ledger(Protocol):
-    # -- ingestion ----------------------------------------------------------------------
+class SpendFacts(Protocol):
+    """Spend facts in: a delivery's chunks and summary; the counted snapshot of each slice."""
+
     def add_chunk(self, chunk_id: str, delivery: DeliveryRef, declared: Totals, facts: Facts,
                   received_at: datetime) -> bool:
         """Store a chunk's aggregates; ``False`` if that chunk id was already stored."""
@@ -45,7 +57,10 @@ class Ledger(Protocol):
 
     def deliveries(self, *, include_superseded: bool = False) -> list[DeliveryStatus]: ...
 
-    # -- questions ------------------------------------------------------------------------
+
+class SpendQueries(Protocol):
+    """Questions on the counted spend."""
+
     def spend(self, scope: Scope, window: Window, *, basis: CostBasis = "effective",
               clouds: Sequence[str] | None = None) -> list[SpendRow]:
         """Spend per scope value (one row per value and currency; GPU part alongside)."""
@@ -73,21 +88,43 @@ class Ledger(Protocol):
         """End of the latest hour of counted usage data (the ledger's "now" of data)."""
         ...
 
-    # -- alert state, audit, stops, snoozes -------------------------------------------------
+
+class SpendStore(SpendFacts, SpendQueries, Protocol):
+    """Spend facts and deliveries, and the questions on them."""
+
+
+class OnceOnly(Protocol):
+    """Idempotency and replay protection: a key is claimed once, atomically, across instances."""
+
     def announce(self, key: str, at: datetime, details: Mapping[str, Any]) -> bool:
-        """Record an announcement (a threshold crossing, a native alert); ``False`` if that
-        key was announced before. Edge-triggering rests on this."""
+        """Record an announcement (a threshold crossing, a native alert, a slash command, a
+        Slack signature); ``False`` if that key was announced before. Edge-triggering rests on
+        this."""
         ...
+
+
+class AlertState(OnceOnly, Protocol):
+    """What was announced, by key prefix (``threshold|<guardrail>|<scope>|<period>|``)."""
 
     def announced(self, prefix: str) -> dict[str, datetime]: ...
 
+
+class AuditLog(Protocol):
     def audit(self, event: AuditEvent) -> None: ...
 
-    def audit_log(self, *, limit: int = 100, guardrail: str | None = None) -> list[AuditEvent]: ...
+    def audit_log(self, *, limit: int = 100, guardrail: str | None = None) -> list[AuditEvent]:
+        """The latest events first; of one guardrail when given."""
+        ...
+
+
+class StopLog(Protocol):
+    """The instances the guardrail stopped (to resume them) and the guardrails snoozed."""
 
     def record_stop(self, record: StopRecord) -> None: ...
 
-    def stops(self, guardrail: str | None = None, *, active_only: bool = True) -> list[StopRecord]: ...
+    def stops(self, guardrail: str | None = None, *, active_only: bool = True) -> list[StopRecord]:
+        """Stops in order of time; ``active_only``: not dry-run and not yet resumed."""
+        ...
 
     def mark_resumed(self, guardrail: str, cloud: str, instance_id: str, at: datetime) -> None: ...
 
@@ -95,6 +132,9 @@ class Ledger(Protocol):
 
     def snoozed_until(self, guardrail: str) -> datetime | None: ...
 
+
+class Ledger(SpendStore, AlertState, AuditLog, StopLog, Protocol):
+    """Everything the guardrail remembers: the union of the concerns above."""
 
 
 class LedgerView(Protocol):
@@ -111,7 +151,6 @@ class LedgerView(Protocol):
     def announced(self, prefix: str) -> dict[str, datetime]: ...
 
     def snoozed_until(self, guardrail: str) -> datetime | None: ...
-
 
 
 class ContextView(Protocol):

@@ -18,6 +18,7 @@ from typing import Literal
 from burnguard.core.budget import BudgetAlert
 from burnguard.core.ledger import Scope, Window
 from burnguard.core.money import Money
+from burnguard.core.periods import period_days
 from burnguard.core.policy import Guardrail, Policy, project_period_end
 from burnguard.ports.ledger import LedgerView
 
@@ -58,17 +59,8 @@ def announce_key(kind: str, guardrail: str, scope: Scope, period: str, label: st
 
 
 def period_window(g: Guardrail, now: datetime) -> tuple[datetime, datetime, Window, str]:
-    start, end = g.period_window(now)
-    if g.period.kind == "month":
-        key = start.strftime("%Y-%m")
-        return start, end, Window(start.date(), end.date(), (key,)), key
-    if g.period.kind == "day":
-        key = start.strftime("%Y-%m-%d")
-        return start, end, Window(start.date(), end.date()), key
-    # Rolling windows count whole days of data (line items are hourly or daily).
-    first = start.date()
-    last = end.date() + timedelta(days=1)
-    return start, end, Window(first, last), f"{g.period}@{now.strftime('%Y-%m-%d')}"
+    """The guardrail's period holding ``now`` (see :func:`burnguard.core.periods.period_days`)."""
+    return period_days(g.period, now)
 
 
 def evaluate(policy: Policy, view: LedgerView, now: datetime, *, wall: datetime | None = None) -> list[Decision]:

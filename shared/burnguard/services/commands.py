@@ -38,13 +38,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from burnguard.core.clouds import cloud_name
 from burnguard.core.errors import InputError
 from burnguard.core.ledger import AuditEvent, ResourceRow, Scope, StopRecord
 from burnguard.core.money import cents
 from burnguard.core.policy import Guardrail, Policy
 from burnguard.notify.blocks import (
     Block,
-    cloud_name,
     code,
     escape,
     message_blocks,
@@ -226,32 +226,10 @@ class SlashCommands:
         return SlashAnswer(escape(report.text()), spend_blocks(report))
 
     def _top(self, cmd: Command, request: CommandRequest) -> SlashAnswer:
-        from burnguard.services.queries import parse_period, parse_scope
+        from burnguard.services.queries import parse_period
 
         usage = USAGE["top"][0]
-        limit, key, scope, period = DEFAULT_TOP, None, None, None
-        args = list(cmd.args)
-        while args:
-            word = args.pop(0)
-            if word.isdigit():
-                limit = int(word)
-                if not 1 <= limit <= MAX_TOP:
-                    raise CommandError(f"N is between 1 and {MAX_TOP}, not {word}.", usage)
-            elif word.lower() == "by":
-                if not args or "=" in args[0]:
-                    raise CommandError("`by` needs a tag key, like `by team`.", usage)
-                key = args.pop(0)
-            elif "=" in word:
-                try:
-                    scope = parse_scope(word)
-                except InputError as exc:
-                    raise CommandError(_sentence(exc.reason), usage) from None
-            elif period is None:
-                period = word
-            else:
-                raise CommandError(f"`{word[:40]}`: one period only (or did you mean `by {word[:40]}`?).", usage)
-        if key is not None and scope is not None:
-            raise CommandError("Give a tag or `by <key>`, not both.", usage)
+        limit, key, scope, period = _top_args(list(cmd.args), usage)
         try:
             window, label = parse_period(period, request.judged_at)
         except InputError as exc:
@@ -456,3 +434,32 @@ __all__ = [
     "parse_command",
     "parse_duration",
 ]
+
+
+def _top_args(args: list[str], usage: str) -> tuple[int, str | None, Scope | None, str | None]:
+    """``/burnguard top [N] [key=value | by <key>] [period]``: (limit, key, scope, period)."""
+    from burnguard.services.queries import parse_scope
+
+    limit, key, scope, period = DEFAULT_TOP, None, None, None
+    while args:
+        word = args.pop(0)
+        if word.isdigit():
+            limit = int(word)
+            if not 1 <= limit <= MAX_TOP:
+                raise CommandError(f"N is between 1 and {MAX_TOP}, not {word}.", usage)
+        elif word.lower() == "by":
+            if not args or "=" in args[0]:
+                raise CommandError("`by` needs a tag key, like `by team`.", usage)
+            key = args.pop(0)
+        elif "=" in word:
+            try:
+                scope = parse_scope(word)
+            except InputError as exc:
+                raise CommandError(_sentence(exc.reason), usage) from None
+        elif period is None:
+            period = word
+        else:
+            raise CommandError(f"`{word[:40]}`: one period only (or did you mean `by {word[:40]}`?).", usage)
+    if key is not None and scope is not None:
+        raise CommandError("Give a tag or `by <key>`, not both.", usage)
+    return limit, key, scope, period

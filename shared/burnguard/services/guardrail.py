@@ -19,13 +19,14 @@ from burnguard.core.instances import Instance
 from burnguard.core.ledger import AuditEvent, Completion, StopRecord
 from burnguard.core.messages import BUDGET_ALERT, DELIVERY_SUMMARY, LINE_ITEMS, Message
 from burnguard.core.money import Money
-from burnguard.core.policy import Policy
+from burnguard.core.policy import Policy, Safety
 from burnguard.notify.content import render_decision, render_failures, render_resume
 from burnguard.ports.instances import ActionError, InstanceController
-from burnguard.ports.ledger import Ledger
+from burnguard.ports.ledger import Ledger, StopLog
 from burnguard.ports.notify import Notification, Notifier, NotifyError
-from burnguard.rules.actions import Skipped, select_for_stop
+from burnguard.rules.actions import FailCode, Reason, Skipped
 from burnguard.rules.decisions import Decision, decide_budget_alert, evaluate
+from burnguard.rules.registry import actions
 from burnguard.services.record import record_message
 
 
@@ -64,6 +65,39 @@ class ResumeReport:
     guardrail: str
     started: list[StopRecord] = field(default_factory=list)
     failed: list[tuple[StopRecord, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Run:
+    """One decision being executed: what :mod:`burnguard.rules.registry`'s executors may use
+    (the ports of the service) and the report they fill."""
+
+    service: GuardrailService
+    decision: Decision
+    report: ExecutionReport
+    now: datetime
+    budget: int
+
+    @property
+    def safety(self) -> Safety:
+        return self.service.policy.safety
+
+    @property
+    def controllers(self) -> Mapping[str, InstanceController]:
+        return self.service.controllers
+
+    @property
+    def stop_log(self) -> StopLog:
+        return self.service.ledger
+
+    def clouds(self) -> tuple[str, ...]:
+        return tuple(self.service.policy.guardrail(self.decision.guardrail).clouds)
+
+    def audit(self, action: str, outcome: str, details: Mapping[str, object]) -> None:
+        self.service._audit("action", "guardrail", outcome, self.decision, {"action": action, **details})
+
+    def announce(self) -> None:
+        self.service._notify(self.report)
 
 
 class GuardrailService:
@@ -141,48 +175,10 @@ class GuardrailService:
         self._audit("decision", "guardrail", "ok", decision, {
             "kind": decision.kind, "label": decision.label, "actions": list(decision.actions),
             "spend": str(decision.spend) if decision.spend else None, "crossed": list(decision.crossed)})
-        if "stop" in decision.actions:
-            self._stop(decision, report, now, budget)
-        if "notify" in decision.actions or report.stopped or report.failed:
-            self._notify(report)
+        actions.execute(decision.actions, _Run(self, decision, report, now, budget))
         if report.failed:
             self._send(render_failures(report, self.policy), report)
         return report
-
-    def _stop(self, decision: Decision, report: ExecutionReport, now: datetime, budget: int) -> None:
-        guardrail = self.policy.guardrail(decision.guardrail)
-        candidates: list[Instance] = []
-        for cloud in guardrail.clouds:
-            controller = self.controllers.get(cloud)
-            if controller is None:
-                report.uncontrolled.append(cloud)
-                continue
-            try:
-                candidates += controller.find(decision.scope.key, decision.scope.value)
-            except ActionError as exc:
-                report.failed.append((Instance(cloud, "*", "*", "", "", "unknown"), f"cannot list instances: {exc}"))
-        selection = select_for_stop(candidates, decision.scope, self.policy.safety, budget=budget)
-        report.skipped = list(selection.skipped)
-        for inst in selection.stop:
-            outcome = "dry-run"
-            if not report.dry_run:
-                try:
-                    self.controllers[inst.cloud].stop(inst)
-                    outcome = "ok"
-                except ActionError as exc:
-                    report.failed.append((inst, str(exc)))
-                    self._audit("action", "guardrail", "failed", decision, {"action": "stop", "instance": inst.ref,
-                                                                              "reason": str(exc)})
-                    continue
-            report.stopped.append(inst)
-            self.ledger.record_stop(StopRecord(
-                decision.guardrail, str(decision.scope), inst.cloud, inst.instance_id, inst.name, inst.location,
-                inst.instance_type, now, report.dry_run, inst.hourly_cost, inst.currency))
-            self._audit("action", "guardrail", outcome, decision, {"action": "stop", "instance": inst.ref,
-                                                                    "type": inst.instance_type})
-        for skip in selection.skipped:
-            self._audit("action", "guardrail", "skipped", decision, {"action": "stop", "instance": skip.instance.ref,
-                                                                      "reason": skip.reason})
 
     def _notify(self, report: ExecutionReport) -> None:
         self._send(render_decision(report, self.policy, self.ledger), report)
@@ -208,14 +204,19 @@ class GuardrailService:
             controller = self.controllers.get(record.cloud)
             instance = Instance(record.cloud, record.instance_id, record.name, record.location,
                                 record.instance_type, "stopped")
-            try:
-                if controller is None:
-                    raise ActionError(f"no instance controller for {record.cloud}")
-                controller.start(instance)
-            except ActionError as exc:
-                report.failed.append((record, str(exc)))
+            if controller is None:
+                reason = Reason(FailCode.NO_CONTROLLER, f"no instance controller for {record.cloud}")
+            else:
+                try:
+                    controller.start(instance)
+                    reason = None
+                except ActionError as exc:
+                    reason = Reason(FailCode.ACTION_FAILED, str(exc))
+            if reason is not None:
+                report.failed.append((record, reason))
                 self._audit("action", actor, "failed", None, {"action": "start", "instance": instance.ref,
-                                                              "reason": str(exc)}, guardrail=guardrail)
+                                                              "reason": str(reason), "code": str(reason.code)},
+                            guardrail=guardrail)
                 continue
             self.ledger.mark_resumed(guardrail, record.cloud, record.instance_id, now)
             report.started.append(record)

@@ -63,7 +63,7 @@ class IngestReport:
     messages: int
 
 
-def ingest_delivery(
+def ingest_delivery(  # noqa: PLR0913 - three inputs, the rest keyword-only options with defaults
     delivery: DeliveryRef,
     files: Iterable[SourceFile],
     publish: Publish,

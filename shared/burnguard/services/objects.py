@@ -77,10 +77,11 @@ def ingest_object(provider: str, bucket: str, key: str, store: ObjectStore, publ
                              default_currency=default_currency, on_progress=on_progress)
 
 
-def ingest_identified(delivery: Delivery, bucket: str, key: str, store: ObjectStore, publish: Publish, *,
-                      reason: str = "", default_currency: str | None = None,
-                      on_progress: Callable[[str, int], None] | None = None,
-                      compression: str | None = "zstd") -> ObjectOutcome:
+def ingest_identified(  # noqa: PLR0913 - the object's identity and ports, then keyword-only options
+        delivery: Delivery, bucket: str, key: str, store: ObjectStore, publish: Publish, *,
+        reason: str = "", default_currency: str | None = None,
+        on_progress: Callable[[str, int], None] | None = None,
+        compression: str | None = "zstd") -> ObjectOutcome:
     """Ingest a delivery already identified (from the object ``key`` that announced it)."""
     basis = delivery.cost_basis if delivery.cost_basis in ("actual", "amortized") else None
     keys = [f.key for f in delivery.files] or [key]

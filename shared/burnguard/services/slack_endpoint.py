@@ -103,12 +103,13 @@ class SlashService:
     when it differs (the embedded mode: the end of the billing data).
     """
 
-    def __init__(self, verifier: RequestVerifier, ledger: Ledger, policy: Policy,
-                 guardrails: Callable[[], GuardrailService] | None, *,
-                 deferrer: Deferrer, responder: Responder,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 as_of: Callable[[], datetime] | None = None, inline_budget: float = 2.0,
-                 max_body: int = MAX_BODY, executor: Executor | None = None):
+    def __init__(  # noqa: PLR0913 - a composition point: its ports, then keyword-only settings
+            self, verifier: RequestVerifier, ledger: Ledger, policy: Policy,
+            guardrails: Callable[[], GuardrailService] | None, *,
+            deferrer: Deferrer, responder: Responder,
+            clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+            as_of: Callable[[], datetime] | None = None, inline_budget: float = 2.0,
+            max_body: int = MAX_BODY, executor: Executor | None = None):
         self.verifier = verifier
         self.ledger = ledger
         self.policy = policy

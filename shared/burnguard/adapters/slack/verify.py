@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 
 from slack_sdk.signature import SignatureVerifier
 
-from burnguard.ports.ledger import Ledger
+from burnguard.ports.ledger import OnceOnly
 from burnguard.ports.slack import ReplayGuard, RequestRejected
 
 #: Slack's window: a request whose timestamp is further than this from now is refused.
@@ -66,7 +66,7 @@ class TtlReplayCache:
 class LedgerReplayGuard:
     """Replay protection shared by every instance, through ``Ledger.announce`` (atomic)."""
 
-    def __init__(self, ledger: Ledger, clock: Callable[[], float] = time.time):
+    def __init__(self, ledger: OnceOnly, clock: Callable[[], float] = time.time):
         self.ledger = ledger
         self.clock = clock
 
