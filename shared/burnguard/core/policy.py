@@ -716,11 +716,11 @@ class Safety(_Model):
     def is_protected(self, tags: Mapping[str, str]) -> bool:
         """True when ``tags`` carry the protect tag (see the module docstring for the rule)."""
         want = (self.protect_tag.value or "").casefold()
-        for key in self.protect_keys():
-            found = tag_value(tags, key)
-            if found is not None and found.strip().casefold() == want:
-                return True
-        return False
+        keys = {k.casefold() for k in self.protect_keys()}
+        # Every key equal to a protect key without regard to case is looked at (AWS tag keys
+        # are case-sensitive, so ``burnguard:protect`` and ``Burnguard:Protect`` may both be
+        # there): one of them saying "true" protects, whatever the others say.
+        return any(k.casefold() in keys and str(v).strip().casefold() == want for k, v in tags.items())
 
 
 class Slack(_Model):
