@@ -38,7 +38,7 @@ from burnguard.core.errors import BurnguardError, InputError
 from burnguard.core.ledger import AuditEvent
 from burnguard.core.policy import Policy, load_policy
 from burnguard.services.budget import alert_message, parse_notification
-from burnguard.services.guardrail import ExecutionReport, GuardrailService
+from burnguard.services.guardrail import ExecutionReport, GuardrailFault, GuardrailService
 from burnguard.services.objects import ObjectOutcome, identify, ingest_identified
 
 HOME_ENV = "BURNGUARD_HOME"
@@ -143,14 +143,20 @@ class DrainReport:
 
 class LocalMode:
     def __init__(self, home: Path, policy: Policy, *, inventory_seed: Path | None = None,
-                 notifier: ConsoleNotifier | None = None):
+                 notifier: ConsoleNotifier | None = None, new_inventory: bool = False):
+        """``inventory_seed``: the inventory the state copy starts from (an error if it does not
+        exist and there is no state copy yet); ``new_inventory``: the user just gave it, so it
+        replaces the state copy."""
         self.home = home
         self.policy = policy
+        state = home / "inventory.json"
+        if inventory_seed is not None and not inventory_seed.is_file() and (new_inventory or not state.exists()):
+            raise InputError("inventory file not found", file=str(inventory_seed), field="--inventory")
         self.ledger = SqliteLedger(home / "ledger.sqlite")
         self.queue = SqliteQueue(home / "queue.sqlite")
-        seed = inventory_seed if inventory_seed is not None and inventory_seed.exists() else None
-        self.inventory = InventoryFile(home / "inventory.json", seed=seed) if (
-            seed is not None or (home / "inventory.json").exists()) else None
+        seed = inventory_seed if inventory_seed is not None and (new_inventory or not state.exists()) else None
+        self.inventory = InventoryFile(state, seed=seed, replace=new_inventory) if (
+            seed is not None or state.exists()) else None
         self.notifier = notifier or ConsoleNotifier()
         self.store = DirectoryStore()
 
@@ -173,7 +179,7 @@ class LocalMode:
             policy = policy_path or (Path(saved["policy"]) if saved.get("policy") else None)
             if policy is None:
                 raise InputError("an inventory needs a policy: pass --policy too", file=str(home))
-            return cls.create(home, policy, inventory, **kwargs)
+            return cls.create(home, policy, inventory, new_inventory=True, **kwargs)
         if policy_path is None:
             if not config_path.exists():
                 raise InputError(f"no local state in {home}: run `burnguard demo`, or `burnguard ingest --policy FILE`",
@@ -309,12 +315,15 @@ class LocalMode:
             except InputError as exc:
                 self.queue.dead_letter(r, str(exc))
                 report.dead_letters.append((r.message.message_id, str(exc)))
-                self.ledger.audit(AuditEvent(datetime.now(UTC), "dead-letter", "guardrail", "failed",
-                                             details={"message_id": r.message.message_id, "reason": str(exc)}))
+                service.dead_lettered(r.message, str(exc))
                 continue
             except Exception as exc:  # transient: give it back, dead-lettered after max attempts
-                if self.queue.nack(r, f"{type(exc).__name__}: {exc}"):
-                    report.dead_letters.append((r.message.message_id, str(exc)))
+                if isinstance(exc, GuardrailFault):
+                    report.reports += exc.reports
+                reason = f"{type(exc).__name__}: {exc}"
+                if self.queue.nack(r, reason):
+                    report.dead_letters.append((r.message.message_id, reason))
+                    service.dead_lettered(r.message, f"{reason} (after {r.attempt} attempts)")
                 continue
             self.queue.ack(r)
             report.handled += 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from burnguard.core.ledger import ResourceRow, Window
 from burnguard.core.money import Money, cents
@@ -123,3 +123,16 @@ def render_resume(report: ResumeReport, policy: Policy, actor: str) -> Notificat
     lines += [f"- FAILED {r.cloud} {r.name or r.instance_id}: {reason}" for r, reason in report.failed]
     return Notification(policy.channel_for(policy.guardrail(report.guardrail)), "\n".join(lines),
                         resume_blocks(report, actor), kind="resume")
+
+
+def render_dead_letter(message_id: str, kind: str, reason: str, pending: dict[str, dict[str, Any]],
+                       policy: Policy) -> Notification:
+    """A message the guardrail gave up on, and the crossings left unsettled with what was done."""
+    lines = [f"burnguard could not handle a {kind or 'queue'} message ({message_id}) and set it aside: {reason}"]
+    for key, claim in pending.items():
+        done = [f"{eid} {e['outcome']}" for eid, e in sorted(claim["effects"].items()) if e["state"] == "done"]
+        begun = [eid for eid, e in sorted(claim["effects"].items()) if e["state"] != "done"]
+        lines.append(f"- unsettled {key}: done [{', '.join(done) or 'nothing'}]"
+                     + (f", begun and not recorded [{', '.join(begun)}]" if begun else ""))
+    lines.append("It is in the dead-letter queue with its reason; fix the cause and redeliver it.")
+    return Notification(policy.slack.channel, "\n".join(lines), kind="failure")

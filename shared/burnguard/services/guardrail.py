@@ -9,9 +9,11 @@ instance cannot be stopped) is reported and the rest go on.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from burnguard.core.budget import BudgetAlert
 from burnguard.core.errors import InputError
@@ -20,7 +22,7 @@ from burnguard.core.ledger import AuditEvent, Completion, StopRecord
 from burnguard.core.messages import BUDGET_ALERT, DELIVERY_SUMMARY, LINE_ITEMS, Message
 from burnguard.core.money import Money
 from burnguard.core.policy import Policy
-from burnguard.notify.content import render_decision, render_failures, render_resume
+from burnguard.notify.content import render_dead_letter, render_decision, render_failures, render_resume
 from burnguard.ports.instances import ActionError, InstanceController
 from burnguard.ports.ledger import Ledger
 from burnguard.ports.notify import Notification, Notifier, NotifyError
@@ -93,11 +95,19 @@ class GuardrailService:
             if completion is not None and closed and message.kind == DELIVERY_SUMMARY:
                 self._audit("delivery", "guardrail", completion.status, details={
                     "delivery_id": completion.delivery_id, "reason": completion.reason})
-            if completion is not None and completion.switched:
-                self._audit("delivery", "guardrail", "ok", details={
-                    "delivery_id": completion.delivery_id, "replaced": completion.replaced})
-                # Read as_of after the switch: the delivery just counted may have moved it (the
-                # embedded mode judges at the end of the counted data).
+            if completion is not None and completion.status == "complete":
+                # Recorded once per delivery through the effect log, so that a failure between the
+                # switch and here is made good by the redelivery (which finds it complete).
+                key = f"delivery|{completion.delivery_id}"
+                if self.ledger.claim(key, now, {"delivery_id": completion.delivery_id}) != "settled":
+                    self.ledger.complete_effect(key, "counted", "ok", now, details={}, audit=self._event(
+                        "delivery", "guardrail", "ok", details={
+                            "delivery_id": completion.delivery_id, "replaced": completion.replaced}))
+                    self.ledger.settle(key, now)
+                # Evaluated on every message that finds its delivery counted, not only on the one
+                # that switched it: a failure after the switch is retried, and evaluating is
+                # edge-triggered. Read as_of after the switch: the delivery just counted may have
+                # moved it (the embedded mode judges at the end of the counted data).
                 result.reports = self.run()
             return result
         if message.kind == BUDGET_ALERT:
@@ -121,36 +131,67 @@ class GuardrailService:
         return self.execute(evaluate(self.policy, self.ledger, now or self.as_of(), wall=self.clock()), self.clock())
 
     def execute(self, decisions: Sequence[Decision], now: datetime) -> list[ExecutionReport]:
+        """Act on ``decisions``. A failure in one decision never drops the others: every decision
+        is carried as far as it goes, then :class:`GuardrailFault` is raised if any failed
+        unexpectedly (the caller's message fails and is retried; the effect log lets the retry
+        resume each crossing where it stopped)."""
         budget = self.policy.safety.max_stops_per_run
         reports: list[ExecutionReport] = []
+        errors: list[str] = []
         for decision in decisions:
-            report = self._execute(decision, now, budget)
+            report = ExecutionReport(decision, self.policy.safety.dry_run)
+            try:
+                self._execute(decision, now, budget, report)
+            except Exception as exc:
+                errors += exc.errors if isinstance(exc, GuardrailFault) else [
+                    f"{decision.guardrail} {decision.scope} {decision.label}: {type(exc).__name__}: {exc}"]
             budget -= len(report.stopped)
             reports.append(report)
+        if errors:
+            raise GuardrailFault(errors, reports)
         return reports
 
-    def _execute(self, decision: Decision, now: datetime, budget: int) -> ExecutionReport:
-        dry_run = self.policy.safety.dry_run
-        report = ExecutionReport(decision, dry_run)
-        # Claim the crossing first: of two guardrail runs racing on one crossing, one acts.
-        if not self.ledger.announce(decision.announce[0], now, {"label": decision.label, "dry_run": dry_run}):
+    def _execute(self, decision: Decision, now: datetime, budget: int, report: ExecutionReport) -> None:
+        """One decision, as a claim of its crossing in the effect log: each effect is recorded
+        pending before it is done and done (with its audit event, atomically) after, and the
+        claim is settled (the crossing announced) only when everything was done. A claim an
+        earlier attempt left pending is resumed: what is done is not done again."""
+        key = decision.announce[0]
+        state = self.ledger.claim(key, now, {"label": decision.label, "dry_run": report.dry_run,
+                                             "with": list(decision.announce[1:])})
+        if state == "settled":
+            # Of two guardrail runs racing on one crossing, one settles it; the other stops here.
             report.claimed = False
-            return report
-        for key in decision.announce[1:]:
-            self.ledger.announce(key, now, {"label": decision.label, "with": decision.announce[0]})
-        self._audit("decision", "guardrail", "ok", decision, {
-            "kind": decision.kind, "label": decision.label, "actions": list(decision.actions),
-            "spend": str(decision.spend) if decision.spend else None, "crossed": list(decision.crossed)})
+            return
+        done = self.ledger.effects(key) if state == "pending" else {}
+        _restore(report, done)
+        self._effect(key, "decision", "ok", now, details={}, done=done, event=self._event(
+            "decision", "guardrail", "ok", decision, {
+                "kind": decision.kind, "label": decision.label, "actions": list(decision.actions),
+                "spend": str(decision.spend) if decision.spend else None, "crossed": list(decision.crossed)}))
+        errors: list[str] = []
         if "stop" in decision.actions:
-            self._stop(decision, report, now, budget)
+            errors += self._stop(key, decision, report, now, budget=budget, done=done)
+        if errors:
+            # Not announced: the retry finishes the stops, then tells everything at once.
+            raise GuardrailFault([f"{decision.guardrail} {decision.scope} {decision.label}: {e}" for e in errors])
         if "notify" in decision.actions or report.stopped or report.failed:
-            self._notify(report)
+            self._send(key, "notify", lambda: render_decision(report, self.policy, self.ledger), report,
+                       now=now, done=done)
         if report.failed:
-            self._send(render_failures(report, self.policy), report)
-        return report
+            self._send(key, "notify-failures", lambda: render_failures(report, self.policy), report,
+                       now=now, done=done)
+        self.ledger.settle(key, now, decision.announce[1:])
 
-    def _stop(self, decision: Decision, report: ExecutionReport, now: datetime, budget: int) -> None:
+    def _stop(self, key: str, decision: Decision, report: ExecutionReport, now: datetime, *, budget: int,
+              done: dict[str, dict[str, Any]]) -> list[str]:
+        """Stop what the decision selects; returns the unexpected errors (each instance on its own)."""
+        errors: list[str] = []
         guardrail = self.policy.guardrail(decision.guardrail)
+        # Stops an earlier attempt began and did not record: do them again (stopping is idempotent).
+        redo = [_instance_from(e["details"]["instance"]) for eid, e in done.items()
+                if eid.startswith("stop:") and e["state"] == "pending"]
+        known = {eid.split(":", 1)[1] for eid in done if eid.startswith(("stop:", "skip:"))}
         candidates: list[Instance] = []
         for cloud in guardrail.clouds:
             controller = self.controllers.get(cloud)
@@ -161,42 +202,112 @@ class GuardrailService:
                 candidates += controller.find(decision.scope.key, decision.scope.value)
             except ActionError as exc:
                 report.failed.append((Instance(cloud, "*", "*", "", "", "unknown"), f"cannot list instances: {exc}"))
-        selection = select_for_stop(candidates, decision.scope, self.policy.safety, budget=budget)
-        report.skipped = list(selection.skipped)
-        for inst in selection.stop:
-            outcome = "dry-run"
-            if not report.dry_run:
-                try:
-                    self.controllers[inst.cloud].stop(inst)
-                    outcome = "ok"
-                except ActionError as exc:
-                    report.failed.append((inst, str(exc)))
-                    self._audit("action", "guardrail", "failed", decision, {"action": "stop", "instance": inst.ref,
-                                                                              "reason": str(exc)})
-                    continue
-            report.stopped.append(inst)
-            self.ledger.record_stop(StopRecord(
-                decision.guardrail, str(decision.scope), inst.cloud, inst.instance_id, inst.name, inst.location,
-                inst.instance_type, now, report.dry_run, inst.hourly_cost, inst.currency))
-            self._audit("action", "guardrail", outcome, decision, {"action": "stop", "instance": inst.ref,
-                                                                    "type": inst.instance_type})
+            except Exception as exc:
+                errors.append(f"listing {cloud} instances: {type(exc).__name__}: {exc}")
+        fresh = [c for c in candidates if c.ref not in known]
+        selection = select_for_stop(fresh, decision.scope, self.policy.safety,
+                                    budget=budget - len(report.stopped) - len(redo))
+        for inst in [*redo, *selection.stop]:
+            eid = f"stop:{inst.ref}"
+            details: dict[str, Any] = {"instance": _instance_details(inst)}
+            try:
+                if eid not in done:
+                    self.ledger.begin_effect(key, eid, now, details)
+                outcome = "dry-run"
+                if not report.dry_run:
+                    try:
+                        self.controllers[inst.cloud].stop(inst)
+                        outcome = "ok"
+                    except ActionError as exc:
+                        self._effect(key, eid, "failed", now, details={**details, "reason": str(exc)}, done=done,
+                                     event=self._event(
+                            "action", "guardrail", "failed", decision,
+                            {"action": "stop", "instance": inst.ref, "reason": str(exc)}))
+                        report.failed.append((inst, str(exc)))
+                        continue
+                self._effect(key, eid, outcome, now, details=details, done=done, event=self._event(
+                    "action", "guardrail", outcome, decision,
+                    {"action": "stop", "instance": inst.ref, "type": inst.instance_type}),
+                    stop=StopRecord(decision.guardrail, str(decision.scope), inst.cloud, inst.instance_id, inst.name,
+                               inst.location, inst.instance_type, now, report.dry_run, inst.hourly_cost,
+                               inst.currency))
+                report.stopped.append(inst)
+            except Exception as exc:
+                errors.append(f"stopping {inst.ref}: {type(exc).__name__}: {exc}")
         for skip in selection.skipped:
-            self._audit("action", "guardrail", "skipped", decision, {"action": "stop", "instance": skip.instance.ref,
-                                                                      "reason": skip.reason})
+            try:
+                self._effect(key, f"skip:{skip.instance.ref}", "skipped", now,
+                             details={"instance": _instance_details(skip.instance), "reason": skip.reason},
+                             done=done, event=self._event("action", "guardrail", "skipped", decision,
+                                         {"action": "stop", "instance": skip.instance.ref, "reason": skip.reason}))
+                report.skipped.append(skip)
+            except Exception as exc:
+                errors.append(f"recording the skip of {skip.instance.ref}: {type(exc).__name__}: {exc}")
+        return errors
 
-    def _notify(self, report: ExecutionReport) -> None:
-        self._send(render_decision(report, self.policy, self.ledger), report)
+    def _effect(self, key: str, effect: str, outcome: str, now: datetime, *, details: dict[str, Any],
+                done: dict[str, dict[str, Any]], event: AuditEvent, stop: StopRecord | None = None) -> None:
+        """Record an effect done (with its audit event and stop record) unless it already is."""
+        if done.get(effect, {}).get("state") == "done":
+            return
+        self.ledger.complete_effect(key, effect, outcome, now, details=details, audit=event, stop=stop)
+        done[effect] = {"state": "done", "outcome": outcome, "details": details}
 
-    def _send(self, notification: Notification, report: ExecutionReport) -> None:
-        try:
-            self.notifier.send(notification)
+    def _send(self, key: str, effect: str, render: Callable[[], Notification], report: ExecutionReport, *,
+              now: datetime, done: dict[str, dict[str, Any]]) -> None:
+        """Send a notification once per claim. It is recorded pending before sending; a notifier
+        that raises did not deliver (the port's contract), so the pending record is dropped and
+        the message fails (retried; the failure audited each time). A pending record found by a
+        later attempt means an attempt died between sending and recording: it is taken as sent
+        (at most once in that window, rather than twice)."""
+        previous = done.get(effect, {})
+        if previous.get("state") == "done":
             report.notified = True
-            outcome, details = "ok", {}
-        except NotifyError as exc:
-            report.notify_error = str(exc)
-            outcome, details = "failed", {"reason": str(exc)}
-        self._audit("notify", "guardrail", outcome, report.decision,
-                    {"channel": notification.channel, "kind": notification.kind, **details})
+            return
+        notification = render()
+        details: dict[str, Any] = {"kind": notification.kind}
+        if previous.get("state") == "pending":
+            details["unconfirmed"] = "an earlier attempt sent it and stopped before recording it"
+        else:
+            try:
+                self.ledger.begin_effect(key, effect, now, details)
+            except Exception:
+                # Nothing was sent: make sure no pending record says otherwise (it may have been
+                # written before the error came back).
+                self.ledger.drop_effect(key, effect)
+                raise
+            done[effect] = {"state": "pending", "outcome": "", "details": details}
+            try:
+                self.notifier.send(notification)
+            except Exception as exc:
+                report.notify_error = str(exc)
+                self.ledger.drop_effect(key, effect)
+                done.pop(effect, None)
+                self._audit("notify", "guardrail", "failed", report.decision,
+                            {"channel": notification.channel, "kind": notification.kind, "reason": str(exc)})
+                raise
+        report.notified = True
+        self._effect(key, effect, "ok", now, details=details, done=done, event=self._event(
+            "notify", "guardrail", "ok", report.decision, {"channel": notification.channel, "kind": notification.kind}))
+
+    # -- giving up ------------------------------------------------------------------------
+    def dead_lettered(self, message: Message, reason: str) -> None:
+        """A message was set aside for good (bad input, or retries exhausted): audit it with its
+        reason and send a failure alert naming it and the crossings left unsettled. Never raises
+        (it runs on the failure path)."""
+        details: dict[str, object] = {"message_id": message.message_id, "kind": message.kind, "reason": reason}
+        try:
+            pending = self.ledger.pending_claims()
+            details["unsettled"] = sorted(pending)
+        except Exception as exc:  # the failure alert still goes out
+            pending, details["unsettled_error"] = {}, f"{type(exc).__name__}: {exc}"
+        try:
+            self.notifier.send(render_dead_letter(message.message_id, message.kind, reason, pending, self.policy))
+            details["alerted"] = True
+        except Exception as exc:
+            details["alerted"], details["alert_error"] = False, f"{type(exc).__name__}: {exc}"
+        with suppress(Exception):  # the ledger may be what failed
+            self._audit("dead-letter", "guardrail", "failed", details=details)
 
     # -- resume ---------------------------------------------------------------------------
     def resume(self, guardrail: str, actor: str, now: datetime | None = None) -> ResumeReport:
@@ -230,9 +341,53 @@ class GuardrailService:
 
     def _audit(self, kind: str, actor: str, outcome: str, decision: Decision | None = None,
                details: dict[str, object] | None = None, *, guardrail: str | None = None) -> None:
-        self.ledger.audit(AuditEvent(
+        self.ledger.audit(self._event(kind, actor, outcome, decision, details, guardrail=guardrail))
+
+    def _event(self, kind: str, actor: str, outcome: str, decision: Decision | None = None,
+               details: dict[str, object] | None = None, *, guardrail: str | None = None) -> AuditEvent:
+        return AuditEvent(
             self.clock(), kind, actor, outcome,
             decision.guardrail if decision else guardrail, str(decision.scope) if decision else None,
             dict(details or {}),
-        ))
+        )
+
+
+class GuardrailFault(Exception):
+    """Decisions could not be carried through (unexpected errors while acting). Transient by
+    nature: the message fails, is retried, and the retry resumes each crossing from the effect
+    log. ``reports`` holds what this attempt did."""
+
+    def __init__(self, errors: list[str], reports: list[ExecutionReport] | None = None):
+        super().__init__("; ".join(errors))
+        self.errors = errors
+        self.reports = reports or []
+
+
+def _instance_details(inst: Instance) -> dict[str, Any]:
+    return {"cloud": inst.cloud, "id": inst.instance_id, "name": inst.name, "location": inst.location,
+            "type": inst.instance_type, "state": inst.state,
+            "hourly_cost": str(inst.hourly_cost) if inst.hourly_cost is not None else None,
+            "currency": inst.currency, "tags": dict(inst.tags)}
+
+
+def _instance_from(d: Mapping[str, Any]) -> Instance:
+    return Instance(d["cloud"], d["id"], d.get("name", ""), d.get("location", ""), d.get("type", ""),
+                    d.get("state", ""), tags=dict(d.get("tags") or {}),
+                    hourly_cost=Decimal(d["hourly_cost"]) if d.get("hourly_cost") is not None else None,
+                    currency=d.get("currency"))
+
+
+def _restore(report: ExecutionReport, done: Mapping[str, Mapping[str, Any]]) -> None:
+    """What an earlier attempt of this claim did, into this attempt's report."""
+    for eid, e in sorted(done.items()):
+        if e["state"] != "done":
+            continue
+        if eid.startswith("stop:"):
+            inst = _instance_from(e["details"]["instance"])
+            if e["outcome"] == "failed":
+                report.failed.append((inst, str(e["details"].get("reason", ""))))
+            else:
+                report.stopped.append(inst)
+        elif eid.startswith("skip:"):
+            report.skipped.append(Skipped(_instance_from(e["details"]["instance"]), str(e["details"]["reason"])))
 

@@ -42,6 +42,7 @@ from burnguard.core.ledger import (
     nanos_array,
 )
 from burnguard.core.messages import DeliveryRef, DeliverySummary, Totals
+from burnguard.ports.ledger import ClaimState
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -73,6 +74,11 @@ CREATE TABLE IF NOT EXISTS stops (
     guardrail TEXT NOT NULL, scope TEXT NOT NULL, cloud TEXT NOT NULL, instance_id TEXT NOT NULL, name TEXT,
     location TEXT, instance_type TEXT, stopped_at TEXT NOT NULL, dry_run INTEGER NOT NULL, hourly_cost TEXT,
     currency TEXT, resumed_at TEXT, PRIMARY KEY (guardrail, cloud, instance_id, stopped_at));
+CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, at TEXT NOT NULL, details TEXT NOT NULL,
+    settled_at TEXT);
+CREATE TABLE IF NOT EXISTS effects (
+    claim TEXT NOT NULL, effect TEXT NOT NULL, state TEXT NOT NULL, outcome TEXT NOT NULL DEFAULT '',
+    at TEXT NOT NULL, details TEXT NOT NULL, PRIMARY KEY (claim, effect));
 CREATE TABLE IF NOT EXISTS snoozes (guardrail TEXT PRIMARY KEY, until TEXT NOT NULL, by TEXT NOT NULL,
     at TEXT NOT NULL);
 """
@@ -359,16 +365,71 @@ class SqliteLedger(SqliteStore):
                              (key, _ts(at), json.dumps(dict(details), sort_keys=True, default=str)))
             return bool(cur.rowcount)
 
+    # -- effect log (claims of crossings and what was done about them) ----------------------
+    def claim(self, key: str, at: datetime, details: Mapping[str, Any]) -> ClaimState:
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM announcements WHERE key = ?", (key,)).fetchone():
+                return "settled"
+            row = db.execute("SELECT settled_at FROM claims WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                return "settled" if row[0] else "pending"
+            db.execute("INSERT INTO claims (key, at, details) VALUES (?, ?, ?)",
+                       (key, _ts(at), json.dumps(dict(details), sort_keys=True, default=str)))
+            return "new"
+
+    def effects(self, key: str) -> dict[str, dict[str, Any]]:
+        rows = self._query("SELECT effect, state, outcome, details FROM effects WHERE claim = ?", [key])
+        return {e: {"state": st, "outcome": o, "details": json.loads(d)} for e, st, o, d in rows}
+
+    def begin_effect(self, key: str, effect: str, at: datetime, details: Mapping[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO effects (claim, effect, state, at, details)"
+                       " VALUES (?, ?, 'pending', ?, ?)",
+                       (key, effect, _ts(at), json.dumps(dict(details), sort_keys=True, default=str)))
+
+    def complete_effect(self, key: str, effect: str, outcome: str, at: datetime, *, details: Mapping[str, Any],
+                        audit: AuditEvent, stop: StopRecord | None = None) -> bool:
+        with self._tx() as db:
+            row = db.execute("SELECT state FROM effects WHERE claim = ? AND effect = ?", (key, effect)).fetchone()
+            if row is not None and row[0] == "done":
+                return False
+            db.execute("INSERT OR REPLACE INTO effects (claim, effect, state, outcome, at, details)"
+                       " VALUES (?, ?, 'done', ?, ?, ?)",
+                       (key, effect, outcome, _ts(at), json.dumps(dict(details), sort_keys=True, default=str)))
+            self._audit(db, audit)
+            if stop is not None:
+                self._record_stop(db, stop)
+            return True
+
+    def drop_effect(self, key: str, effect: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM effects WHERE claim = ? AND effect = ? AND state = 'pending'", (key, effect))
+
+    def settle(self, key: str, at: datetime, also: Sequence[str] = ()) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE claims SET settled_at = ? WHERE key = ? AND settled_at IS NULL", (_ts(at), key))
+            details = db.execute("SELECT details FROM claims WHERE key = ?", (key,)).fetchone()
+            db.executemany("INSERT OR IGNORE INTO announcements (key, at, details) VALUES (?, ?, ?)",
+                           [(k, _ts(at), details[0] if details else "{}") for k in dict.fromkeys([key, *also])])
+
+    def pending_claims(self) -> dict[str, dict[str, Any]]:
+        rows = self._query("SELECT key, at, details FROM claims WHERE settled_at IS NULL ORDER BY at, key", [])
+        return {k: {"at": _dt(at), "details": json.loads(d), "effects": self.effects(k)} for k, at, d in rows}
+
     def announced(self, prefix: str) -> dict[str, datetime]:
         rows = self._query("SELECT key, at FROM announcements WHERE key >= ? AND key < ?", [prefix, prefix + "\uffff"])
         return {k: v for k, at in rows if (v := _dt(at)) is not None}
 
     def audit(self, event: AuditEvent) -> None:
         with self._tx() as db:
-            db.execute("INSERT INTO audit (at, kind, actor, outcome, guardrail, scope, details)"
-                       " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (_ts(event.at), event.kind, event.actor, event.outcome, event.guardrail, event.scope,
-                        json.dumps(event.details, sort_keys=True, default=str)))
+            self._audit(db, event)
+
+    @staticmethod
+    def _audit(db: sqlite3.Connection, event: AuditEvent) -> None:
+        db.execute("INSERT INTO audit (at, kind, actor, outcome, guardrail, scope, details)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (_ts(event.at), event.kind, event.actor, event.outcome, event.guardrail, event.scope,
+                    json.dumps(event.details, sort_keys=True, default=str)))
 
     def audit_log(self, *, limit: int = 100, guardrail: str | None = None) -> list[AuditEvent]:
         sql = "SELECT at, kind, actor, outcome, guardrail, scope, details FROM audit"
@@ -386,11 +447,15 @@ class SqliteLedger(SqliteStore):
 
     def record_stop(self, record: StopRecord) -> None:
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO stops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (record.guardrail, record.scope, record.cloud, record.instance_id, record.name,
-                        record.location, record.instance_type, _ts(record.stopped_at), int(record.dry_run),
-                        str(record.hourly_cost) if record.hourly_cost is not None else None, record.currency,
-                        _ts(record.resumed_at)))
+            self._record_stop(db, record)
+
+    @staticmethod
+    def _record_stop(db: sqlite3.Connection, record: StopRecord) -> None:
+        db.execute("INSERT OR REPLACE INTO stops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (record.guardrail, record.scope, record.cloud, record.instance_id, record.name,
+                    record.location, record.instance_type, _ts(record.stopped_at), int(record.dry_run),
+                    str(record.hourly_cost) if record.hourly_cost is not None else None, record.currency,
+                    _ts(record.resumed_at)))
 
     def stops(self, guardrail: str | None = None, *, active_only: bool = True) -> list[StopRecord]:
         sql = "SELECT * FROM stops WHERE 1 = 1"
