@@ -84,7 +84,7 @@ class InventoryFile:
             if why is not None:
                 problems.append(f"{self.path}: instances[{i}]: {why}")
         self.problems = problems
-        return data  # type: ignore[no-any-return]
+        return data
 
     def instances(self, cloud: str) -> list[Instance]:
         """The readable instances of ``cloud``, read fresh (unreadable entries are skipped and
