@@ -28,7 +28,7 @@ from pyarrow import ipc
 from pydantic import BaseModel, ConfigDict, Field
 
 from burnguard.core.errors import InputError
-from burnguard.core.lineitem import SCHEMA
+from burnguard.core.lineitem import SCHEMA, wide_money
 
 SCHEMA_VERSION = "1"
 LINE_ITEMS = "line-items"
@@ -119,7 +119,10 @@ def totals_of(table: pa.Table) -> Totals:
     """Exact per-currency sums of a line item table."""
     if table.num_rows == 0:
         return Totals(rows=0)
-    grouped = table.group_by("BillingCurrency").aggregate([("BilledCost", "sum"), ("EffectiveCost", "sum")])
+    money = pa.table({"BillingCurrency": table.column("BillingCurrency"),
+                      "BilledCost": wide_money(table.column("BilledCost")),
+                      "EffectiveCost": wide_money(table.column("EffectiveCost"))})
+    grouped = money.group_by("BillingCurrency").aggregate([("BilledCost", "sum"), ("EffectiveCost", "sum")])
     billed: dict[str, Decimal] = {}
     effective: dict[str, Decimal] = {}
     for cur, b, e in zip(grouped.column("BillingCurrency").to_pylist(), grouped.column("BilledCost_sum").to_pylist(),

@@ -7,6 +7,7 @@ falls back to :func:`parse_decimal` for the values Arrow cannot cast, so both ag
 
 from __future__ import annotations
 
+import decimal
 import re
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
@@ -19,6 +20,11 @@ SCALE = 18
 QUANTUM = Decimal(1).scaleb(-SCALE)
 CENT = Decimal("0.01")
 _WIDE = Context(prec=PRECISION + 4)
+#: Digits of Python's decimal arithmetic on money. Its default (28) would round a sum of
+#: 38-digit amounts silently; every thread's context starts from ``DefaultContext``.
+ARITHMETIC_DIGITS = 100
+decimal.DefaultContext.prec = max(decimal.DefaultContext.prec, ARITHMETIC_DIGITS)
+decimal.getcontext().prec = max(decimal.getcontext().prec, ARITHMETIC_DIGITS)
 
 NULL_TOKENS = frozenset({"", "null", "NULL", "Null", "None", "none", "NaN"})
 NUMBER_PATTERN = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"

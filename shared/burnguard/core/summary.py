@@ -15,12 +15,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from burnguard.core.columnar import tag_counts, tag_entries
+from burnguard.core.lineitem import wide_money
 from burnguard.core.money import cents
 
 ZERO = Decimal(0)
 
 
 def _by_currency(table: pa.Table) -> list[tuple[str, int, Decimal | None, Decimal | None]]:
+    table = pa.table({"BillingCurrency": table.column("BillingCurrency"),
+                      "BilledCost": wide_money(table.column("BilledCost")),
+                      "EffectiveCost": wide_money(table.column("EffectiveCost"))})
     grouped = table.group_by("BillingCurrency").aggregate(
         [([], "count_all"), ("BilledCost", "sum"), ("EffectiveCost", "sum")]
     )
@@ -75,8 +79,8 @@ class Summary:
             "key": keys,
             "value": values,
             "currency": table.column("BillingCurrency").take(parents),
-            "billed": table.column("BilledCost").take(parents),
-            "effective": table.column("EffectiveCost").take(parents),
+            "billed": wide_money(table.column("BilledCost").take(parents)),
+            "effective": wide_money(table.column("EffectiveCost").take(parents)),
         })
         grouped = exploded.group_by(["key", "value", "currency"]).aggregate(
             [("billed", "sum"), ("effective", "sum"), ([], "count_all")]

@@ -7,7 +7,14 @@ completes and is the latest of its slice, one transaction sums its blobs in Arro
 a time, so memory stays bounded by the delivery's groups), writes the sums to the query tables,
 deletes the rows of the delivery it replaces, and moves the ``current`` pointer: the switch is
 atomic, and only counted deliveries ever have rows in the query tables, so queries need no
-join on delivery state. Amounts are INTEGER nano-units (exact sums).
+join on delivery state.
+
+Amounts are nano-units, exact at any size: an INTEGER column holds those that fit SQLite's
+int64 (|amount| < 9.2e9 units: every real amount in USD, EUR, JPY...), and a TEXT column
+(``billed_x``, ``effective_x``) holds the exact decimal of any larger one (a month of VND or
+IDR) with 0 in the INTEGER column. Queries sum the INTEGER column in SQL (fast); when the
+ledger holds any large amount, or a sum overflows int64, the query runs again with an exact
+Python aggregate over both columns.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -109,10 +116,18 @@ class SqliteLedger(SqliteStore):
 
     def __init__(self, path: str | Path):
         super().__init__(path, SCHEMA)
+        self._db.create_aggregate("xsum", 2, _ExactSum)  # type: ignore[arg-type]
         for table, keys in FACT_TABLES.items():
             cols = ", ".join(f"{k} {'INTEGER' if k == 'gpu' else 'TEXT'}" for k in keys)
-            money = "billed INTEGER NOT NULL, effective INTEGER NOT NULL, rows INTEGER NOT NULL"
+            money = ("billed INTEGER NOT NULL, effective INTEGER NOT NULL, rows INTEGER NOT NULL,"
+                     " billed_x TEXT, effective_x TEXT")
             self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (delivery_id TEXT NOT NULL, {cols}, {money})")
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for extra in ("billed_x", "effective_x"):
+                if extra not in have:  # a ledger written before amounts beyond int64 were kept
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {extra} TEXT")
+            self._db.execute(f"CREATE INDEX IF NOT EXISTS {table}_big ON {table}(delivery_id)"
+                             " WHERE billed_x IS NOT NULL OR effective_x IS NOT NULL")
             self._db.execute(f"CREATE INDEX IF NOT EXISTS {table}_by_delivery ON {table}(delivery_id)")
             for i, index in enumerate(FACT_INDEXES[table]):
                 self._db.execute(f"CREATE INDEX IF NOT EXISTS {table}_i{i} ON {table}({index})")
@@ -240,8 +255,10 @@ class SqliteLedger(SqliteStore):
             elif k == "gpu":
                 col = pc.cast(col, pa.int8())
             columns.append(col)
-        columns += [nanos_array(data.column("billed")), nanos_array(data.column("effective")), data.column("rows")]
-        names = ", ".join(["delivery_id", *keys, "billed", "effective", "rows"])
+        billed, billed_x = _split_nanos(nanos_array(data.column("billed")))
+        effective, effective_x = _split_nanos(nanos_array(data.column("effective")))
+        columns += [billed, effective, data.column("rows"), billed_x, effective_x]
+        names = ", ".join(["delivery_id", *keys, "billed", "effective", "rows", "billed_x", "effective_x"])
         db.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})",
                        zip(*(c.to_pylist() for c in columns), strict=True))
 
@@ -290,22 +307,40 @@ class SqliteLedger(SqliteStore):
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
+    def _money_query(self, build: Callable[[Callable[..., str]], tuple[str, Sequence[Any]]]) -> list[tuple[Any, ...]]:
+        """Run a query whose sums ``build`` writes with the summing function it is given
+        (``total(alias, basis, gpu=False)``, and ``order(...)`` for sorting): fast int64 sums in
+        SQL, or the exact aggregate when the ledger holds amounts beyond int64 or a sum overflows."""
+        if not self._has_big():
+            try:
+                return self._query(*build(_fast_sum))
+            except sqlite3.OperationalError as exc:
+                if "integer overflow" not in str(exc):
+                    raise
+        return self._query(*build(_exact_sum))
+
+    def _has_big(self) -> bool:
+        row = self._query("SELECT EXISTS (SELECT 1 FROM spend WHERE billed_x IS NOT NULL OR effective_x IS NOT NULL)"
+                          " OR EXISTS (SELECT 1 FROM gpu_hourly WHERE billed_x IS NOT NULL OR effective_x IS NOT NULL)",
+                          [])
+        return bool(row[0][0])
+
     def spend(self, scope: Scope, window: Window, *, basis: CostBasis = "effective",
               clouds: Sequence[str] | None = None) -> list[SpendRow]:
         where, params = self._where(scope, window, clouds)
-        rows = self._query(
-            f"SELECT t.value, s.currency, SUM(s.{_col(basis)}), SUM(CASE WHEN s.gpu THEN s.{_col(basis)} ELSE 0 END)"
+        rows = self._money_query(lambda total: (
+            f"SELECT t.value, s.currency, {total('s', basis)}, {total('s', basis, gpu=True)}"
             f" FROM spend s JOIN tagset_tags t ON t.tagset = s.tagset WHERE {where}"
-            " GROUP BY t.value, s.currency ORDER BY t.value, s.currency", params)
+            " GROUP BY t.value, s.currency ORDER BY t.value, s.currency", params))
         return [SpendRow(v, c, from_nanos(a), from_nanos(g)) for v, c, a, g in rows]
 
     def daily(self, scope: Scope, window: Window, *, basis: CostBasis = "effective",
               clouds: Sequence[str] | None = None) -> dict[str | None, dict[date, dict[str, Decimal]]]:
         where, params = self._where(scope, Window(window.start, window.end), clouds)
         out: dict[str | None, dict[date, dict[str, Decimal]]] = defaultdict(lambda: defaultdict(dict))
-        for value, day, cur, amount in self._query(
-                f"SELECT t.value, s.day, s.currency, SUM(s.{_col(basis)}) FROM spend s JOIN tagset_tags t"
-                f" ON t.tagset = s.tagset WHERE {where} GROUP BY t.value, s.day, s.currency", params):
+        for value, day, cur, amount in self._money_query(lambda total: (
+                f"SELECT t.value, s.day, s.currency, {total('s', basis)} FROM spend s JOIN tagset_tags t"
+                f" ON t.tagset = s.tagset WHERE {where} GROUP BY t.value, s.day, s.currency", params)):
             out[value][date.fromisoformat(day)][cur] = from_nanos(amount)
         return {k: dict(v) for k, v in out.items()}
 
@@ -313,10 +348,10 @@ class SqliteLedger(SqliteStore):
                    clouds: Sequence[str] | None = None) -> dict[str | None, dict[datetime, dict[str, Decimal]]]:
         where, params = self._where(scope, None, clouds, alias="h")
         out: dict[str | None, dict[datetime, dict[str, Decimal]]] = defaultdict(lambda: defaultdict(dict))
-        for value, hour, cur, amount in self._query(
-                f"SELECT t.value, h.hour, h.currency, SUM(h.{_col(basis)}) FROM gpu_hourly h JOIN tagset_tags t"
+        for value, hour, cur, amount in self._money_query(lambda total: (
+                f"SELECT t.value, h.hour, h.currency, {total('h', basis)} FROM gpu_hourly h JOIN tagset_tags t"
                 f" ON t.tagset = h.tagset WHERE {where} AND h.hour >= ? GROUP BY t.value, h.hour, h.currency",
-                [*params, _ts(since)]):
+                [*params, _ts(since)])):
             hour_dt = _dt(hour)
             assert hour_dt is not None
             out[value][hour_dt][cur] = from_nanos(amount)
@@ -327,30 +362,30 @@ class SqliteLedger(SqliteStore):
         where, params = self._where(scope, window, None, alias="r")
         if gpu_only:
             where += " AND r.gpu = 1"
-        rows = self._query(
-            f"SELECT r.resource_id, r.cloud, r.instance_type, MAX(r.gpu), r.currency, SUM(r.{_col(basis)}) AS amount"
+        rows = self._money_query(lambda total: (
+            f"SELECT r.resource_id, r.cloud, r.instance_type, MAX(r.gpu), r.currency, {total('r', basis)} AS amount"
             f" FROM spend r JOIN tagset_tags t ON t.tagset = r.tagset WHERE {where} AND r.resource_id != ''"
-            f" GROUP BY r.resource_id, r.cloud, r.instance_type, r.currency ORDER BY amount DESC LIMIT ?",
-            [*params, limit])
+            f" GROUP BY r.resource_id, r.cloud, r.instance_type, r.currency"
+            f" ORDER BY {total('r', basis, order=True)} DESC LIMIT ?", [*params, limit]))
         return [ResourceRow(rid, cloud, itype, bool(gpu), cur, from_nanos(a))
                 for rid, cloud, itype, gpu, cur, a in rows]
 
     def by_service(self, scope: Scope, window: Window, *, basis: CostBasis = "effective") -> list[ServiceRow]:
         where, params = self._where(scope, window, None)
-        rows = self._query(
-            f"SELECT s.cloud, s.service, s.currency, SUM(s.{_col(basis)}) AS amount FROM spend s JOIN tagset_tags t"
-            f" ON t.tagset = s.tagset WHERE {where} GROUP BY s.cloud, s.service, s.currency ORDER BY amount DESC",
-            params)
+        rows = self._money_query(lambda total: (
+            f"SELECT s.cloud, s.service, s.currency, {total('s', basis)} AS amount FROM spend s JOIN tagset_tags t"
+            f" ON t.tagset = s.tagset WHERE {where} GROUP BY s.cloud, s.service, s.currency"
+            f" ORDER BY {total('s', basis, order=True)} DESC", params))
         return [ServiceRow(cloud, service, cur, from_nanos(a)) for cloud, service, cur, a in rows]
 
     def top_tag_values(self, key: str, window: Window, *, limit: int = 10,
                        basis: CostBasis = "effective") -> list[SpendRow]:
         where, params = self._where(Scope(key), window, None)
-        rows = self._query(
-            f"SELECT t.value, s.currency, SUM(s.{_col(basis)}) AS amount,"
-            f" SUM(CASE WHEN s.gpu THEN s.{_col(basis)} ELSE 0 END) FROM spend s JOIN tagset_tags t"
-            f" ON t.tagset = s.tagset WHERE {where} GROUP BY t.value, s.currency ORDER BY amount DESC LIMIT ?",
-            [*params, limit])
+        rows = self._money_query(lambda total: (
+            f"SELECT t.value, s.currency, {total('s', basis)} AS amount,"
+            f" {total('s', basis, gpu=True)} FROM spend s JOIN tagset_tags t"
+            f" ON t.tagset = s.tagset WHERE {where} GROUP BY t.value, s.currency"
+            f" ORDER BY {total('s', basis, order=True)} DESC LIMIT ?", [*params, limit]))
         return [SpendRow(v, c, from_nanos(a), from_nanos(g)) for v, c, a, g in rows]
 
     def latest_data(self) -> datetime | None:
@@ -487,6 +522,51 @@ class SqliteLedger(SqliteStore):
     def snoozed_until(self, guardrail: str) -> datetime | None:
         row = self._query("SELECT until FROM snoozes WHERE guardrail = ?", [guardrail])
         return _dt(row[0][0]) if row else None
+
+
+class _ExactSum:
+    """SQLite aggregate ``xsum(int_nanos, text_nanos)``: the exact sum, as decimal text."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def step(self, small: int | None, big: str | None) -> None:
+        if small:
+            self.total += small
+        if big is not None:
+            self.total += int(big)
+
+    def finalize(self) -> str:
+        return str(self.total)
+
+
+def _fast_sum(alias: str, basis: CostBasis, *, gpu: bool = False, order: bool = False) -> str:
+    col = f"{alias}.{_col(basis)}"
+    if order:
+        return "amount"
+    return f"SUM(CASE WHEN {alias}.gpu THEN {col} ELSE 0 END)" if gpu else f"SUM({col})"
+
+
+def _exact_sum(alias: str, basis: CostBasis, *, gpu: bool = False, order: bool = False) -> str:
+    col = f"{alias}.{_col(basis)}"
+    if order:  # sorting only: a float is close enough, the amounts themselves stay exact
+        return f"(TOTAL({col}) + TOTAL(CAST({col}_x AS REAL)))"
+    if gpu:
+        return f"xsum(CASE WHEN {alias}.gpu THEN {col} ELSE 0 END, CASE WHEN {alias}.gpu THEN {col}_x END)"
+    return f"xsum({col}, {col}_x)"
+
+
+#: The largest magnitude kept in the INTEGER column (SQLite's int64).
+INT64_MAX = 2**63 - 1
+
+
+def _split_nanos(nanos: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
+    """Nano-units (``decimal256(76, 0)``) → (int64 where it fits else 0, decimal text where it does not)."""
+    limit = pa.scalar(Decimal(INT64_MAX), pa.decimal256(76, 0))
+    fits = pc.less_equal(pc.abs(nanos), limit)
+    small = pc.cast(pc.if_else(fits, nanos, pa.scalar(Decimal(0), pa.decimal256(76, 0))), pa.int64())
+    big = pc.if_else(fits, pa.scalar(None, pa.string()), pc.cast(nanos, pa.string()))
+    return small, big
 
 
 def _col(basis: CostBasis) -> str:
