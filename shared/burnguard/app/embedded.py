@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -33,7 +34,7 @@ from burnguard.adapters.local.ledger import SqliteLedger
 from burnguard.adapters.local.notifier import ConsoleNotifier
 from burnguard.adapters.local.queue import SqliteQueue
 from burnguard.adapters.local.store import DirectoryStore
-from burnguard.core.delivery import classify_object
+from burnguard.core.delivery import Delivery, classify_object
 from burnguard.core.errors import BurnguardError, InputError
 from burnguard.core.ledger import AuditEvent
 from burnguard.core.policy import Policy, load_policy
@@ -64,6 +65,40 @@ def locate(path: Path) -> tuple[str, str, str] | None:
     return None
 
 
+def object_metadata(path: Path) -> dict[str, Any]:
+    """A local file's stand-in for an object's metadata: its size, and its modification time as
+    the last-modified time (which orders deliveries that carry no production time of their own)."""
+    stat = path.stat()
+    return {"size": stat.st_size, "last_modified": datetime.fromtimestamp(stat.st_mtime, UTC)}
+
+
+def with_local_production_time(delivery: Delivery, path: Path) -> Delivery:
+    """An AWS CUR delivery's production time in a local tree. The period folder's manifest is
+    AWS's statement of the current assembly (it is rewritten last, on every delivery): the
+    assembly it names is produced no earlier than it, any other assembly of the period before
+    it, so the one it names wins whatever the order the files are offered in or their times."""
+    if delivery.layout != "cur" or delivery.produced_at is None:
+        return delivery
+    period_dir = next((p for p in path.parents if re.fullmatch(r"\d{8}-\d{8}", p.name)), None)
+    if period_dir is None:
+        return delivery
+    period_manifest = period_dir / f"{period_dir.parent.name}-Manifest.json"
+    if not period_manifest.is_file():
+        return delivery
+    try:
+        named = json.loads(period_manifest.read_text()).get("assemblyId")
+    except (OSError, ValueError):
+        return delivery  # the period manifest is ingested (and its error reported) on its own
+    stated = datetime.fromtimestamp(period_manifest.stat().st_mtime, UTC)
+    if not isinstance(named, str) or not named.strip():
+        return delivery
+    if named.strip().lower() == delivery.version.lower():
+        produced = max(delivery.produced_at, stated)
+    else:
+        produced = min(delivery.produced_at, stated - timedelta(seconds=1))
+    return delivery.model_copy(update={"produced_at": produced})
+
+
 def describe(path: Path) -> dict[str, Any]:
     """What a local file is as a storage object: its delivery's identity when the layout tells
     (a manifest, a single-file export), else its role (a data file waits for its manifest)."""
@@ -72,9 +107,11 @@ def describe(path: Path) -> dict[str, Any]:
         return {"role": "unknown", "reason": "not in a <aws|gcp|azure>/<bucket>/ directory: no delivery identity"}
     provider, bucket, key = where
     try:
-        role = classify_object(provider, bucket, key, {"size": path.stat().st_size})
-        delivery = identify(provider, bucket, key, DirectoryStore(), {"size": path.stat().st_size})[0] if role.kind in (
+        role = classify_object(provider, bucket, key, object_metadata(path))
+        delivery = identify(provider, bucket, key, DirectoryStore(), object_metadata(path))[0] if role.kind in (
             "manifest", "single") else None
+        if delivery is not None:
+            delivery = with_local_production_time(delivery, path)
     except BurnguardError as exc:
         return {"role": "invalid", "reason": str(exc)}
     if delivery is None:
@@ -224,10 +261,11 @@ class LocalMode:
                 continue
             provider, bucket, key = where
             try:
-                delivery, reason = identify(provider, bucket, key, self.store, {"size": path.stat().st_size})
+                delivery, reason = identify(provider, bucket, key, self.store, object_metadata(path))
                 if delivery is None:
                     outcomes.append(Outcome(str(path), "skipped", reason))
                     continue
+                delivery = with_local_production_time(delivery, path)
                 if delivery.delivery_id in ingested:
                     # A CUR's period-folder and assembly-folder manifests are one delivery.
                     outcomes.append(Outcome(str(path), "skipped", f"same delivery as {ingested[delivery.delivery_id]}",
