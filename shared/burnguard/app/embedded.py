@@ -37,6 +37,7 @@ from burnguard.adapters.local.store import DirectoryStore
 from burnguard.core.delivery import Delivery, classify_object
 from burnguard.core.errors import BurnguardError, InputError
 from burnguard.core.ledger import AuditEvent
+from burnguard.core.money import ISO_4217
 from burnguard.core.policy import Policy, load_policy
 from burnguard.services.budget import alert_message, parse_notification
 from burnguard.services.guardrail import ExecutionReport, GuardrailFault, GuardrailService
@@ -63,6 +64,14 @@ def locate(path: Path) -> tuple[str, str, str] | None:
                 return None
             return parent.name, str(parent / parts[0]), "/".join(parts[1:])
     return None
+
+
+def check_currency_argument(value: str, name: str = "--currency") -> str:
+    """A currency given on the command line: ISO 4217, trimmed and upper-cased; else a named error."""
+    code = value.strip().upper()
+    if code not in ISO_4217:
+        raise InputError(f"{value!r} is not an ISO 4217 currency code", field=name)
+    return code
 
 
 def object_metadata(path: Path) -> dict[str, Any]:
@@ -250,7 +259,10 @@ class LocalMode:
     # -- ingesting ------------------------------------------------------------------------
     def ingest(self, paths: Sequence[Path], *, progress: Progress | None = None,
                default_currency: str | None = None) -> list[Outcome]:
-        """Offer every file under ``paths`` as a storage object event; publish to the queue."""
+        """Offer every file under ``paths`` as a storage object event; publish to the queue.
+        ``default_currency`` (``--currency``) must be an ISO 4217 code (trimmed, any case)."""
+        if default_currency is not None:
+            default_currency = check_currency_argument(default_currency)
         outcomes: list[Outcome] = []
         seen: set[str] = set()
         ingested: dict[str, str] = {}

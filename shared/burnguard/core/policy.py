@@ -87,7 +87,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from burnguard.core.budget import plain_decimal
 from burnguard.core.errors import InputError
-from burnguard.core.money import Money, NumberError, parse_amount
+from burnguard.core.money import ISO_4217, Money, NumberError, parse_amount
 from burnguard.core.tags import MAX_KEY_LENGTH, MAX_VALUE_LENGTH, tag_value
 from burnguard.core.timeparse import require_utc
 
@@ -355,10 +355,18 @@ def _pattern(pattern: str, what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _iso_currency(value: str) -> str:
+    if value not in ISO_4217:
+        raise PydanticCustomError("currency", "must be an ISO 4217 currency code like \"USD\", got {got}",
+                                  {"got": repr(value)})
+    return value
+
+
 Currency = Annotated[
     str,
     BeforeValidator(_upper),
     _pattern(_CURRENCY, 'a three-letter currency code like "USD"'),
+    AfterValidator(_iso_currency),
     WithJsonSchema({"type": "string", "pattern": "^[A-Za-z]{3}$"}),
 ]
 Actions = Annotated[tuple[Action, ...], Field(min_length=1), AfterValidator(_unique)]

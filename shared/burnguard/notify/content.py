@@ -56,6 +56,9 @@ def headline(decision: Decision) -> str:
         return f"{decision.guardrail}: {scope} crossed {decision.label} of its budget"
     if decision.kind == "forecast":
         return f"{decision.guardrail}: {scope} is forecast to cross {decision.label.removeprefix('forecast ')}"
+    if decision.kind == "currency":
+        return (f"{decision.guardrail}: {scope} has spend in {decision.spend.currency if decision.spend else '?'},"
+                f" not the budget's {decision.budget.currency if decision.budget else '?'}")
     if decision.kind == "burn-rate":
         return f"{decision.guardrail}: {scope} burns {money(decision.rate)}/h of GPU (limit {money(decision.limit)}/h)"
     return f"{decision.guardrail}: native budget alert ({decision.label}) for {scope}"
@@ -72,6 +75,9 @@ def render_decision(report: ExecutionReport, policy: Policy, view: ContextView |
             lines.append(f"Forecast for the period: {money(d.forecast)}")
         if len(d.crossed) > 1:
             lines.append(f"Crossed at once: {', '.join(d.crossed)}")
+    if d.kind == "currency":
+        lines.append(f"Spend {money(d.spend)} in period {d.period}, budget {money(d.budget)}")
+        lines += list(d.notes)
     if d.kind == "burn-rate" and d.window_start and d.window_end:
         lines.append(f"GPU spend {money(d.spend)} over {d.window_start:%Y-%m-%d %H:%M}–{d.window_end:%H:%M} UTC")
     if d.alert is not None:

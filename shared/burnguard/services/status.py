@@ -48,10 +48,18 @@ def guardrail_status(policy: Policy, ledger: Ledger, now: datetime) -> list[Guar
             for r in every:
                 if r.currency != budget.currency and r.amount:
                     elsewhere.setdefault(r.scope_value, []).append(f"{r.amount.quantize(Decimal('0.01'))} {r.currency}")
-            if not rows and g.scope.value is not None:
+            counted = {r.scope_value for r in rows}
+            only_elsewhere = [v for v in elsewhere if v not in counted]
+            if not rows and g.scope.value is not None and g.scope.value not in elsewhere:
                 out.append(GuardrailStatus(g.name, Scope(g.scope.key, g.scope.value), period,
                                            Money(Decimal(0), budget.currency), budget, Decimal(0), None,
                                            ", ".join(base_state) or "no spend yet"))
+            for value in only_elsewhere:
+                state = [*base_state, f"no spend in {budget.currency}; {' + '.join(elsewhere[value])}"
+                                      " not compared (other currency)"]
+                out.append(GuardrailStatus(g.name, Scope(g.scope.key, value), period,
+                                           Money(Decimal(0), budget.currency), budget, Decimal(0), None,
+                                           ", ".join(state)))
             for r in rows:
                 scope = Scope(g.scope.key, r.scope_value)
                 crossed = ledger.announced(f"threshold|{g.name}|{scope}|{period}|")
