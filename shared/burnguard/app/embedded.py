@@ -178,6 +178,31 @@ class Outcome:
     reason: str
     rows: int = 0
     delivery_id: str | None = None
+    #: the delivery's state in the ledger before this run ("counted", "waiting", ...; None: new)
+    prior: str | None = None
+
+
+#: What became of a delivery: counted now, counted before this run, waiting for parts,
+#: rejected (its parts disagree), superseded (a newer delivery of its period counts), failed
+#: (it could not be read or published).
+DELIVERY_STATES = ("counted", "already-counted", "waiting", "rejected", "superseded", "failed")
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What became of one delivery an ingest offered, after the guardrail handled its messages:
+    data for the CLI to print and to choose its exit code from (``ok``)."""
+
+    delivery_id: str | None
+    path: str
+    state: str  # one of DELIVERY_STATES
+    reason: str
+    rows: int = 0
+    dead_letters: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.state in ("counted", "already-counted")
 
 
 @dataclass
@@ -284,6 +309,7 @@ class LocalMode:
                                             delivery_id=delivery.delivery_id))
                     continue
                 ingested[delivery.delivery_id] = str(path)
+                prior = self._delivery_state(delivery.delivery_id)
                 outcome = ingest_identified(delivery, bucket, key, self.store, self._publish_once(seen),
                                             reason=reason, on_progress=progress, default_currency=default_currency,
                                             compression=LOCAL_QUEUE_COMPRESSION)
@@ -295,8 +321,53 @@ class LocalMode:
             finally:
                 if progress is not None:
                     progress.done()
-            outcomes.append(_outcome(path, outcome))
+            result = _outcome(path, outcome)
+            result.prior = prior
+            outcomes.append(result)
         return outcomes
+
+    def _delivery_state(self, delivery_id: str) -> str | None:
+        for d in self.ledger.deliveries(include_superseded=True):
+            if d.delivery.delivery_id == delivery_id:
+                return "counted" if d.counted else d.status
+        return None
+
+    def delivery_outcomes(self, outcomes: Sequence[Outcome]) -> list[DeliveryOutcome]:
+        """Per delivery offered by :meth:`ingest` (call it after draining the queue): counted,
+        already counted, waiting (for which parts), rejected or superseded (and why), or failed.
+        Files skipped as parts of a delivery offered elsewhere are not repeated."""
+        known = {d.delivery.delivery_id: d for d in self.ledger.deliveries(include_superseded=True)}
+        dead: dict[str, list[str]] = {}
+        for letter in self.queue.dead_letters():
+            did = letter.message.attributes.get("delivery_id")
+            if did:
+                dead.setdefault(did, []).append(letter.reason)
+        out: list[DeliveryOutcome] = []
+        for o in outcomes:
+            if o.action == "failed":
+                out.append(DeliveryOutcome(o.delivery_id, o.path, "failed", o.reason))
+                continue
+            if o.action != "ingested" or o.delivery_id is None:
+                continue
+            letters = tuple(dead.get(o.delivery_id, ()))
+            status = known.get(o.delivery_id)
+            if status is None:
+                why = "none of its messages has been handled" + (
+                    f"; dead-lettered: {letters[0]}" if letters else " yet")
+                out.append(DeliveryOutcome(o.delivery_id, o.path, "waiting", why, o.rows, letters))
+            elif status.counted:
+                state = "already-counted" if o.prior == "counted" else "counted"
+                why = "counted before this run; nothing changed" if state == "already-counted" else o.reason
+                out.append(DeliveryOutcome(o.delivery_id, o.path, state, why, status.rows, letters))
+            elif status.status == "waiting":
+                why = status.reason or "waiting for its parts"
+                if letters:
+                    why += f"; {len(letters)} of its messages dead-lettered: {letters[0]}"
+                out.append(DeliveryOutcome(o.delivery_id, o.path, "waiting", why, o.rows, letters))
+            else:  # rejected, superseded (or complete and since replaced)
+                state = status.status if status.status in DELIVERY_STATES else "superseded"
+                out.append(DeliveryOutcome(o.delivery_id, o.path, state, status.reason, o.rows, letters))
+        return out
 
     def _publish_once(self, seen: set[str]) -> Callable[[Sequence[Any]], None]:
         """Both CUR manifests (period and assembly folder) stand for one delivery: publish it

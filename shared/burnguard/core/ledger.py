@@ -30,7 +30,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from burnguard.core.messages import DeliveryRef, DeliverySummary, Totals
+from burnguard.core.messages import DeliveryRef, DeliverySummary, Totals, chunk_id
 
 NANO = Decimal("1e9")
 CostBasis = Literal["effective", "billed"]
@@ -73,7 +73,10 @@ def check_delivery(summary: DeliverySummary, chunks: Mapping[str, Totals]) -> tu
     expected = summary.chunk_ids
     missing = [c for c in expected if c not in chunks]
     if missing:
-        return "waiting", f"{len(missing)} of {len(expected)} chunks not yet received"
+        parts = [f"{f.key} #{i + 1}" for f in summary.files for i in range(f.chunks)
+                 if chunk_id(summary.delivery.delivery_id, f.key, i) not in chunks]
+        shown = ", ".join(parts[:5]) + (f" and {len(parts) - 5} more" if len(parts) > 5 else "")
+        return "waiting", f"{len(missing)} of {len(expected)} chunks not yet received (waiting for {shown})"
     extra = [c for c in chunks if c not in set(expected)]
     if extra:
         return "rejected", f"{len(extra)} chunks that the summary does not name"
