@@ -112,3 +112,18 @@ def test_any_amounts_within_range_sum_exactly(ledger: Any, values: list[tuple[De
     rows = [item(v, cur, team, 1 + i % 28, i % 24) for i, (v, team, cur) in enumerate(values)]
     deliver(ledger, version, rows)
     assert spend(ledger) == expected(rows)
+
+
+def test_twenty_digit_costs_read_from_a_file_are_counted_exactly(ledger: Any, tmp_path: Any) -> None:
+    from tests.deliveries import delivery_ref, messages_for
+
+    header = ("identity/LineItemId,lineItem/LineItemType,lineItem/UsageStartDate,lineItem/UnblendedCost,"
+              "lineItem/CurrencyCode,resourceTags/user:team\n")
+    costs = ["99999999999999999999.5", "12345678901234567890.123456789", "1e10", "0.000000001"] * 3
+    path = tmp_path / "cur.csv"
+    path.write_text(header + "".join(f"id{i},Usage,2024-09-0{1 + i % 9}T00:00:00Z,{c},IDR,ml\n"
+                                     for i, c in enumerate(costs)))
+    for m in messages_for(delivery_ref("big"), [path], chunk_rows=5):
+        record_message(ledger, m, NOW)
+    want = WIDE.add(Decimal(0), sum((WIDE.create_decimal(c) for c in costs), Decimal(0)))
+    assert spend(ledger) == {("ml", "IDR"): want}
