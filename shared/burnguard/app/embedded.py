@@ -439,10 +439,10 @@ class LocalMode:
                 service.dead_lettered(r.message, str(exc))
                 continue
             except Exception as exc:  # transient: give it back, dead-lettered after max attempts
-                if isinstance(exc, GuardrailFault):
-                    report.reports += exc.reports
                 reason = f"{type(exc).__name__}: {exc}"
                 if self.queue.nack(r, reason):
+                    if isinstance(exc, GuardrailFault):  # what the last attempt did (a retry redoes the rest)
+                        report.reports += exc.reports
                     report.dead_letters.append((r.message.message_id, reason))
                     service.dead_lettered(r.message, f"{reason} (after {r.attempt} attempts)")
                 continue
