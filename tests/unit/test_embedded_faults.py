@@ -116,3 +116,27 @@ def test_a_stale_reader_never_writes_back_a_concurrent_stop(tmp_path: Path) -> N
     states = {r["id"]: r["state"] for r in json.loads((tmp_path / "state.json").read_text())["instances"]}
     assert states == {"i-1": "stopped", "i-2": "running"}
     assert {i.instance_id: i.state for i in serve.instances("aws")} == states
+
+
+def _stop_all(path: str, prefix: str) -> None:
+    inventory = InventoryFile(path)
+    for k in range(25):
+        inventory.set_state("aws", f"{prefix}{k}", "stopped")
+
+
+def test_concurrent_writers_in_two_processes_lose_no_stop(tmp_path: Path) -> None:
+    import multiprocessing
+
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"instances": [
+        {"cloud": "aws", "id": f"{p}{k}", "type": "g5.xlarge", "state": "running", "tags": {}}
+        for p in ("a", "b") for k in range(25)]}))
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=_stop_all, args=(str(path), p)) for p in ("a", "b")]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert [w.exitcode for w in workers] == [0, 0]
+    states = {r["id"]: r["state"] for r in json.loads(path.read_text())["instances"]}
+    assert set(states.values()) == {"stopped"}, states
