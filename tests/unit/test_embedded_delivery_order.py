@@ -65,3 +65,31 @@ def test_without_a_period_manifest_the_newest_file_time_wins(tmp_path: Path) -> 
         local.drain(local.service())
     assert counted(local) == [STALE]
     local.close()
+
+
+GCP_MONTH = "acme-finops-billing/bigquery-export/01D4EE-079462-DFD6EC/2024-09"
+GCP_RUN = "20240921T060000Z"
+
+
+def test_gcp_manifests_without_created_at_are_ordered_by_file_time(tmp_path: Path) -> None:
+    root = tmp_path / "gcp"
+    shutil.copytree(EVENTS / "exports" / "gcp", root)
+    month = root / GCP_MONTH
+    newer = "20240920T070000Z"  # a run id that sorts first: only the file times tell
+    shutil.copytree(month / GCP_RUN, month / newer)
+    for run in (GCP_RUN, newer):
+        manifest = month / run / "manifest.json"
+        data = json.loads(manifest.read_text())
+        data.pop("createdAt")
+        data["runId"] = run
+        manifest.write_text(json.dumps(data))
+    base = (month / GCP_RUN / "manifest.json").stat().st_mtime
+    for f in (month / newer).iterdir():
+        os.utime(f, (base + 3600, base + 3600))
+    local = LocalMode.create(tmp_path / "home", POLICY, None, notifier=ConsoleNotifier(quiet=True))
+    for p in (month / newer, month / GCP_RUN):  # the older run offered last
+        local.ingest([p])
+        local.drain(local.service())
+    assert [d.delivery.version for d in local.ledger.deliveries(include_superseded=True)
+            if d.counted and d.delivery.provider == "gcp"] == [newer]
+    local.close()
