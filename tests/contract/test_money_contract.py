@@ -127,3 +127,26 @@ def test_twenty_digit_costs_read_from_a_file_are_counted_exactly(ledger: Any, tm
         record_message(ledger, m, NOW)
     want = WIDE.add(Decimal(0), sum((WIDE.create_decimal(c) for c in costs), Decimal(0)))
     assert spend(ledger) == {("ml", "IDR"): want}
+
+
+twenty_digits = st.decimals(min_value=Decimal("-99999999999999999999.999999999"),
+                            max_value=Decimal("99999999999999999999.999999999"), places=9,
+                            allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(costs=st.lists(twenty_digits, min_size=1, max_size=30))
+def test_any_amounts_read_from_a_file_within_38_digits_count_exactly(ledger: Any, tmp_path_factory: Any,
+                                                                     costs: list[Decimal]) -> None:
+    from tests.deliveries import delivery_ref, messages_for
+
+    version = getattr(ledger, "_file_version", 0) + 1
+    ledger._file_version = version
+    header = ("identity/LineItemId,lineItem/LineItemType,lineItem/UsageStartDate,lineItem/UnblendedCost,"
+              "lineItem/CurrencyCode,resourceTags/user:team\n")
+    path = tmp_path_factory.mktemp("cur") / "cur.csv"
+    path.write_text(header + "".join(f"id{i},Usage,2024-09-{1 + i % 28:02d}T{i % 24:02d}:00:00Z,{c:f},VND,ml\n"
+                                     for i, c in enumerate(costs)))
+    for m in messages_for(delivery_ref(f"file-{version}"), [path], chunk_rows=7):
+        record_message(ledger, m, NOW)
+    assert spend(ledger) == {("ml", "VND"): WIDE.add(Decimal(0), sum(costs, Decimal(0)))}

@@ -4,8 +4,12 @@ truly out of range is named (file, row, field) and the rest of the file counts."
 
 from __future__ import annotations
 
+import decimal
 import io
 from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from burnguard.core.facts import chunk_facts
 from burnguard.core.messages import totals_of
@@ -39,3 +43,17 @@ def test_a_value_out_of_range_is_named_and_the_rest_counts() -> None:
     [err] = n.stats.errors
     assert (err.file, err.row, err.field) == ("cur.csv", 2, "lineItem/UnblendedCost")
     assert "out of range" in str(err)
+
+
+thirty_eight_digits = st.decimals(min_value=Decimal("-99999999999999999999.999999999999999999"),
+                                  max_value=Decimal("99999999999999999999.999999999999999999"), places=18,
+                                  allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(costs=st.lists(thirty_eight_digits, min_size=1, max_size=40))
+def test_any_amounts_within_38_digits_sum_exactly(costs: list[Decimal]) -> None:
+    _, table = normalized([f"{c:f}" for c in costs])
+    want = decimal.Context(prec=200).create_decimal(sum(costs, Decimal(0)))
+    got = totals_of(table).billed  # type: ignore[arg-type]
+    assert got == {"USD": want}
