@@ -140,3 +140,19 @@ def test_concurrent_writers_in_two_processes_lose_no_stop(tmp_path: Path) -> Non
     assert [w.exitcode for w in workers] == [0, 0]
     states = {r["id"]: r["state"] for r in json.loads(path.read_text())["instances"]}
     assert set(states.values()) == {"stopped"}, states
+
+
+def test_a_malformed_message_is_dead_lettered_with_its_reason_and_alerted(tmp_path: Path) -> None:
+    from burnguard.core.messages import Message
+
+    notifier = ConsoleNotifier(quiet=True)
+    local = LocalMode.create(tmp_path / "home", POLICY, None, notifier=notifier)
+    local.queue.publish([Message({"kind": "line-items", "message_id": "m-1"}, b"not arrow")])
+    report = local.drain(local.service())
+    assert [m for m, _ in report.dead_letters] == ["m-1"]
+    [letter] = local.queue.dead_letters()
+    assert letter.reason and letter.reason == report.dead_letters[0][1]
+    [alert] = [n for n in notifier.sent if n.kind == "failure"]
+    assert "m-1" in alert.text and letter.reason in alert.text
+    assert any(e.kind == "dead-letter" and e.details.get("message_id") == "m-1" for e in local.ledger.audit_log())
+    local.close()
