@@ -264,3 +264,36 @@ def test_a_fault_at_any_step_then_redelivery_ends_as_without_it(
     assert got["failed_actions"] == baseline["failed_actions"]
     assert got["pending"] == {}
     assert got["announced"] == baseline["announced"]
+
+
+class RacingNotifier(ConsoleNotifier):
+    """While delivering its first message, lets another guardrail run handle the same delivery
+    (two guardrail instances racing on one crossing)."""
+
+    racer: Callable[[], Any] | None = None
+
+    def send(self, notification: Notification) -> None:
+        racer, self.racer = self.racer, None
+        if racer is not None:
+            racer()
+        ConsoleNotifier.send(self, notification)
+
+
+def test_two_runs_racing_on_one_crossing_act_once(ledger: Any, tmp_path: Path, baseline: dict[str, Any]) -> None:
+    (tmp_path / "seed.json").write_text(json.dumps({"instances": INVENTORY}))
+    inventory = InventoryFile(tmp_path / "inventory.json", seed=tmp_path / "seed.json")
+    controllers = {c: InventoryController(c, inventory) for c in ("aws", "gcp", "azure")}
+    policy = load_policy(POLICY, "policy.yaml")
+    first, second = RacingNotifier(quiet=True), ConsoleNotifier(quiet=True)
+    a = GuardrailService(policy, ledger, first, controllers, clock=lambda: NOW)
+    b = GuardrailService(policy, ledger, second, controllers, clock=lambda: NOW)
+    msgs = messages()
+    for m in msgs[:2]:
+        a.handle(m)  # the 50% and project crossings, no race
+    first.racer = lambda: [b.handle(m) for m in msgs[2:4]]  # b handles delivery 2 while a notifies on it
+    for m in msgs[2:]:
+        a.handle(m)
+    sent = Counter((n.kind, n.text.splitlines()[0]) for n in [*first.sent, *second.sent])
+    assert sent == baseline["alerts"]  # each crossing told once, by one of the two
+    stops = sorted((s.guardrail, s.cloud, s.instance_id, s.dry_run) for s in ledger.stops(active_only=False))
+    assert stops == baseline["stops"] and ledger.pending_claims() == {}

@@ -53,9 +53,10 @@ class EffectLog(Protocol):
         """The effects recorded on claim ``key`` (pending and done), by effect id; ``{}`` if none."""
         ...
 
-    def begin_effect(self, key: str, effect: str, at: datetime, details: Mapping[str, Any]) -> None:
+    def begin_effect(self, key: str, effect: str, at: datetime, details: Mapping[str, Any]) -> bool:
         """Record effect ``effect`` of claim ``key`` as pending with ``details`` (what is about to
-        be done, enough to do it again), unless it is already recorded (then nothing changes)."""
+        be done, enough to do it again). ``False`` (and nothing changes) if it is already
+        recorded, pending or done: another attempt began it, so this one must not do it too."""
         ...
 
     def complete_effect(self, key: str, effect: str, outcome: str, at: datetime, *, details: Mapping[str, Any],

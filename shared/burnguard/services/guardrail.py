@@ -211,8 +211,8 @@ class GuardrailService:
             eid = f"stop:{inst.ref}"
             details: dict[str, Any] = {"instance": _instance_details(inst)}
             try:
-                if eid not in done:
-                    self.ledger.begin_effect(key, eid, now, details)
+                if eid not in done and not self.ledger.begin_effect(key, eid, now, details):
+                    continue  # a concurrent run of the same crossing is stopping it
                 outcome = "dry-run"
                 if not report.dry_run:
                     try:
@@ -270,7 +270,8 @@ class GuardrailService:
             details["unconfirmed"] = "an earlier attempt sent it and stopped before recording it"
         else:
             try:
-                self.ledger.begin_effect(key, effect, now, details)
+                if not self.ledger.begin_effect(key, effect, now, details):
+                    return  # a concurrent run of the same crossing is sending it
             except Exception:
                 # Nothing was sent: make sure no pending record says otherwise (it may have been
                 # written before the error came back).

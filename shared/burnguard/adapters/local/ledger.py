@@ -416,11 +416,12 @@ class SqliteLedger(SqliteStore):
         rows = self._query("SELECT effect, state, outcome, details FROM effects WHERE claim = ?", [key])
         return {e: {"state": st, "outcome": o, "details": json.loads(d)} for e, st, o, d in rows}
 
-    def begin_effect(self, key: str, effect: str, at: datetime, details: Mapping[str, Any]) -> None:
+    def begin_effect(self, key: str, effect: str, at: datetime, details: Mapping[str, Any]) -> bool:
         with self._tx() as db:
-            db.execute("INSERT OR IGNORE INTO effects (claim, effect, state, at, details)"
+            cur = db.execute("INSERT OR IGNORE INTO effects (claim, effect, state, at, details)"
                        " VALUES (?, ?, 'pending', ?, ?)",
                        (key, effect, _ts(at), json.dumps(dict(details), sort_keys=True, default=str)))
+            return bool(cur.rowcount)
 
     def complete_effect(self, key: str, effect: str, outcome: str, at: datetime, *, details: Mapping[str, Any],
                         audit: AuditEvent, stop: StopRecord | None = None) -> bool:
