@@ -1,5 +1,5 @@
 """The ledger contract, port by port: every method of SpendFacts, SpendQueries, OnceOnly,
-AlertState, AuditLog and StopLog, on a handful of line items whose sums are written out by
+AlertState, AuditLog, StopLog and EffectLog, on a handful of line items whose sums are written out by
 hand (the oracle never asks burnguard). Every ledger adapter must pass this module."""
 
 from __future__ import annotations
@@ -249,14 +249,56 @@ def test_a_snooze_is_kept_per_guardrail_and_the_latest_wins(ledger: Ledger) -> N
     assert ledger.snoozed_until("h") is None
 
 
+def test_the_effect_log_claims_a_crossing_once_and_resumes_what_is_pending(ledger: Ledger) -> None:
+    # GIVEN a crossing nobody claimed
+    assert ledger.claim("threshold|g|team=ml|2024-09|100%", NOW, {"label": "100%"}) == "new"
+    assert ledger.claim("threshold|g|team=ml|2024-09|100%", NOW, {"label": "100%"}) == "pending"
+    assert ledger.effects("threshold|g|team=ml|2024-09|100%") == {}
+    key = "threshold|g|team=ml|2024-09|100%"
+    # WHEN effects begin: each once
+    assert ledger.begin_effect(key, "stop:aws:i-a", NOW, {"instance": {"id": "i-a"}}) is True
+    assert ledger.begin_effect(key, "stop:aws:i-a", NOW, {"instance": {"id": "i-a"}}) is False
+    assert ledger.begin_effect(key, "notify", NOW, {"kind": "threshold"}) is True
+    assert {e: v["state"] for e, v in ledger.effects(key).items()} == {"stop:aws:i-a": "pending", "notify": "pending"}
+    # a pending effect that did not happen can be dropped; a done one stays
+    ledger.drop_effect(key, "notify")
+    assert set(ledger.effects(key)) == {"stop:aws:i-a"}
+    event = AuditEvent(NOW, "action", "guardrail", "ok", "g", "team=ml", {"instance": "aws:i-a"})
+    stop = StopRecord("g", "team=ml", "aws", "i-a", "a", "us-east-1", "p4d.24xlarge", NOW, False, D("32.77"), "USD")
+    assert ledger.complete_effect(key, "stop:aws:i-a", "ok", NOW, details={"instance": {"id": "i-a"}},
+                                  audit=event, stop=stop) is True
+    assert ledger.complete_effect(key, "stop:aws:i-a", "ok", NOW, details={"instance": {"id": "i-a"}},
+                                  audit=event, stop=stop) is False
+    ledger.drop_effect(key, "stop:aws:i-a")
+    done = ledger.effects(key)["stop:aws:i-a"]
+    assert (done["state"], done["outcome"], done["details"]) == ("done", "ok", {"instance": {"id": "i-a"}})
+    # THEN completing wrote the audit event and the stop record exactly once
+    assert [e.details for e in ledger.audit_log(guardrail="g")] == [{"instance": "aws:i-a"}]
+    assert [(s.instance_id, s.hourly_cost) for s in ledger.stops("g")] == [("i-a", D("32.77"))]
+    # an unsettled claim is listed with its effects and is no announcement yet
+    assert list(ledger.pending_claims()) == [key]
+    assert set(ledger.pending_claims()[key]["effects"]) == {"stop:aws:i-a"}
+    assert ledger.announced("threshold|g|") == {}
+    # settling announces the key and the others its decision reports, once
+    ledger.settle(key, NOW, ["threshold|g|team=ml|2024-09|80%"])
+    ledger.settle(key, NOW, ["threshold|g|team=ml|2024-09|80%"])
+    assert set(ledger.announced("threshold|g|")) == {key, "threshold|g|team=ml|2024-09|80%"}
+    assert ledger.pending_claims() == {}
+    assert ledger.claim(key, NOW, {}) == "settled"
+    # a key announced directly is settled for the effect log too
+    assert ledger.announce("burn|g|team=web|2024-09-12", NOW, {}) is True
+    assert ledger.claim("burn|g|team=web|2024-09-12", NOW, {}) == "settled"
+
+
 def test_every_method_of_every_ledger_port_is_called_in_this_module() -> None:
     """Guards the contract against a port that grows a method no contract test calls."""
     from burnguard.ports import ledger as port
 
-    protocols = (port.SpendFacts, port.SpendQueries, port.OnceOnly, port.AlertState, port.AuditLog, port.StopLog)
+    protocols = (port.SpendFacts, port.SpendQueries, port.OnceOnly, port.AlertState, port.AuditLog, port.StopLog,
+                 port.EffectLog)
     declared = {name for proto in protocols for name in vars(proto) if callable(vars(proto)[name])
                 and not name.startswith("_")}
-    assert len(declared) == 20
+    assert len(declared) == 27
     source = Path(__file__).read_text()
     assert {m for m in declared if f".{m}(" not in source} == set()
     union = {name for name in dir(port.Ledger) if not name.startswith("_")}

@@ -15,7 +15,7 @@ from burnguard.adapters.local.inventory import InventoryController
 from burnguard.adapters.slack.notifier import SlackNotifier, with_retries
 from burnguard.notify import blocks as slack_blocks
 from burnguard.ports.notify import Notification, NotifyError
-from burnguard.services.guardrail import GuardrailService
+from burnguard.services.guardrail import GuardrailFault, GuardrailService
 from tests.slack_helpers import NOW, SEPTEMBER, FakeSlack, World, item
 
 ML = {"team": "ml-research", "project": "llm"}
@@ -82,10 +82,14 @@ def test_channel_not_found_raises_naming_the_error_and_the_guardrail_audits_it(t
         with pytest.raises(NotifyError, match="channel_not_found") as info:
             notifier.send(Notification("#nowhere", "x"))
         assert "#nowhere" in str(info.value)
-        reports = deliver(world, guardrail(world, notifier), SEPTEMBER)
+        # Undelivered alerts fail the message (it is retried, then dead-lettered), never pass silently.
+        with pytest.raises(GuardrailFault, match="channel_not_found") as fault:
+            deliver(world, guardrail(world, notifier), SEPTEMBER)
+    reports = fault.value.reports
     assert reports and all(r.notify_error and "channel_not_found" in r.notify_error for r in reports)
     failed = [e for e in world.ledger.audit_log(limit=100) if e.kind == "notify" and e.outcome == "failed"]
     assert len(failed) == len(reports) and all("channel_not_found" in e.details["reason"] for e in failed)
+    assert len(world.ledger.pending_claims()) == len(reports)  # retried: not announced yet
 
 
 def test_no_channel_at_all_is_an_error_not_a_silent_drop() -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -34,12 +35,13 @@ from burnguard.adapters.local.notifier import ConsoleNotifier
 from burnguard.adapters.local.queue import SqliteQueue
 from burnguard.adapters.local.store import DirectoryStore
 from burnguard.core.clouds import CLOUDS
-from burnguard.core.delivery import classify_object
+from burnguard.core.delivery import Delivery, classify_object
 from burnguard.core.errors import BurnguardError, InputError
 from burnguard.core.ledger import AuditEvent
+from burnguard.core.money import ISO_4217
 from burnguard.core.policy import Policy, load_policy
 from burnguard.services.budget import alert_message, parse_notification
-from burnguard.services.guardrail import ExecutionReport, GuardrailService
+from burnguard.services.guardrail import ExecutionReport, GuardrailFault, GuardrailService
 from burnguard.services.objects import ObjectOutcome, identify, ingest_identified
 
 HOME_ENV = "BURNGUARD_HOME"
@@ -65,6 +67,48 @@ def locate(path: Path) -> tuple[str, str, str] | None:
     return None
 
 
+def check_currency_argument(value: str, name: str = "--currency") -> str:
+    """A currency given on the command line: ISO 4217, trimmed and upper-cased; else a named error."""
+    code = value.strip().upper()
+    if code not in ISO_4217:
+        raise InputError(f"{value!r} is not an ISO 4217 currency code", field=name)
+    return code
+
+
+def object_metadata(path: Path) -> dict[str, Any]:
+    """A local file's stand-in for an object's metadata: its size, and its modification time as
+    the last-modified time (which orders deliveries that carry no production time of their own)."""
+    stat = path.stat()
+    return {"size": stat.st_size, "last_modified": datetime.fromtimestamp(stat.st_mtime, UTC)}
+
+
+def with_local_production_time(delivery: Delivery, path: Path) -> Delivery:
+    """An AWS CUR delivery's production time in a local tree. The period folder's manifest is
+    AWS's statement of the current assembly (it is rewritten last, on every delivery): the
+    assembly it names is produced no earlier than it, any other assembly of the period before
+    it, so the one it names wins whatever the order the files are offered in or their times."""
+    if delivery.layout != "cur" or delivery.produced_at is None:
+        return delivery
+    period_dir = next((p for p in path.parents if re.fullmatch(r"\d{8}-\d{8}", p.name)), None)
+    if period_dir is None:
+        return delivery
+    period_manifest = period_dir / f"{period_dir.parent.name}-Manifest.json"
+    if not period_manifest.is_file():
+        return delivery
+    try:
+        named = json.loads(period_manifest.read_text()).get("assemblyId")
+    except (OSError, ValueError):
+        return delivery  # the period manifest is ingested (and its error reported) on its own
+    stated = datetime.fromtimestamp(period_manifest.stat().st_mtime, UTC)
+    if not isinstance(named, str) or not named.strip():
+        return delivery
+    if named.strip().lower() == delivery.version.lower():
+        produced = max(delivery.produced_at, stated)
+    else:
+        produced = min(delivery.produced_at, stated - timedelta(seconds=1))
+    return delivery.model_copy(update={"produced_at": produced})
+
+
 def describe(path: Path) -> dict[str, Any]:
     """What a local file is as a storage object: its delivery's identity when the layout tells
     (a manifest, a single-file export), else its role (a data file waits for its manifest)."""
@@ -73,9 +117,11 @@ def describe(path: Path) -> dict[str, Any]:
         return {"role": "unknown", "reason": "not in a <aws|gcp|azure>/<bucket>/ directory: no delivery identity"}
     provider, bucket, key = where
     try:
-        role = classify_object(provider, bucket, key, {"size": path.stat().st_size})
-        delivery = identify(provider, bucket, key, DirectoryStore(), {"size": path.stat().st_size})[0] if role.kind in (
+        role = classify_object(provider, bucket, key, object_metadata(path))
+        delivery = identify(provider, bucket, key, DirectoryStore(), object_metadata(path))[0] if role.kind in (
             "manifest", "single") else None
+        if delivery is not None:
+            delivery = with_local_production_time(delivery, path)
     except BurnguardError as exc:
         return {"role": "invalid", "reason": str(exc)}
     if delivery is None:
@@ -133,6 +179,31 @@ class Outcome:
     reason: str
     rows: int = 0
     delivery_id: str | None = None
+    #: the delivery's state in the ledger before this run ("counted", "waiting", ...; None: new)
+    prior: str | None = None
+
+
+#: What became of a delivery: counted now, counted before this run, waiting for parts,
+#: rejected (its parts disagree), superseded (a newer delivery of its period counts), failed
+#: (it could not be read or published).
+DELIVERY_STATES = ("counted", "already-counted", "waiting", "rejected", "superseded", "failed")
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What became of one delivery an ingest offered, after the guardrail handled its messages:
+    data for the CLI to print and to choose its exit code from (``ok``)."""
+
+    delivery_id: str | None
+    path: str
+    state: str  # one of DELIVERY_STATES
+    reason: str
+    rows: int = 0
+    dead_letters: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.state in ("counted", "already-counted")
 
 
 @dataclass
@@ -144,14 +215,20 @@ class DrainReport:
 
 class LocalMode:
     def __init__(self, home: Path, policy: Policy, *, inventory_seed: Path | None = None,
-                 notifier: ConsoleNotifier | None = None):
+                 notifier: ConsoleNotifier | None = None, new_inventory: bool = False):
+        """``inventory_seed``: the inventory the state copy starts from (an error if it does not
+        exist and there is no state copy yet); ``new_inventory``: the user just gave it, so it
+        replaces the state copy."""
         self.home = home
         self.policy = policy
+        state = home / "inventory.json"
+        if inventory_seed is not None and not inventory_seed.is_file() and (new_inventory or not state.exists()):
+            raise InputError("inventory file not found", file=str(inventory_seed), field="--inventory")
         self.ledger = SqliteLedger(home / "ledger.sqlite")
         self.queue = SqliteQueue(home / "queue.sqlite")
-        seed = inventory_seed if inventory_seed is not None and inventory_seed.exists() else None
-        self.inventory = InventoryFile(home / "inventory.json", seed=seed) if (
-            seed is not None or (home / "inventory.json").exists()) else None
+        seed = inventory_seed if inventory_seed is not None and (new_inventory or not state.exists()) else None
+        self.inventory = InventoryFile(state, seed=seed, replace=new_inventory) if (
+            seed is not None or state.exists()) else None
         self.notifier = notifier or ConsoleNotifier()
         self.store = DirectoryStore()
 
@@ -174,7 +251,7 @@ class LocalMode:
             policy = policy_path or (Path(saved["policy"]) if saved.get("policy") else None)
             if policy is None:
                 raise InputError("an inventory needs a policy: pass --policy too", file=str(home))
-            return cls.create(home, policy, inventory, **kwargs)
+            return cls.create(home, policy, inventory, new_inventory=True, **kwargs)
         if policy_path is None:
             if not config_path.exists():
                 raise InputError(f"no local state in {home}: run `burnguard demo`, or `burnguard ingest --policy FILE`",
@@ -208,7 +285,10 @@ class LocalMode:
     # -- ingesting ------------------------------------------------------------------------
     def ingest(self, paths: Sequence[Path], *, progress: Progress | None = None,
                default_currency: str | None = None) -> list[Outcome]:
-        """Offer every file under ``paths`` as a storage object event; publish to the queue."""
+        """Offer every file under ``paths`` as a storage object event; publish to the queue.
+        ``default_currency`` (``--currency``) must be an ISO 4217 code (trimmed, any case)."""
+        if default_currency is not None:
+            default_currency = check_currency_argument(default_currency)
         outcomes: list[Outcome] = []
         seen: set[str] = set()
         ingested: dict[str, str] = {}
@@ -219,16 +299,18 @@ class LocalMode:
                 continue
             provider, bucket, key = where
             try:
-                delivery, reason = identify(provider, bucket, key, self.store, {"size": path.stat().st_size})
+                delivery, reason = identify(provider, bucket, key, self.store, object_metadata(path))
                 if delivery is None:
                     outcomes.append(Outcome(str(path), "skipped", reason))
                     continue
+                delivery = with_local_production_time(delivery, path)
                 if delivery.delivery_id in ingested:
                     # A CUR's period-folder and assembly-folder manifests are one delivery.
                     outcomes.append(Outcome(str(path), "skipped", f"same delivery as {ingested[delivery.delivery_id]}",
                                             delivery_id=delivery.delivery_id))
                     continue
                 ingested[delivery.delivery_id] = str(path)
+                prior = self._delivery_state(delivery.delivery_id)
                 outcome = ingest_identified(delivery, bucket, key, self.store, self._publish_once(seen),
                                             reason=reason, on_progress=progress, default_currency=default_currency,
                                             compression=LOCAL_QUEUE_COMPRESSION)
@@ -240,8 +322,53 @@ class LocalMode:
             finally:
                 if progress is not None:
                     progress.done()
-            outcomes.append(_outcome(path, outcome))
+            result = _outcome(path, outcome)
+            result.prior = prior
+            outcomes.append(result)
         return outcomes
+
+    def _delivery_state(self, delivery_id: str) -> str | None:
+        for d in self.ledger.deliveries(include_superseded=True):
+            if d.delivery.delivery_id == delivery_id:
+                return "counted" if d.counted else d.status
+        return None
+
+    def delivery_outcomes(self, outcomes: Sequence[Outcome]) -> list[DeliveryOutcome]:
+        """Per delivery offered by :meth:`ingest` (call it after draining the queue): counted,
+        already counted, waiting (for which parts), rejected or superseded (and why), or failed.
+        Files skipped as parts of a delivery offered elsewhere are not repeated."""
+        known = {d.delivery.delivery_id: d for d in self.ledger.deliveries(include_superseded=True)}
+        dead: dict[str, list[str]] = {}
+        for letter in self.queue.dead_letters():
+            did = letter.message.attributes.get("delivery_id")
+            if did:
+                dead.setdefault(did, []).append(letter.reason)
+        out: list[DeliveryOutcome] = []
+        for o in outcomes:
+            if o.action == "failed":
+                out.append(DeliveryOutcome(o.delivery_id, o.path, "failed", o.reason))
+                continue
+            if o.action != "ingested" or o.delivery_id is None:
+                continue
+            letters = tuple(dead.get(o.delivery_id, ()))
+            status = known.get(o.delivery_id)
+            if status is None:
+                why = "none of its messages has been handled" + (
+                    f"; dead-lettered: {letters[0]}" if letters else " yet")
+                out.append(DeliveryOutcome(o.delivery_id, o.path, "waiting", why, o.rows, letters))
+            elif status.counted:
+                state = "already-counted" if o.prior == "counted" else "counted"
+                why = "counted before this run; nothing changed" if state == "already-counted" else o.reason
+                out.append(DeliveryOutcome(o.delivery_id, o.path, state, why, status.rows, letters))
+            elif status.status == "waiting":
+                why = status.reason or "waiting for its parts"
+                if letters:
+                    why += f"; {len(letters)} of its messages dead-lettered: {letters[0]}"
+                out.append(DeliveryOutcome(o.delivery_id, o.path, "waiting", why, o.rows, letters))
+            else:  # rejected, superseded (or complete and since replaced)
+                state = status.status if status.status in DELIVERY_STATES else "superseded"
+                out.append(DeliveryOutcome(o.delivery_id, o.path, state, status.reason, o.rows, letters))
+        return out
 
     def _publish_once(self, seen: set[str]) -> Callable[[Sequence[Any]], None]:
         """Both CUR manifests (period and assembly folder) stand for one delivery: publish it
@@ -310,12 +437,15 @@ class LocalMode:
             except InputError as exc:
                 self.queue.dead_letter(r, str(exc))
                 report.dead_letters.append((r.message.message_id, str(exc)))
-                self.ledger.audit(AuditEvent(datetime.now(UTC), "dead-letter", "guardrail", "failed",
-                                             details={"message_id": r.message.message_id, "reason": str(exc)}))
+                service.dead_lettered(r.message, str(exc))
                 continue
             except Exception as exc:  # transient: give it back, dead-lettered after max attempts
-                if self.queue.nack(r, f"{type(exc).__name__}: {exc}"):
-                    report.dead_letters.append((r.message.message_id, str(exc)))
+                reason = f"{type(exc).__name__}: {exc}"
+                if self.queue.nack(r, reason):
+                    if isinstance(exc, GuardrailFault):  # what the last attempt did (a retry redoes the rest)
+                        report.reports += exc.reports
+                    report.dead_letters.append((r.message.message_id, reason))
+                    service.dead_lettered(r.message, f"{reason} (after {r.attempt} attempts)")
                 continue
             self.queue.ack(r)
             report.handled += 1

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from burnguard.core.lineitem import MONEY, TAGS, TIMESTAMP
+from burnguard.core.lineitem import MONEY, TAGS, TIMESTAMP, wide_money
 from burnguard.core.money import NUMBER_PATTERN, NumberError, parse_decimal
 from burnguard.core.tags import TagError
 from burnguard.core.timeparse import TimestampError, parse_timestamp
@@ -383,7 +383,11 @@ def currency_sums(table: pa.Table) -> list[CurrencySums]:
     """One Arrow group-by of a line item table per ``BillingCurrency`` (sums are exact)."""
     if table.num_rows == 0:
         return []
-    grouped = table.group_by("BillingCurrency").aggregate(
+    # Widened before summing: decimal128 sums wrap silently past 38 digits (20-digit costs, VND).
+    money = pa.table({"BillingCurrency": table.column("BillingCurrency"),
+                      "BilledCost": wide_money(table.column("BilledCost")),
+                      "EffectiveCost": wide_money(table.column("EffectiveCost"))})
+    grouped = money.group_by("BillingCurrency").aggregate(
         [([], "count_all"), ("BilledCost", "sum"), ("EffectiveCost", "sum")]
     )
     columns = (grouped.column(n).to_pylist() for n in

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from burnguard.core.columnar import distinct_apply, tag_counts, tag_entries, to_np
-from burnguard.core.lineitem import MONEY, TIMESTAMP
+from burnguard.core.lineitem import MONEY, MONEY_SUM, TIMESTAMP, wide_money
 
 GPU = "gpu"
 DAY_SECONDS = 86_400
@@ -119,8 +119,8 @@ def chunk_facts(table: pa.Table) -> Facts:
         "tagset": tagset,
         "resource_id": pc.fill_null(table.column("ResourceId"), ""),
         "instance_type": pc.fill_null(table.column("x_InstanceType"), ""),
-        "billed": pc.fill_null(table.column("BilledCost"), pa.scalar(0, MONEY)),
-        "effective": pc.fill_null(table.column("EffectiveCost"), pa.scalar(0, MONEY)),
+        "billed": wide_money(pc.fill_null(table.column("BilledCost"), pa.scalar(0, MONEY))),
+        "effective": wide_money(pc.fill_null(table.column("EffectiveCost"), pa.scalar(0, MONEY))),
     })
     spend = base.group_by(SPEND_KEYS).aggregate(AGGREGATES)
     usage = daily & (span > 0)
@@ -164,10 +164,10 @@ def _split(amounts: pa.ChunkedArray, share: np.ndarray) -> pa.Array:
     if (share == 1).all():
         return amounts
     # Precision of an Arrow decimal quotient grows with both operands: keep them narrow.
-    wide = pc.cast(amounts, pa.decimal256(40, 18))
+    wide = pc.cast(amounts, pa.decimal256(58, 18))
     divisor = pc.cast(pc.cast(pa.array(share, pa.int64()), pa.decimal256(19, 0)), pa.decimal256(3, 0))
     divided = pc.divide(wide, divisor)
-    return pc.cast(divided, MONEY, safe=False)
+    return pc.cast(divided, MONEY_SUM, safe=False)
 
 
 def _rename(table: pa.Table) -> pa.Table:
@@ -176,7 +176,7 @@ def _rename(table: pa.Table) -> pa.Table:
 
 
 def empty_facts() -> Facts:
-    money = [("billed", MONEY), ("effective", MONEY), ("rows", pa.int64())]
+    money = [("billed", MONEY_SUM), ("effective", MONEY_SUM), ("rows", pa.int64())]
     spend = pa.schema([("period", pa.string()), ("day", pa.date32()), ("cloud", pa.string()), ("service", pa.string()),
                        ("category", pa.string()), ("currency", pa.string()), ("gpu", pa.bool_()),
                        ("tagset", pa.string()), ("resource_id", pa.string()), ("instance_type", pa.string()), *money])
@@ -190,10 +190,20 @@ def combine(tables: list[pa.Table], keys: list[str]) -> pa.Table:
     present = [t for t in tables if t.num_rows]
     if not present:
         return tables[0]
+    # Blobs staged before sums were widened hold decimal128: widen them to one schema.
+    present = [_widen(t) for t in present]
     merged = pa.concat_tables(present)
     summed = merged.group_by(keys).aggregate([("billed", "sum"), ("effective", "sum"), ("rows", "sum")])
     names = {"billed_sum": "billed", "effective_sum": "effective", "rows_sum": "rows"}
     return summed.rename_columns([names.get(c, c) for c in summed.column_names])
+
+
+def _widen(table: pa.Table) -> pa.Table:
+    for name in ("billed", "effective"):
+        i = table.schema.get_field_index(name)
+        if table.schema.field(i).type != MONEY_SUM:
+            table = table.set_column(i, name, wide_money(table.column(name)))
+    return table
 
 
 def to_ipc(table: pa.Table) -> bytes:

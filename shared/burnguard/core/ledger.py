@@ -13,8 +13,10 @@ Correctness rules it carries (ARCHITECTURE.md):
    chunks and summary disagree is never counted and is reported (:class:`Completion`).
 
 Amounts: line items keep 18 decimals; the ledger keeps sums in nano-units (9 decimals), exact
-integer arithmetic in every store. Rounding happens once per aggregate row, half-even, so a
-total can move by at most half a nano-unit per row: never by a cent.
+integer arithmetic in every store, at any size (a store whose native integers are bounded
+keeps the amounts beyond them exactly too, e.g. as decimal text, and sums them exactly).
+Rounding happens once per aggregate row, half-even, so a total can move by at most half a
+nano-unit per row: never by a cent.
 """
 
 from __future__ import annotations
@@ -28,22 +30,25 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from burnguard.core.messages import DeliveryRef, DeliverySummary, Totals
+from burnguard.core.messages import DeliveryRef, DeliverySummary, Totals, chunk_id
 
 NANO = Decimal("1e9")
 CostBasis = Literal["effective", "billed"]
 
 
-def from_nanos(value: int) -> Decimal:
-    return Decimal(value) / NANO
+def from_nanos(value: int | str | None) -> Decimal:
+    """An amount from nano-units (an int, or the decimal text of one), exactly."""
+    if value is None:
+        return Decimal(0)
+    return Decimal(f"{value}e-9") + 0  # built from text: exact at any size (``+ 0`` normalizes -0)
 
 
 def nanos_array(amounts: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """A money column in nano-units (int64): rounded half-even at 1e-9, then scaled, in Arrow
-    (decimal256 holds the intermediate product)."""
-    wide = pc.round(pc.cast(amounts, pa.decimal256(40, 18)), ndigits=9, round_mode="half_to_even")
-    scaled = pc.multiply(pc.cast(wide, pa.decimal256(40, 9)), pa.scalar(NANO, pa.decimal256(10, 0)))
-    return pc.cast(pc.cast(scaled, pa.decimal256(60, 0)), pa.int64())
+    """A money column in nano-units as ``decimal256(76, 0)``: rounded half-even at 1e-9, then
+    scaled, in Arrow (exact up to 56 integer digits)."""
+    wide = pc.round(pc.cast(amounts, pa.decimal256(76, 18)), ndigits=9, round_mode="half_to_even")
+    scaled = pc.multiply(pc.cast(wide, pa.decimal256(65, 9)), pa.scalar(NANO, pa.decimal256(10, 0)))
+    return pc.cast(scaled, pa.decimal256(76, 0))
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,10 @@ def check_delivery(summary: DeliverySummary, chunks: Mapping[str, Totals]) -> tu
     expected = summary.chunk_ids
     missing = [c for c in expected if c not in chunks]
     if missing:
-        return "waiting", f"{len(missing)} of {len(expected)} chunks not yet received"
+        parts = [f"{f.key} #{i + 1}" for f in summary.files for i in range(f.chunks)
+                 if chunk_id(summary.delivery.delivery_id, f.key, i) not in chunks]
+        shown = ", ".join(parts[:5]) + (f" and {len(parts) - 5} more" if len(parts) > 5 else "")
+        return "waiting", f"{len(missing)} of {len(expected)} chunks not yet received (waiting for {shown})"
     extra = [c for c in chunks if c not in set(expected)]
     if extra:
         return "rejected", f"{len(extra)} chunks that the summary does not name"

@@ -20,6 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from burnguard.core.money import PRECISION, SCALE
 
 MONEY = pa.decimal128(PRECISION, SCALE)
+#: Sums of money: 76 digits, so no sum of line items can wrap (Arrow's decimal128 sums wrap
+#: silently past 38 digits). Cast a money column to it before summing.
+MONEY_SUM = pa.decimal256(76, SCALE)
+
+
+def wide_money(arr: Any) -> Any:
+    """A money column as :data:`MONEY_SUM` (exact, before any sum)."""
+    return arr if arr.type == MONEY_SUM else arr.cast(MONEY_SUM)
 TIMESTAMP = pa.timestamp("s", tz="UTC")
 TAGS = pa.map_(pa.string(), pa.string())
 

@@ -7,6 +7,7 @@ falls back to :func:`parse_decimal` for the values Arrow cannot cast, so both ag
 
 from __future__ import annotations
 
+import decimal
 import re
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
@@ -19,6 +20,11 @@ SCALE = 18
 QUANTUM = Decimal(1).scaleb(-SCALE)
 CENT = Decimal("0.01")
 _WIDE = Context(prec=PRECISION + 4)
+#: Digits of Python's decimal arithmetic on money. Its default (28) would round a sum of
+#: 38-digit amounts silently; every thread's context starts from ``DefaultContext``.
+ARITHMETIC_DIGITS = 100
+decimal.DefaultContext.prec = max(decimal.DefaultContext.prec, ARITHMETIC_DIGITS)
+decimal.getcontext().prec = max(decimal.getcontext().prec, ARITHMETIC_DIGITS)
 
 NULL_TOKENS = frozenset({"", "null", "NULL", "Null", "None", "none", "NaN"})
 NUMBER_PATTERN = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
@@ -93,3 +99,36 @@ class Money:
 
     def __str__(self) -> str:
         return f"{cents(self.amount):,} {self.currency}"
+
+
+#: ISO 4217 currency codes (active, plus HRK and SLL that exports of past periods still carry;
+#: without XTS "testing" and XXX "no currency", which are not money).
+ISO_4217 = frozenset({
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD", "BIF",
+    "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHE", "CHF", "CHW", "CLF",
+    "CLP", "CNY", "COP", "COU", "CRC", "CUC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB",
+    "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HRK", "HTG", "HUF",
+    "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD",
+    "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU",
+    "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN",
+    "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD",
+    "SHP", "SLE", "SLL", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY",
+    "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS", "VED", "VES", "VND", "VUV", "WST",
+    "XAF", "XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XCD", "XCG", "XDR", "XOF", "XPD", "XPF", "XPT", "XSU", "XUA",
+    "YER", "ZAR", "ZMW", "ZWG", "ZWL",
+})
+
+
+def is_currency(code: object) -> bool:
+    """True for an ISO 4217 code, exactly (upper case, no spaces)."""
+    return isinstance(code, str) and code in ISO_4217
+
+
+def currency_problem(code: object) -> str | None:
+    """Why ``code`` is not an ISO 4217 currency code, or None."""
+    if is_currency(code):
+        return None
+    text = str(code)
+    if isinstance(code, str) and code.strip().upper() in ISO_4217:
+        return f"{text!r} is not an ISO 4217 currency code (write {code.strip().upper()!r})"
+    return f"{text!r} is not an ISO 4217 currency code"

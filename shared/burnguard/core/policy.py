@@ -89,7 +89,7 @@ from burnguard.core.actions import ACTIONS
 from burnguard.core.budget import plain_decimal
 from burnguard.core.clouds import AZURE, CLOUDS, Cloud
 from burnguard.core.errors import InputError
-from burnguard.core.money import Money, NumberError, parse_amount
+from burnguard.core.money import ISO_4217, Money, NumberError, parse_amount
 from burnguard.core.periods import Period, PeriodField, parse_period
 from burnguard.core.tags import MAX_KEY_LENGTH, MAX_VALUE_LENGTH, tag_value
 from burnguard.core.timeparse import require_utc
@@ -303,10 +303,18 @@ def _pattern(pattern: str, what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _iso_currency(value: str) -> str:
+    if value not in ISO_4217:
+        raise PydanticCustomError("currency", "must be an ISO 4217 currency code like \"USD\", got {got}",
+                                  {"got": repr(value)})
+    return value
+
+
 Currency = Annotated[
     str,
     BeforeValidator(_upper),
     _pattern(_CURRENCY, 'a three-letter currency code like "USD"'),
+    AfterValidator(_iso_currency),
     WithJsonSchema({"type": "string", "pattern": "^[A-Za-z]{3}$"}),
 ]
 Actions = Annotated[tuple[Action, ...], Field(min_length=1), AfterValidator(_unique)]
@@ -676,11 +684,11 @@ class Safety(_Model):
     def is_protected(self, tags: Mapping[str, str]) -> bool:
         """True when ``tags`` carry the protect tag (see the module docstring for the rule)."""
         want = (self.protect_tag.value or "").casefold()
-        for key in self.protect_keys():
-            found = tag_value(tags, key)
-            if found is not None and found.strip().casefold() == want:
-                return True
-        return False
+        keys = {k.casefold() for k in self.protect_keys()}
+        # Every key equal to a protect key without regard to case is looked at (AWS tag keys
+        # are case-sensitive, so ``burnguard:protect`` and ``Burnguard:Protect`` may both be
+        # there): one of them saying "true" protects, whatever the others say.
+        return any(k.casefold() in keys and str(v).strip().casefold() == want for k, v in tags.items())
 
 
 class Slack(_Model):

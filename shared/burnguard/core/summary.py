@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from burnguard.core.columnar import currency_sums, tag_counts, tag_entries
+from burnguard.core.lineitem import wide_money
 from burnguard.core.money import cents
 
 ZERO = Decimal(0)
@@ -67,8 +68,8 @@ class Summary:
             "key": keys,
             "value": values,
             "currency": table.column("BillingCurrency").take(parents),
-            "billed": table.column("BilledCost").take(parents),
-            "effective": table.column("EffectiveCost").take(parents),
+            "billed": wide_money(table.column("BilledCost").take(parents)),
+            "effective": wide_money(table.column("EffectiveCost").take(parents)),
         })
         grouped = exploded.group_by(["key", "value", "currency"]).aggregate(
             [("billed", "sum"), ("effective", "sum"), ([], "count_all")]

@@ -23,6 +23,7 @@ from burnguard.core.columnar import (
 )
 from burnguard.core.errors import InputError, MissingColumnError
 from burnguard.core.lineitem import FIELDS, SCHEMA
+from burnguard.core.money import ISO_4217, currency_problem
 
 _LOCALIZED = re.compile(r"^.*\(([A-Za-z0-9_/ .:-]+)\)\s*$")
 
@@ -211,6 +212,7 @@ class Batch:
     def assemble(self, columns: dict[str, pa.Array | pa.Scalar | str | None]) -> pa.Table:
         """Build the canonical table from ``columns`` (missing ones are null), dropping bad rows."""
         n = len(self)
+        self._check_currency(columns)
         arrays: list[pa.Array] = []
         for f in FIELDS:
             value = columns.get(f.name)
@@ -230,6 +232,28 @@ class Batch:
             self.ctx.skipped_rows += int(self.drop.sum())
             table = table.filter(pa.array(~self.drop))
         return table
+
+
+    def _check_currency(self, columns: dict[str, pa.Array | pa.Scalar | str | None]) -> None:
+        """Currency codes are ISO 4217: surrounding blanks are trimmed, anything else (``XYZ``,
+        ``usd``) is a row error naming the field, never a bucket of its own."""
+        value = columns.get("BillingCurrency")
+        if value is None:
+            return
+        if isinstance(value, (str, pa.Scalar)):
+            value = pa.repeat(value if isinstance(value, pa.Scalar) else pa.scalar(value, pa.string()), len(self))
+        trimmed = pc.utf8_trim_whitespace(pc.cast(value, pa.string()))
+        columns["BillingCurrency"] = trimmed
+        known = pc.fill_null(pc.is_in(trimmed, value_set=pa.array(sorted(ISO_4217), pa.string())), True)
+        if pc.all(known).as_py():
+            return
+        unknown = ~to_np(known)
+        texts = np.array(pc.fill_null(pc.cast(value, pa.string()), "").to_pylist(), dtype=object)
+        # Name the file's own currency column (``lineItem/CurrencyCode``, ``BillingCurrencyCode``...).
+        source = next((c for c in self.table.column_names if "cost" not in c.casefold()
+                       and c.casefold().endswith(("currency", "currencycode"))), "BillingCurrency")
+        for text in sorted(set(texts[unknown].tolist())):
+            self.flag(unknown & (texts == text), source, currency_problem(text) or "")
 
 
 class Plan(ABC):

@@ -18,9 +18,12 @@ from burnguard.core.errors import InputError, UnknownFormatError
 from burnguard.core.lineitem import SCHEMA
 from burnguard.normalize.base import Batch, Format, Header, Plan, ReadContext
 from burnguard.normalize.source import (
+    CSV_BLOCK_SIZE,
+    MAX_CSV_BLOCK_SIZE,
     Opened,
     csv_batches,
     is_column_count_error,
+    is_row_too_large_error,
     jsonl_batches,
     jsonl_batches_by_line,
     open_source,
@@ -196,29 +199,43 @@ class Normalizer:
 
     def _csv_raw_batches(self) -> Iterator[pa.RecordBatch]:
         """Fast path first; if a row has a wrong number of fields, read the file again with
-        a row handler (slower) that reports and skips such rows, resuming where we were."""
+        a row handler (slower) that reports and skips such rows; if a row is longer than a
+        parse block (a huge cell), read it again with larger blocks (the row is then read and
+        judged like any other). Each retry resumes where the previous pass was."""
         yielded = 0
-        try:
-            for raw in csv_batches(self._opened.native(), self.header.names, self.plan.columns):
-                yielded += raw.num_rows
-                yield raw
-            return
-        except pa.ArrowInvalid as exc:
-            if not is_column_count_error(exc) or self._reopen is None:
-                raise
-        self._opened.close()
-        self._opened = self._reopen()
-        skip = yielded
-        for raw in csv_batches(self._opened.native(), self.header.names, self.plan.columns, self._on_invalid):
-            if skip:
-                if raw.num_rows <= skip:
-                    skip -= raw.num_rows
-                    continue
-                raw = raw.slice(skip)
-                skip = 0
-            yield raw
+        handler: Callable[[int, str, int, int], None] | None = None
+        block = CSV_BLOCK_SIZE
+        while True:
+            skip = yielded
+            try:
+                for raw in csv_batches(self._opened.native(), self.header.names, self.plan.columns, handler,
+                                       block_size=block):
+                    if skip:
+                        if raw.num_rows <= skip:
+                            skip -= raw.num_rows
+                            continue
+                        raw = raw.slice(skip)
+                        skip = 0
+                    yielded += raw.num_rows
+                    yield raw
+                return
+            except pa.ArrowInvalid as exc:
+                if self._reopen is None:
+                    raise
+                if is_column_count_error(exc) and handler is None:
+                    handler = self._on_invalid
+                elif is_row_too_large_error(exc) and block < MAX_CSV_BLOCK_SIZE:
+                    block = min(block * 8, MAX_CSV_BLOCK_SIZE)
+                else:
+                    raise
+            self._opened.close()
+            self._opened = self._reopen()
 
     def _on_invalid(self, row: int, text: str, expected: int, actual: int) -> None:
+        seen: set[int] = self.__dict__.setdefault("_invalid_seen", set())
+        if row in seen:
+            return  # reported by an earlier pass over the file
+        seen.add(row)
         self._invalid.append(row)
         self.stats.rows_read += 1
         self.ctx.skipped_rows += 1

@@ -292,7 +292,8 @@ InvalidRowHook = Callable[[int, str, int, int], None]
 
 
 def csv_batches(stream: pa.NativeFile, names: list[str], columns: list[str],
-                on_invalid: InvalidRowHook | None = None) -> Iterator[pa.RecordBatch]:
+                on_invalid: InvalidRowHook | None = None, *,
+                block_size: int = CSV_BLOCK_SIZE) -> Iterator[pa.RecordBatch]:
     """Stream CSV record batches of ``columns`` (read as bytes; UTF-8 is checked per column).
 
     Without ``on_invalid`` a row with a wrong number of fields stops the reader (the fast
@@ -307,7 +308,7 @@ def csv_batches(stream: pa.NativeFile, names: list[str], columns: list[str],
 
     reader = pacsv.open_csv(
         stream,
-        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=CSV_BLOCK_SIZE,
+        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=block_size,
                                        use_threads=CSV_THREADS),
         parse_options=pacsv.ParseOptions(newlines_in_values=True,
                                          invalid_row_handler=handler if on_invalid is not None else None),
@@ -440,6 +441,16 @@ def _path_of(value: Any, text: str, prefix: str = "") -> str | None:
 
 def parquet_file(stream: IO[bytes]) -> pq.ParquetFile:
     return pq.ParquetFile(stream)
+
+
+#: The largest parse block a CSV is retried with when one row does not fit a block.
+MAX_CSV_BLOCK_SIZE = 1 << 28
+
+
+def is_row_too_large_error(exc: BaseException) -> bool:
+    """Arrow's error for a row longer than a parse block ("straddling object straddles two
+    block boundaries")."""
+    return "straddl" in str(exc)
 
 
 def is_column_count_error(exc: BaseException) -> bool:

@@ -179,6 +179,8 @@ def _headline(d: Decision) -> tuple[str, str]:
         return ":crystal_ball:", f"{d.guardrail}: forecast over {d.label.removeprefix('forecast ')}"
     if d.kind == "burn-rate":
         return ":fire:", f"{d.guardrail}: GPU burn {amount(d.rate)}/h"
+    if d.kind == "currency":
+        return ":currency_exchange:", f"{d.guardrail}: {d.label}, not compared"
     provider = d.alert.provider.upper() if d.alert is not None else "native"
     return ":bell:", f"{d.guardrail}: {provider} budget alert ({d.label})"
 
@@ -191,6 +193,9 @@ def _reason(d: Decision) -> str:
         return f"{code(d.scope)} is forecast to cross {escape(d.label.removeprefix('forecast '))} of its budget"
     if d.kind == "burn-rate":
         return f"{code(d.scope)} burns {amount(d.rate)}/h of GPU, over the limit of {amount(d.limit)}/h"
+    if d.kind == "currency":
+        return (f"{code(d.scope)} has {amount(d.spend)} of spend that its budget of {amount(d.budget)} cannot"
+                " count: burnguard converts no currency")
     source = f"{d.alert.provider.upper()} budget {escape(d.alert.budget_name)}" if d.alert is not None else "a budget"
     return f"the native alert of {source} ({escape(d.label)}) for {code(d.scope)}"
 

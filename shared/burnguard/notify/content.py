@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from burnguard.core.clouds import cloud_name
 from burnguard.core.ledger import ResourceRow, Window
@@ -57,6 +57,9 @@ def headline(decision: Decision) -> str:
         return f"{decision.guardrail}: {scope} crossed {decision.label} of its budget"
     if decision.kind == "forecast":
         return f"{decision.guardrail}: {scope} is forecast to cross {decision.label.removeprefix('forecast ')}"
+    if decision.kind == "currency":
+        return (f"{decision.guardrail}: {scope} has spend in {decision.spend.currency if decision.spend else '?'},"
+                f" not the budget's {decision.budget.currency if decision.budget else '?'}")
     if decision.kind == "burn-rate":
         return f"{decision.guardrail}: {scope} burns {money(decision.rate)}/h of GPU (limit {money(decision.limit)}/h)"
     return f"{decision.guardrail}: native budget alert ({decision.label}) for {scope}"
@@ -89,6 +92,9 @@ def _spend_lines(d: Decision) -> list[str]:
             lines.append(f"Forecast for the period: {money(d.forecast)}")
         if len(d.crossed) > 1:
             lines.append(f"Crossed at once: {', '.join(d.crossed)}")
+    if d.kind == "currency":
+        lines.append(f"Spend {money(d.spend)} in period {d.period}, budget {money(d.budget)}")
+        lines += list(d.notes)
     if d.kind == "burn-rate" and d.window_start and d.window_end:
         lines.append(f"GPU spend {money(d.spend)} over {d.window_start:%Y-%m-%d %H:%M}–{d.window_end:%H:%M} UTC")
     if d.alert is not None:
@@ -138,3 +144,16 @@ def render_resume(report: ResumeOutcome, policy: Policy, actor: str) -> Notifica
     lines += [f"- FAILED {r.cloud} {r.name or r.instance_id}: {reason}" for r, reason in report.failed]
     return Notification(policy.channel_for(policy.guardrail(report.guardrail)), "\n".join(lines),
                         resume_blocks(report, actor), kind="resume")
+
+
+def render_dead_letter(message_id: str, kind: str, reason: str, pending: dict[str, dict[str, Any]],
+                       policy: Policy) -> Notification:
+    """A message the guardrail gave up on, and the crossings left unsettled with what was done."""
+    lines = [f"burnguard could not handle a {kind or 'queue'} message ({message_id}) and set it aside: {reason}"]
+    for key, claim in pending.items():
+        done = [f"{eid} {e['outcome']}" for eid, e in sorted(claim["effects"].items()) if e["state"] == "done"]
+        begun = [eid for eid, e in sorted(claim["effects"].items()) if e["state"] != "done"]
+        lines.append(f"- unsettled {key}: done [{', '.join(done) or 'nothing'}]"
+                     + (f", begun and not recorded [{', '.join(begun)}]" if begun else ""))
+    lines.append("It is in the dead-letter queue with its reason; fix the cause and redeliver it.")
+    return Notification(policy.slack.channel, "\n".join(lines), kind="failure")

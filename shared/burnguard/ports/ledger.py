@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from burnguard.core.facts import Facts
 from burnguard.core.ledger import (
@@ -36,6 +36,60 @@ from burnguard.core.ledger import (
     Window,
 )
 from burnguard.core.messages import DeliveryRef, DeliverySummary, Totals
+
+ClaimState = Literal["new", "pending", "settled"]
+
+
+class EffectLog(Protocol):
+    """What the guardrail did about a crossing, recorded before and after each effect, so an
+    attempt that fails half way is resumed by the next one and never repeats what is done.
+
+    A *claim* is one document per crossing key (the announcement key of a decision's first
+    crossing). It holds a state (pending or settled) and a map of *effects* (one entry per
+    effect id: ``decision``, ``stop:<cloud>:<instance>``, ``skip:<cloud>:<instance>``,
+    ``notify``, ``notify-failures``), each ``{"state": "pending" | "done", "outcome": str,
+    "details": {...}}``. Every method is one atomic unit (one transaction). A settled claim's
+    keys are announcements (:meth:`Ledger.announced` lists them, :meth:`Ledger.announce`
+    returns ``False`` for them); a pending claim's keys are not, so re-evaluation decides the
+    crossing again and the next attempt resumes the claim.
+    """
+
+    def claim(self, key: str, at: datetime, details: Mapping[str, Any]) -> ClaimState:
+        """Open the claim ``key``. ``"new"``: it did not exist and is now pending; ``"pending"``:
+        an earlier attempt opened it and did not settle it (resume it); ``"settled"``: it is
+        settled, or ``key`` was announced by :meth:`Ledger.announce` (do nothing)."""
+        ...
+
+    def effects(self, key: str) -> dict[str, dict[str, Any]]:
+        """The effects recorded on claim ``key`` (pending and done), by effect id; ``{}`` if none."""
+        ...
+
+    def begin_effect(self, key: str, effect: str, at: datetime, details: Mapping[str, Any]) -> bool:
+        """Record effect ``effect`` of claim ``key`` as pending with ``details`` (what is about to
+        be done, enough to do it again). ``False`` (and nothing changes) if it is already
+        recorded, pending or done: another attempt began it, so this one must not do it too."""
+        ...
+
+    def complete_effect(self, key: str, effect: str, outcome: str, at: datetime, *, details: Mapping[str, Any],
+                        audit: AuditEvent, stop: StopRecord | None = None) -> bool:
+        """Atomically: mark the effect done with ``outcome`` and ``details``, append ``audit`` to
+        the audit log and, if given, record ``stop`` (as :meth:`Ledger.record_stop`). ``False``
+        (and nothing written) if the effect was already done."""
+        ...
+
+    def drop_effect(self, key: str, effect: str) -> None:
+        """Forget a *pending* effect of claim ``key`` known not to have happened (the notifier
+        said it could not deliver), so the next attempt does it; a done effect is kept."""
+        ...
+
+    def settle(self, key: str, at: datetime, also: Sequence[str] = ()) -> None:
+        """Mark claim ``key`` settled and announce ``key`` and the keys ``also`` (the other
+        crossings its decision reports) at ``at``, atomically. Idempotent."""
+        ...
+
+    def pending_claims(self) -> dict[str, dict[str, Any]]:
+        """Claims never settled, by key: ``{"at": datetime, "details": {...}, "effects": {...}}``."""
+        ...
 
 
 class SpendFacts(Protocol):
@@ -133,7 +187,7 @@ class StopLog(Protocol):
     def snoozed_until(self, guardrail: str) -> datetime | None: ...
 
 
-class Ledger(SpendStore, AlertState, AuditLog, StopLog, Protocol):
+class Ledger(SpendStore, AlertState, AuditLog, StopLog, EffectLog, Protocol):
     """Everything the guardrail remembers: the union of the concerns above."""
 
 

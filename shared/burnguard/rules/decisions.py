@@ -22,7 +22,7 @@ from burnguard.core.periods import period_days
 from burnguard.core.policy import Guardrail, Policy, project_period_end
 from burnguard.ports.ledger import LedgerView
 
-Kind = Literal["threshold", "forecast", "burn-rate", "native-budget"]
+Kind = Literal["threshold", "forecast", "burn-rate", "native-budget", "currency"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ class Decision:
     def percent_used(self) -> Decimal | None:
         if self.spend is None or self.budget is None or not self.budget.amount:
             return None
+        if self.spend.currency != self.budget.currency:
+            return None  # not comparable (burnguard converts no currency)
         return (self.spend.amount / self.budget.amount * 100).quantize(Decimal("0.1"))
 
 
@@ -88,7 +90,23 @@ def _budget_decisions(g: Guardrail, view: LedgerView, now: datetime, data_until:
     selector = Scope(g.scope.key, g.scope.value)
     budget = g.budget.money
     out: list[Decision] = []
-    rows = [r for r in view.spend(selector, window, basis=g.cost, clouds=g.clouds) if r.currency == budget.currency]
+    every = view.spend(selector, window, basis=g.cost, clouds=g.clouds)
+    rows = [r for r in every if r.currency == budget.currency]
+    # Spend in another currency cannot be compared (no exchange rates): said once per period,
+    # scope value and currency, so a budget never stays silent about spend it cannot see.
+    for other in every:
+        if other.currency == budget.currency or not other.amount:
+            continue
+        scope = Scope(g.scope.key, other.scope_value)
+        key = announce_key("currency", g.name, scope, period, other.currency)
+        if key not in view.announced(key):
+            out.append(Decision(
+                "currency", g.name, scope, period, f"spend in {other.currency}", ("notify",), (key,),
+                spend=Money(other.amount, other.currency), budget=budget, window_start=start, window_end=end,
+                data_until=data_until,
+                notes=(f"{other.amount} {other.currency} of spend is not compared with the {budget.currency} budget:"
+                       " burnguard converts no currency",),
+            ))
     for row in rows:
         scope = Scope(g.scope.key, row.scope_value)
         spent = Money(row.amount, budget.currency)

@@ -1,9 +1,12 @@
 """Actions by name: the executor of each action the policy may name, registered against its
 spec (:mod:`burnguard.core.actions`: policy options, cloud permissions, dry-run).
 
-An executor acts only through ports (instance controllers, the ledger's stop log, the
+An executor acts only through ports (instance controllers, the ledger's effect log, the
 notifier behind :meth:`ActionRun.announce`), handed to it by the guardrail service as an
 :class:`ActionRun`; the service asks :data:`actions` what to run and never names an action.
+Every effect on an instance is recorded pending before it is done and done after
+(:meth:`ActionRun.begin`, :meth:`ActionRun.complete`), so an attempt that fails half way is
+resumed by the next one and repeats nothing.
 Learned from Cloud Custodian's ``@actions.register('stop')`` classes.
 """
 
@@ -11,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import ClassVar, Protocol
+from decimal import Decimal
+from typing import Any, ClassVar, Protocol
 
 from burnguard.core.actions import ACTIONS, NOTIFY, STOP, ActionCatalog, ActionSpec
 from burnguard.core.instances import Instance
@@ -19,7 +23,6 @@ from burnguard.core.ledger import StopRecord
 from burnguard.core.money import Money
 from burnguard.core.policy import Safety
 from burnguard.ports.instances import ActionError, InstanceController
-from burnguard.ports.ledger import StopLog
 from burnguard.rules.actions import FailCode, Reason, Skipped, select_for_stop
 from burnguard.rules.decisions import Decision
 
@@ -73,16 +76,31 @@ class ActionRun(Protocol):
     def controllers(self) -> Mapping[str, InstanceController]: ...
 
     @property
-    def stop_log(self) -> StopLog: ...
+    def done(self) -> Mapping[str, Mapping[str, Any]]:
+        """The effects an earlier attempt of this crossing recorded (pending or done), by id."""
+        ...
 
     def clouds(self) -> tuple[str, ...]:
         """The clouds of the decision's guardrail."""
         ...
 
-    def audit(self, action: str, outcome: str, details: Mapping[str, object]) -> None: ...
+    def begin(self, effect: str, details: Mapping[str, Any]) -> bool:
+        """Record ``effect`` pending before doing it; ``False``: another attempt began it."""
+        ...
+
+    def complete(self, action: str, effect: str, outcome: str, details: Mapping[str, Any],
+                 audit: Mapping[str, object], stop: StopRecord | None = None) -> None:
+        """Record ``effect`` done, with its audit event (``audit`` details) and stop record, at
+        once; nothing if it is done already."""
+        ...
+
+    def error(self, text: str) -> None:
+        """An unexpected error: the run goes on, and the message fails afterwards (retried)."""
+        ...
 
     def announce(self) -> None:
-        """Tell the guardrail's channel about the decision and what was done."""
+        """Tell the guardrail's channel about the decision and what was done (once everything
+        was done: a run with errors announces at its retry)."""
         ...
 
 
@@ -155,32 +173,55 @@ actions = ActionRegistry()
 
 @actions.register(STOP)
 class StopAction(Action):
-    """Stop the selected instances (:func:`select_for_stop`); dry-run selects and records only."""
+    """Stop the selected instances (:func:`select_for_stop`); dry-run selects and records only.
+    Stops an earlier attempt began and did not record are done again (stopping is idempotent);
+    instances it already stopped or skipped are not looked at again."""
 
     def process(self, run: ActionRun) -> None:
         report, decision = run.report, run.decision
-        selection = select_for_stop(self._candidates(run), decision.scope, run.safety, budget=run.budget)
-        report.skipped = list(selection.skipped)
-        for inst in selection.stop:
-            outcome = "dry-run"
-            if not report.dry_run:
-                try:
-                    run.controllers[inst.cloud].stop(inst)
-                    outcome = "ok"
-                except ActionError as exc:
-                    reason = Reason(FailCode.ACTION_FAILED, str(exc))
-                    report.failed.append((inst, reason))
-                    run.audit(self.name, "failed", {"instance": inst.ref, "reason": str(reason),
-                                                          "code": str(reason.code)})
-                    continue
-            report.stopped.append(inst)
-            run.stop_log.record_stop(StopRecord(
-                decision.guardrail, str(decision.scope), inst.cloud, inst.instance_id, inst.name, inst.location,
-                inst.instance_type, run.now, report.dry_run, inst.hourly_cost, inst.currency))
-            run.audit(self.name, outcome, {"instance": inst.ref, "type": inst.instance_type})
+        redo = [instance_from(e["details"]["instance"]) for eid, e in run.done.items()
+                if eid.startswith("stop:") and e["state"] == "pending"]
+        known = {eid.split(":", 1)[1] for eid in run.done if eid.startswith(("stop:", "skip:"))}
+        fresh = [c for c in self._candidates(run) if c.ref not in known]
+        selection = select_for_stop(fresh, decision.scope, run.safety,
+                                    budget=run.budget - len(report.stopped) - len(redo))
+        for inst in [*redo, *selection.stop]:
+            try:
+                self._stop(run, inst)
+            except Exception as exc:
+                run.error(f"stopping {inst.ref}: {type(exc).__name__}: {exc}")
         for skip in selection.skipped:
-            run.audit(self.name, "skipped", {"instance": skip.instance.ref, "reason": str(skip.reason),
-                                               "code": str(skip.code)})
+            why = {"reason": str(skip.reason), "code": str(skip.code)}
+            try:
+                run.complete(self.name, f"skip:{skip.instance.ref}", "skipped",
+                             {"instance": instance_details(skip.instance), **why},
+                             {"instance": skip.instance.ref, **why})
+                report.skipped.append(skip)
+            except Exception as exc:
+                run.error(f"recording the skip of {skip.instance.ref}: {type(exc).__name__}: {exc}")
+
+    def _stop(self, run: ActionRun, inst: Instance) -> None:
+        report, decision = run.report, run.decision
+        eid = f"stop:{inst.ref}"
+        details: dict[str, Any] = {"instance": instance_details(inst)}
+        if eid not in run.done and not run.begin(eid, details):
+            return  # a concurrent run of the same crossing is stopping it
+        outcome = "dry-run"
+        if not report.dry_run:
+            try:
+                run.controllers[inst.cloud].stop(inst)
+                outcome = "ok"
+            except ActionError as exc:
+                reason = Reason(FailCode.ACTION_FAILED, str(exc))
+                why = {"reason": str(reason), "code": str(reason.code)}
+                run.complete(self.name, eid, "failed", {**details, **why}, {"instance": inst.ref, **why})
+                report.failed.append((inst, reason))
+                return
+        run.complete(self.name, eid, outcome, details, {"instance": inst.ref, "type": inst.instance_type},
+                     stop=StopRecord(decision.guardrail, str(decision.scope), inst.cloud, inst.instance_id, inst.name,
+                                     inst.location, inst.instance_type, run.now, report.dry_run, inst.hourly_cost,
+                                     inst.currency))
+        report.stopped.append(inst)
 
     @staticmethod
     def _candidates(run: ActionRun) -> list[Instance]:
@@ -196,6 +237,8 @@ class StopAction(Action):
             except ActionError as exc:
                 report.failed.append((Instance(cloud, "*", "*", "", "", "unknown"),
                                       Reason(FailCode.CANNOT_LIST, f"cannot list instances: {exc}")))
+            except Exception as exc:
+                run.error(f"listing {cloud} instances: {type(exc).__name__}: {exc}")
         return candidates
 
 
@@ -207,3 +250,17 @@ class NotifyAction(Action):
 
     def process(self, run: ActionRun) -> None:
         run.announce()
+
+def instance_details(inst: Instance) -> dict[str, Any]:
+    """An instance as an effect records it (enough to stop it again, or to report it)."""
+    return {"cloud": inst.cloud, "id": inst.instance_id, "name": inst.name, "location": inst.location,
+            "type": inst.instance_type, "state": inst.state,
+            "hourly_cost": str(inst.hourly_cost) if inst.hourly_cost is not None else None,
+            "currency": inst.currency, "tags": dict(inst.tags)}
+
+
+def instance_from(d: Mapping[str, Any]) -> Instance:
+    return Instance(d["cloud"], d["id"], d.get("name", ""), d.get("location", ""), d.get("type", ""),
+                    d.get("state", ""), tags=dict(d.get("tags") or {}),
+                    hourly_cost=Decimal(d["hourly_cost"]) if d.get("hourly_cost") is not None else None,
+                    currency=d.get("currency"))

@@ -64,10 +64,16 @@ def _budget_status(g: Guardrail, ledger: Ledger, now: datetime, data_until: date
         if r.currency != budget.currency and r.amount:
             elsewhere.setdefault(r.scope_value, []).append(f"{r.amount.quantize(Decimal('0.01'))} {r.currency}")
     out: list[GuardrailStatus] = []
-    if not rows and g.scope.value is not None:
+    counted = {r.scope_value for r in rows}
+    if not rows and g.scope.value is not None and g.scope.value not in elsewhere:
         out.append(GuardrailStatus(g.name, Scope(g.scope.key, g.scope.value), period,
                                    Money(Decimal(0), budget.currency), budget, Decimal(0), None,
                                    ", ".join(base_state) or "no spend yet"))
+    for value in (v for v in elsewhere if v not in counted):
+        state = [*base_state, f"no spend in {budget.currency}; {' + '.join(elsewhere[value])}"
+                              " not compared (other currency)"]
+        out.append(GuardrailStatus(g.name, Scope(g.scope.key, value), period,
+                                   Money(Decimal(0), budget.currency), budget, Decimal(0), None, ", ".join(state)))
     for r in rows:
         scope = Scope(g.scope.key, r.scope_value)
         forecast = None

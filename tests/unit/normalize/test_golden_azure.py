@@ -86,8 +86,8 @@ def expected(path: Path) -> tuple[dict[str, tuple[Decimal, Decimal]], list[tuple
     for number, row in enumerate(rows, start=1):
         if not (row.get(cost_col) or "").strip():
             bad.append((number, cost_col))
-        elif currency_col and not (row.get(currency_col) or "").strip():
-            bad.append((number, currency_col))
+        elif currency_col and not re.fullmatch(r"[A-Z]{3}", (row.get(currency_col) or "").strip()):
+            bad.append((number, currency_col))  # empty, or not an ISO 4217 code (koku's "MC")
         else:
             good.append(row)
 

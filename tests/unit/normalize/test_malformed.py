@@ -126,3 +126,21 @@ def test_gpu_rows_are_classified_from_instance_type_or_usage_type() -> None:
     assert t.column("x_AcceleratorClass").to_pylist() == ["gpu", "gpu", None]
     assert t.column("x_AcceleratorFamily").to_pylist() == ["nvidia-a100", "nvidia-a10g", None]
     assert t.column("PricingCategory").to_pylist() == ["Standard", "Dynamic", "Standard"]
+
+
+def test_a_row_larger_than_a_parse_block_is_named_and_the_rest_counts() -> None:
+    huge = "x" * (1 << 20)  # a 1 MiB tag value: longer than a parse block
+    n = run(cur(["a,Usage,2024-09-01T00:00:00Z,1,USD,ml", "b,Usage,2024-09-01T01:00:00Z,2,USD," + huge,
+                 "c,Usage,2024-09-01T02:00:00Z,4,USD,ml"]))
+    assert n.stats.rows_normalized == 2 and n.stats.rows_read == 3
+    [err] = n.stats.errors
+    assert (err.file, err.row, err.field) == ("cur.csv", 2, "resourceTags/user:team")
+    assert f"{len(huge)} characters" in str(err)
+
+
+def test_a_huge_cell_after_a_short_row_with_a_wrong_field_count_is_reported_once() -> None:
+    huge = "y" * (1 << 20)
+    n = run(cur(["a,Usage,2024-09-01T00:00:00Z,1,USD,ml", "short,row", "b,Usage,2024-09-01T01:00:00Z,2,USD," + huge,
+                 "c,Usage,2024-09-01T02:00:00Z,4,USD,ml"]))
+    assert n.stats.rows_normalized == 2
+    assert sorted(e.row for e in n.stats.errors) == [2, 3]

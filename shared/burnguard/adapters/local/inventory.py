@@ -12,15 +12,18 @@ permission or state error), so the local mode can show a partial failure.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from burnguard.core.errors import InputError
+from burnguard.core.errors import BurnguardError, InputError
 from burnguard.core.instances import RUNNING, Instance
 from burnguard.core.tags import normalize_tags, tag_value
 from burnguard.ports.instances import ActionError
@@ -29,57 +32,124 @@ STOPPED = "stopped"
 
 
 class InventoryFile:
-    """The inventory state (a JSON file), shared by the three clouds' controllers."""
+    """The inventory state (a JSON file), shared by the three clouds' controllers.
 
-    def __init__(self, path: str | Path, *, seed: str | Path | None = None):
+    One writer at a time, across threads and processes (``burnguard serve`` and a concurrent
+    ``burnguard ingest``): every change takes an exclusive lock on ``<file>.lock``, reads the
+    file fresh, changes it and replaces it atomically. Reads are always fresh too, so nothing
+    ever writes back a stale copy. A missing file is an error (never an empty inventory).
+    """
+
+    def __init__(self, path: str | Path, *, seed: str | Path | None = None, replace: bool = False):
+        """``seed``: the file to start from when the state file does not exist yet (or always,
+        with ``replace``: the user gave a new inventory). A seed that does not exist is an error."""
         self.path = Path(path)
-        if not self.path.exists():
-            if seed is None:
-                raise InputError("inventory file not found", file=str(self.path))
+        if seed is not None and not Path(seed).is_file():
+            raise InputError("inventory file not found", file=str(seed))
+        if seed is not None and (replace or not self.path.exists()):
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(seed, self.path)
+            with self._locked():
+                tmp = self.path.with_name(self.path.name + ".tmp")
+                shutil.copyfile(seed, tmp)
+                tmp.replace(self.path)
+        if not self.path.exists():
+            raise InputError("inventory file not found", file=str(self.path))
         self._lock = threading.Lock()
-        self._data = self._load()
+        #: entries that cannot be read (named, skipped; the others go on), from the last read
+        self.problems: list[str] = []
+        self._load()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with open(self.path.with_name(self.path.name + ".lock"), "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _load(self) -> dict[str, Any]:
         try:
             data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            raise InputError("inventory file not found", file=str(self.path)) from None
         except (OSError, json.JSONDecodeError) as exc:
             raise InputError(f"inventory is not readable JSON ({exc})", file=str(self.path)) from None
         if not isinstance(data, dict) or not isinstance(data.get("instances"), list):
             raise InputError("inventory must be an object with an 'instances' list", file=str(self.path),
                              field="instances")
+        problems = []
         for i, raw in enumerate(data["instances"]):
-            for key in ("cloud", "id", "type", "state"):
-                if not isinstance(raw.get(key), str):
-                    raise InputError(f"instance {i} lacks {key!r}", file=str(self.path), field=f"instances[{i}].{key}")
+            why = _problem(raw)
+            if why is not None:
+                problems.append(f"{self.path}: instances[{i}]: {why}")
+        self.problems = problems
         return data
 
     def instances(self, cloud: str) -> list[Instance]:
+        """The readable instances of ``cloud``, read fresh (unreadable entries are skipped and
+        listed in :attr:`problems`)."""
         with self._lock:
-            return [_instance(raw) for raw in self._data["instances"] if raw["cloud"] == cloud]
+            data = self._load()
+        return [_instance(raw) for raw in data["instances"] if _problem(raw) is None and raw["cloud"] == cloud]
 
     def raw(self, cloud: str, instance_id: str) -> dict[str, Any]:
-        for raw in self._data["instances"]:
-            if raw["cloud"] == cloud and raw["id"] == instance_id:
-                return raw  # type: ignore[no-any-return]
-        raise ActionError(f"{cloud} instance {instance_id} does not exist")
+        with self._lock:
+            return _find(self._load(), cloud, instance_id)
 
     def set_state(self, cloud: str, instance_id: str, state: str) -> None:
-        with self._lock:
-            self.raw(cloud, instance_id)["state"] = state
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self._data, indent=2) + "\n")
+        with self._lock, self._locked():
+            data = self._load()
+            _find(data, cloud, instance_id)["state"] = state
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text(json.dumps(data, indent=2) + "\n")
             tmp.replace(self.path)
 
 
-def _instance(raw: dict[str, Any]) -> Instance:
+def _find(data: dict[str, Any], cloud: str, instance_id: str) -> dict[str, Any]:
+    for raw in data["instances"]:
+        if isinstance(raw, dict) and raw.get("cloud") == cloud and raw.get("id") == instance_id:
+            return raw
+    raise ActionError(f"{cloud} instance {instance_id} does not exist")
+
+
+def _problem(raw: Any) -> str | None:
+    """Why an inventory entry cannot be used as an instance, or None."""
+    if not isinstance(raw, dict):
+        return "not an object"
+    for key in ("cloud", "id", "type", "state"):
+        if not isinstance(raw.get(key), str):
+            return f"lacks {key!r}"
+    if not isinstance(raw.get("tags", {}), dict):
+        return "'tags' is not an object"
+    try:
+        _instance(raw)
+    except (ValueError, TypeError, ArithmeticError, BurnguardError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _cost(raw: dict[str, Any]) -> Decimal | None:
+    """The hourly cost, or None when absent or not a number (it only orders stops; an instance
+    whose cost is unreadable is still stopped, last)."""
     cost = raw.get("hourly_cost")
+    if cost is None or isinstance(cost, bool):
+        return None
+    try:
+        value = Decimal(str(cost))
+    except ArithmeticError:
+        return None
+    return value if value.is_finite() else None
+
+
+def _instance(raw: dict[str, Any]) -> Instance:
+    cost = _cost(raw)
+    currency = raw.get("currency")
     return Instance(
-        cloud=raw["cloud"], instance_id=raw["id"], name=raw.get("name", ""), location=raw.get("location", ""),
+        cloud=raw["cloud"], instance_id=raw["id"], name=str(raw.get("name", "")), location=str(raw.get("location", "")),
         instance_type=raw["type"], state=raw["state"], tags=normalize_tags(raw["cloud"], raw.get("tags", {})),
         accelerators=tuple(raw.get("accelerators", ())), spot=bool(raw.get("spot", False)),
-        hourly_cost=Decimal(str(cost)) if cost is not None else None, currency=raw.get("currency"),
+        hourly_cost=cost, currency=currency if isinstance(currency, str) and cost is not None else None,
     )
 
 

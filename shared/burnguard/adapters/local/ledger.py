@@ -7,7 +7,14 @@ completes and is the latest of its slice, one transaction sums its blobs in Arro
 a time, so memory stays bounded by the delivery's groups), writes the sums to the query tables,
 deletes the rows of the delivery it replaces, and moves the ``current`` pointer: the switch is
 atomic, and only counted deliveries ever have rows in the query tables, so queries need no
-join on delivery state. Amounts are INTEGER nano-units (exact sums).
+join on delivery state.
+
+Amounts are nano-units, exact at any size: an INTEGER column holds those that fit SQLite's
+int64 (|amount| < 9.2e9 units: every real amount in USD, EUR, JPY...), and a TEXT column
+(``billed_x``, ``effective_x``) holds the exact decimal of any larger one (a month of VND or
+IDR) with 0 in the INTEGER column. Queries sum the INTEGER column in SQL (fast); when the
+ledger holds any large amount, or a sum overflows int64, the query runs again with an exact
+Python aggregate over both columns.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -42,6 +49,7 @@ from burnguard.core.ledger import (
     nanos_array,
 )
 from burnguard.core.messages import DeliveryRef, DeliverySummary, Totals
+from burnguard.ports.ledger import ClaimState
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -73,6 +81,11 @@ CREATE TABLE IF NOT EXISTS stops (
     guardrail TEXT NOT NULL, scope TEXT NOT NULL, cloud TEXT NOT NULL, instance_id TEXT NOT NULL, name TEXT,
     location TEXT, instance_type TEXT, stopped_at TEXT NOT NULL, dry_run INTEGER NOT NULL, hourly_cost TEXT,
     currency TEXT, resumed_at TEXT, PRIMARY KEY (guardrail, cloud, instance_id, stopped_at));
+CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, at TEXT NOT NULL, details TEXT NOT NULL,
+    settled_at TEXT);
+CREATE TABLE IF NOT EXISTS effects (
+    claim TEXT NOT NULL, effect TEXT NOT NULL, state TEXT NOT NULL, outcome TEXT NOT NULL DEFAULT '',
+    at TEXT NOT NULL, details TEXT NOT NULL, PRIMARY KEY (claim, effect));
 CREATE TABLE IF NOT EXISTS snoozes (guardrail TEXT PRIMARY KEY, until TEXT NOT NULL, by TEXT NOT NULL,
     at TEXT NOT NULL);
 """
@@ -103,10 +116,18 @@ class SqliteLedger(SqliteStore):
 
     def __init__(self, path: str | Path):
         super().__init__(path, SCHEMA)
+        self._db.create_aggregate("xsum", 2, _ExactSum)  # type: ignore[arg-type]
         for table, keys in FACT_TABLES.items():
             cols = ", ".join(f"{k} {'INTEGER' if k == 'gpu' else 'TEXT'}" for k in keys)
-            money = "billed INTEGER NOT NULL, effective INTEGER NOT NULL, rows INTEGER NOT NULL"
+            money = ("billed INTEGER NOT NULL, effective INTEGER NOT NULL, rows INTEGER NOT NULL,"
+                     " billed_x TEXT, effective_x TEXT")
             self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (delivery_id TEXT NOT NULL, {cols}, {money})")
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for extra in ("billed_x", "effective_x"):
+                if extra not in have:  # a ledger written before amounts beyond int64 were kept
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {extra} TEXT")
+            self._db.execute(f"CREATE INDEX IF NOT EXISTS {table}_big ON {table}(delivery_id)"
+                             " WHERE billed_x IS NOT NULL OR effective_x IS NOT NULL")
             self._db.execute(f"CREATE INDEX IF NOT EXISTS {table}_by_delivery ON {table}(delivery_id)")
             for i, index in enumerate(FACT_INDEXES[table]):
                 self._db.execute(f"CREATE INDEX IF NOT EXISTS {table}_i{i} ON {table}({index})")
@@ -234,8 +255,10 @@ class SqliteLedger(SqliteStore):
             elif k == "gpu":
                 col = pc.cast(col, pa.int8())
             columns.append(col)
-        columns += [nanos_array(data.column("billed")), nanos_array(data.column("effective")), data.column("rows")]
-        names = ", ".join(["delivery_id", *keys, "billed", "effective", "rows"])
+        billed, billed_x = _split_nanos(nanos_array(data.column("billed")))
+        effective, effective_x = _split_nanos(nanos_array(data.column("effective")))
+        columns += [billed, effective, data.column("rows"), billed_x, effective_x]
+        names = ", ".join(["delivery_id", *keys, "billed", "effective", "rows", "billed_x", "effective_x"])
         db.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})",
                        zip(*(c.to_pylist() for c in columns), strict=True))
 
@@ -284,22 +307,40 @@ class SqliteLedger(SqliteStore):
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
+    def _money_query(self, build: Callable[[Callable[..., str]], tuple[str, Sequence[Any]]]) -> list[tuple[Any, ...]]:
+        """Run a query whose sums ``build`` writes with the summing function it is given
+        (``total(alias, basis, gpu=False)``, and ``order(...)`` for sorting): fast int64 sums in
+        SQL, or the exact aggregate when the ledger holds amounts beyond int64 or a sum overflows."""
+        if not self._has_big():
+            try:
+                return self._query(*build(_fast_sum))
+            except sqlite3.OperationalError as exc:
+                if "integer overflow" not in str(exc):
+                    raise
+        return self._query(*build(_exact_sum))
+
+    def _has_big(self) -> bool:
+        row = self._query("SELECT EXISTS (SELECT 1 FROM spend WHERE billed_x IS NOT NULL OR effective_x IS NOT NULL)"
+                          " OR EXISTS (SELECT 1 FROM gpu_hourly WHERE billed_x IS NOT NULL OR effective_x IS NOT NULL)",
+                          [])
+        return bool(row[0][0])
+
     def spend(self, scope: Scope, window: Window, *, basis: CostBasis = "effective",
               clouds: Sequence[str] | None = None) -> list[SpendRow]:
         where, params = self._where(scope, window, clouds)
-        rows = self._query(
-            f"SELECT t.value, s.currency, SUM(s.{_col(basis)}), SUM(CASE WHEN s.gpu THEN s.{_col(basis)} ELSE 0 END)"
+        rows = self._money_query(lambda total: (
+            f"SELECT t.value, s.currency, {total('s', basis)}, {total('s', basis, gpu=True)}"
             f" FROM spend s JOIN tagset_tags t ON t.tagset = s.tagset WHERE {where}"
-            " GROUP BY t.value, s.currency ORDER BY t.value, s.currency", params)
+            " GROUP BY t.value, s.currency ORDER BY t.value, s.currency", params))
         return [SpendRow(v, c, from_nanos(a), from_nanos(g)) for v, c, a, g in rows]
 
     def daily(self, scope: Scope, window: Window, *, basis: CostBasis = "effective",
               clouds: Sequence[str] | None = None) -> dict[str | None, dict[date, dict[str, Decimal]]]:
         where, params = self._where(scope, Window(window.start, window.end), clouds)
         out: dict[str | None, dict[date, dict[str, Decimal]]] = defaultdict(lambda: defaultdict(dict))
-        for value, day, cur, amount in self._query(
-                f"SELECT t.value, s.day, s.currency, SUM(s.{_col(basis)}) FROM spend s JOIN tagset_tags t"
-                f" ON t.tagset = s.tagset WHERE {where} GROUP BY t.value, s.day, s.currency", params):
+        for value, day, cur, amount in self._money_query(lambda total: (
+                f"SELECT t.value, s.day, s.currency, {total('s', basis)} FROM spend s JOIN tagset_tags t"
+                f" ON t.tagset = s.tagset WHERE {where} GROUP BY t.value, s.day, s.currency", params)):
             out[value][date.fromisoformat(day)][cur] = from_nanos(amount)
         return {k: dict(v) for k, v in out.items()}
 
@@ -307,10 +348,10 @@ class SqliteLedger(SqliteStore):
                    clouds: Sequence[str] | None = None) -> dict[str | None, dict[datetime, dict[str, Decimal]]]:
         where, params = self._where(scope, None, clouds, alias="h")
         out: dict[str | None, dict[datetime, dict[str, Decimal]]] = defaultdict(lambda: defaultdict(dict))
-        for value, hour, cur, amount in self._query(
-                f"SELECT t.value, h.hour, h.currency, SUM(h.{_col(basis)}) FROM gpu_hourly h JOIN tagset_tags t"
+        for value, hour, cur, amount in self._money_query(lambda total: (
+                f"SELECT t.value, h.hour, h.currency, {total('h', basis)} FROM gpu_hourly h JOIN tagset_tags t"
                 f" ON t.tagset = h.tagset WHERE {where} AND h.hour >= ? GROUP BY t.value, h.hour, h.currency",
-                [*params, _ts(since)]):
+                [*params, _ts(since)])):
             hour_dt = _dt(hour)
             assert hour_dt is not None
             out[value][hour_dt][cur] = from_nanos(amount)
@@ -321,30 +362,30 @@ class SqliteLedger(SqliteStore):
         where, params = self._where(scope, window, None, alias="r")
         if gpu_only:
             where += " AND r.gpu = 1"
-        rows = self._query(
-            f"SELECT r.resource_id, r.cloud, r.instance_type, MAX(r.gpu), r.currency, SUM(r.{_col(basis)}) AS amount"
+        rows = self._money_query(lambda total: (
+            f"SELECT r.resource_id, r.cloud, r.instance_type, MAX(r.gpu), r.currency, {total('r', basis)} AS amount"
             f" FROM spend r JOIN tagset_tags t ON t.tagset = r.tagset WHERE {where} AND r.resource_id != ''"
-            f" GROUP BY r.resource_id, r.cloud, r.instance_type, r.currency ORDER BY amount DESC LIMIT ?",
-            [*params, limit])
+            f" GROUP BY r.resource_id, r.cloud, r.instance_type, r.currency"
+            f" ORDER BY {total('r', basis, order=True)} DESC LIMIT ?", [*params, limit]))
         return [ResourceRow(rid, cloud, itype, bool(gpu), cur, from_nanos(a))
                 for rid, cloud, itype, gpu, cur, a in rows]
 
     def by_service(self, scope: Scope, window: Window, *, basis: CostBasis = "effective") -> list[ServiceRow]:
         where, params = self._where(scope, window, None)
-        rows = self._query(
-            f"SELECT s.cloud, s.service, s.currency, SUM(s.{_col(basis)}) AS amount FROM spend s JOIN tagset_tags t"
-            f" ON t.tagset = s.tagset WHERE {where} GROUP BY s.cloud, s.service, s.currency ORDER BY amount DESC",
-            params)
+        rows = self._money_query(lambda total: (
+            f"SELECT s.cloud, s.service, s.currency, {total('s', basis)} AS amount FROM spend s JOIN tagset_tags t"
+            f" ON t.tagset = s.tagset WHERE {where} GROUP BY s.cloud, s.service, s.currency"
+            f" ORDER BY {total('s', basis, order=True)} DESC", params))
         return [ServiceRow(cloud, service, cur, from_nanos(a)) for cloud, service, cur, a in rows]
 
     def top_tag_values(self, key: str, window: Window, *, limit: int = 10,
                        basis: CostBasis = "effective") -> list[SpendRow]:
         where, params = self._where(Scope(key), window, None)
-        rows = self._query(
-            f"SELECT t.value, s.currency, SUM(s.{_col(basis)}) AS amount,"
-            f" SUM(CASE WHEN s.gpu THEN s.{_col(basis)} ELSE 0 END) FROM spend s JOIN tagset_tags t"
-            f" ON t.tagset = s.tagset WHERE {where} GROUP BY t.value, s.currency ORDER BY amount DESC LIMIT ?",
-            [*params, limit])
+        rows = self._money_query(lambda total: (
+            f"SELECT t.value, s.currency, {total('s', basis)} AS amount,"
+            f" {total('s', basis, gpu=True)} FROM spend s JOIN tagset_tags t"
+            f" ON t.tagset = s.tagset WHERE {where} GROUP BY t.value, s.currency"
+            f" ORDER BY {total('s', basis, order=True)} DESC LIMIT ?", [*params, limit]))
         return [SpendRow(v, c, from_nanos(a), from_nanos(g)) for v, c, a, g in rows]
 
     def latest_data(self) -> datetime | None:
@@ -359,16 +400,72 @@ class SqliteLedger(SqliteStore):
                              (key, _ts(at), json.dumps(dict(details), sort_keys=True, default=str)))
             return bool(cur.rowcount)
 
+    # -- effect log (claims of crossings and what was done about them) ----------------------
+    def claim(self, key: str, at: datetime, details: Mapping[str, Any]) -> ClaimState:
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM announcements WHERE key = ?", (key,)).fetchone():
+                return "settled"
+            row = db.execute("SELECT settled_at FROM claims WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                return "settled" if row[0] else "pending"
+            db.execute("INSERT INTO claims (key, at, details) VALUES (?, ?, ?)",
+                       (key, _ts(at), json.dumps(dict(details), sort_keys=True, default=str)))
+            return "new"
+
+    def effects(self, key: str) -> dict[str, dict[str, Any]]:
+        rows = self._query("SELECT effect, state, outcome, details FROM effects WHERE claim = ?", [key])
+        return {e: {"state": st, "outcome": o, "details": json.loads(d)} for e, st, o, d in rows}
+
+    def begin_effect(self, key: str, effect: str, at: datetime, details: Mapping[str, Any]) -> bool:
+        with self._tx() as db:
+            cur = db.execute("INSERT OR IGNORE INTO effects (claim, effect, state, at, details)"
+                       " VALUES (?, ?, 'pending', ?, ?)",
+                       (key, effect, _ts(at), json.dumps(dict(details), sort_keys=True, default=str)))
+            return bool(cur.rowcount)
+
+    def complete_effect(self, key: str, effect: str, outcome: str, at: datetime, *, details: Mapping[str, Any],
+                        audit: AuditEvent, stop: StopRecord | None = None) -> bool:
+        with self._tx() as db:
+            row = db.execute("SELECT state FROM effects WHERE claim = ? AND effect = ?", (key, effect)).fetchone()
+            if row is not None and row[0] == "done":
+                return False
+            db.execute("INSERT OR REPLACE INTO effects (claim, effect, state, outcome, at, details)"
+                       " VALUES (?, ?, 'done', ?, ?, ?)",
+                       (key, effect, outcome, _ts(at), json.dumps(dict(details), sort_keys=True, default=str)))
+            self._audit(db, audit)
+            if stop is not None:
+                self._record_stop(db, stop)
+            return True
+
+    def drop_effect(self, key: str, effect: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM effects WHERE claim = ? AND effect = ? AND state = 'pending'", (key, effect))
+
+    def settle(self, key: str, at: datetime, also: Sequence[str] = ()) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE claims SET settled_at = ? WHERE key = ? AND settled_at IS NULL", (_ts(at), key))
+            details = db.execute("SELECT details FROM claims WHERE key = ?", (key,)).fetchone()
+            db.executemany("INSERT OR IGNORE INTO announcements (key, at, details) VALUES (?, ?, ?)",
+                           [(k, _ts(at), details[0] if details else "{}") for k in dict.fromkeys([key, *also])])
+
+    def pending_claims(self) -> dict[str, dict[str, Any]]:
+        rows = self._query("SELECT key, at, details FROM claims WHERE settled_at IS NULL ORDER BY at, key", [])
+        return {k: {"at": _dt(at), "details": json.loads(d), "effects": self.effects(k)} for k, at, d in rows}
+
     def announced(self, prefix: str) -> dict[str, datetime]:
         rows = self._query("SELECT key, at FROM announcements WHERE key >= ? AND key < ?", [prefix, prefix + "\uffff"])
         return {k: v for k, at in rows if (v := _dt(at)) is not None}
 
     def audit(self, event: AuditEvent) -> None:
         with self._tx() as db:
-            db.execute("INSERT INTO audit (at, kind, actor, outcome, guardrail, scope, details)"
-                       " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (_ts(event.at), event.kind, event.actor, event.outcome, event.guardrail, event.scope,
-                        json.dumps(event.details, sort_keys=True, default=str)))
+            self._audit(db, event)
+
+    @staticmethod
+    def _audit(db: sqlite3.Connection, event: AuditEvent) -> None:
+        db.execute("INSERT INTO audit (at, kind, actor, outcome, guardrail, scope, details)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (_ts(event.at), event.kind, event.actor, event.outcome, event.guardrail, event.scope,
+                    json.dumps(event.details, sort_keys=True, default=str)))
 
     def audit_log(self, *, limit: int = 100, guardrail: str | None = None) -> list[AuditEvent]:
         sql = "SELECT at, kind, actor, outcome, guardrail, scope, details FROM audit"
@@ -386,11 +483,15 @@ class SqliteLedger(SqliteStore):
 
     def record_stop(self, record: StopRecord) -> None:
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO stops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (record.guardrail, record.scope, record.cloud, record.instance_id, record.name,
-                        record.location, record.instance_type, _ts(record.stopped_at), int(record.dry_run),
-                        str(record.hourly_cost) if record.hourly_cost is not None else None, record.currency,
-                        _ts(record.resumed_at)))
+            self._record_stop(db, record)
+
+    @staticmethod
+    def _record_stop(db: sqlite3.Connection, record: StopRecord) -> None:
+        db.execute("INSERT OR REPLACE INTO stops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (record.guardrail, record.scope, record.cloud, record.instance_id, record.name,
+                    record.location, record.instance_type, _ts(record.stopped_at), int(record.dry_run),
+                    str(record.hourly_cost) if record.hourly_cost is not None else None, record.currency,
+                    _ts(record.resumed_at)))
 
     def stops(self, guardrail: str | None = None, *, active_only: bool = True) -> list[StopRecord]:
         sql = "SELECT * FROM stops WHERE 1 = 1"
@@ -422,6 +523,51 @@ class SqliteLedger(SqliteStore):
     def snoozed_until(self, guardrail: str) -> datetime | None:
         row = self._query("SELECT until FROM snoozes WHERE guardrail = ?", [guardrail])
         return _dt(row[0][0]) if row else None
+
+
+class _ExactSum:
+    """SQLite aggregate ``xsum(int_nanos, text_nanos)``: the exact sum, as decimal text."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def step(self, small: int | None, big: str | None) -> None:
+        if small:
+            self.total += small
+        if big is not None:
+            self.total += int(big)
+
+    def finalize(self) -> str:
+        return str(self.total)
+
+
+def _fast_sum(alias: str, basis: CostBasis, *, gpu: bool = False, order: bool = False) -> str:
+    col = f"{alias}.{_col(basis)}"
+    if order:
+        return "amount"
+    return f"SUM(CASE WHEN {alias}.gpu THEN {col} ELSE 0 END)" if gpu else f"SUM({col})"
+
+
+def _exact_sum(alias: str, basis: CostBasis, *, gpu: bool = False, order: bool = False) -> str:
+    col = f"{alias}.{_col(basis)}"
+    if order:  # sorting only: a float is close enough, the amounts themselves stay exact
+        return f"(TOTAL({col}) + TOTAL(CAST({col}_x AS REAL)))"
+    if gpu:
+        return f"xsum(CASE WHEN {alias}.gpu THEN {col} ELSE 0 END, CASE WHEN {alias}.gpu THEN {col}_x END)"
+    return f"xsum({col}, {col}_x)"
+
+
+#: The largest magnitude kept in the INTEGER column (SQLite's int64).
+INT64_MAX = 2**63 - 1
+
+
+def _split_nanos(nanos: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
+    """Nano-units (``decimal256(76, 0)``) → (int64 where it fits else 0, decimal text where it does not)."""
+    limit = pa.scalar(Decimal(INT64_MAX), pa.decimal256(76, 0))
+    fits = pc.less_equal(pc.abs(nanos), limit)
+    small = pc.cast(pc.if_else(fits, nanos, pa.scalar(Decimal(0), pa.decimal256(76, 0))), pa.int64())
+    big = pc.if_else(fits, pa.scalar(None, pa.string()), pc.cast(nanos, pa.string()))
+    return small, big
 
 
 def _col(basis: CostBasis) -> str:
