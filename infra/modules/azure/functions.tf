@@ -113,13 +113,13 @@ resource "azurerm_log_analytics_workspace" "this" {
 resource "azurerm_application_insights" "this" {
   count = var.runtime.application_insights ? 1 : 0
 
-  name                          = "${var.name_prefix}-appi-${local.suffix}"
-  resource_group_name           = local.resource_group_name
-  location                      = var.location
-  workspace_id                  = azurerm_log_analytics_workspace.this[0].id
-  application_type              = "other"
-  local_authentication_disabled = true
-  tags                          = local.tags
+  name                         = "${var.name_prefix}-appi-${local.suffix}"
+  resource_group_name          = local.resource_group_name
+  location                     = var.location
+  workspace_id                 = azurerm_log_analytics_workspace.this[0].id
+  application_type             = "other"
+  local_authentication_enabled = false
+  tags                         = local.tags
 }
 
 # --- trigger: blob_events (BlobCreated -> Event Grid -> Storage queue -> queue trigger) ---------
@@ -130,15 +130,15 @@ resource "azurerm_application_insights" "this" {
 resource "azurerm_storage_queue" "blob_created" {
   for_each = local.blob_events
 
-  name                 = "blob-created"
-  storage_account_name = azurerm_storage_account.function[each.key].name # storage_account_id: newer 4.x only
+  name               = "blob-created"
+  storage_account_id = azurerm_storage_account.function[each.key].id
 }
 
 resource "azurerm_storage_queue" "blob_created_poison" {
   for_each = local.blob_events
 
-  name                 = "blob-created-poison"
-  storage_account_name = azurerm_storage_account.function[each.key].name
+  name               = "blob-created-poison"
+  storage_account_id = azurerm_storage_account.function[each.key].id
 }
 
 resource "azurerm_eventgrid_system_topic" "exports" {
