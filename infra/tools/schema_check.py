@@ -11,7 +11,8 @@ cannot load them. This checks a configuration directory against the schemas that
 * literal values have the argument's type (a list is not given to a string, "yes" to a bool, ...);
 * every reference (`var.`, `local.`, `data.T.N`, `module.`, `T.N.attr`) points at something
   declared in the directory, and `T.N.attr` at an attribute the type has (computed ones included);
-* the provider blocks' arguments are known.
+* the provider blocks' arguments are known; calls of local modules set only variables the
+  module declares, and all of its required ones.
 
 Usage: python infra/tools/schema_check.py SCHEMA.json [SCHEMA.json ...] -- DIR [DIR ...]
 Prints one line per problem (`file: resource T.N: ...`) and exits 1 if there is any.
@@ -259,8 +260,29 @@ def check_directory(directory: Path, schemas: Schemas) -> tuple[list[str], dict[
             counts["providers"] += 1
             where = f"{directory.name}/{file}: provider {name}"
             problems.extend(check_block(body, schema["provider_config"], where, {"alias"}))
+    problems.extend(check_module_calls(config))
     problems.extend(f"{directory.name}/{p}" for p in check_references(config, schemas))
     return problems, counts
+
+
+MODULE_META = {"source", "version", "count", "for_each", "depends_on", "providers"}
+
+
+def check_module_calls(config: Config) -> Iterator[str]:
+    """Calls of local modules: every argument is a variable of the module, every required one is set."""
+    for file, entry in config.items("module"):
+        for name, body in entry.items():
+            if name == "__is_block__" or not str(body.get("source", "")).startswith("."):
+                continue
+            called = Config.load((config.directory / body["source"]).resolve())
+            variables = {v: spec for _, e in called.items("variable") for v, spec in e.items() if v != "__is_block__"}
+            where = f"{config.directory.name}/{file}: module {name}"
+            for key in set(body) - MODULE_META - {"__is_block__"}:
+                if key not in variables:
+                    yield f"{where}: {body['source']} has no variable {key!r}"
+            for var, spec in variables.items():
+                if "default" not in spec and var not in body:
+                    yield f"{where}: required variable {var!r} is not set"
 
 
 def main(argv: list[str]) -> int:

@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).parents[2]
 INFRA = ROOT / "infra"
 SCHEMAS = Path(os.environ.get("BURNGUARD_PROVIDER_SCHEMAS", ROOT / ".tools" / "schemas"))
-CHECKED = ("modules/gcp", "modules/azure", "examples/complete")
+CHECKED = ("modules/gcp", "modules/azure", "examples/complete", "examples/aws-only")
 
 sys.path.insert(0, str(INFRA / "tools"))
 import schema_check  # noqa: E402
@@ -54,7 +54,7 @@ def test_module_matches_its_provider_schemas(schemas: schema_check.Schemas, dire
     assert problems == []
     if directory.startswith("modules/"):
         assert counts["resources"] >= 20 and counts["unchecked"] == 0, counts
-    else:
+    elif directory == "examples/complete":
         assert counts["providers"] == 2, counts
 
 
@@ -161,3 +161,15 @@ def test_schemas_carry_the_types_the_modules_use(schemas: schema_check.Schemas) 
     azurerm: dict[str, Any] = schemas.by_prefix["azurerm"]
     assert azurerm["resources"]["azurerm_function_app_flex_consumption"]["blocks"]["site_config"]["required"] is True
     assert json.dumps(azurerm["package"]).startswith('"cdktn-provider-azurerm==')
+
+
+def test_the_check_reports_module_calls_that_do_not_fit(schemas: schema_check.Schemas, tmp_path: Path) -> None:
+    (tmp_path / "mod").mkdir()
+    (tmp_path / "mod" / "variables.tf").write_text(
+        'variable "needed" {\n  type = string\n}\n\nvariable "optional" {\n  type    = string\n  default = "x"\n}\n')
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "main.tf").write_text(
+        'module "m" {\n  source = "../mod"\n  optinal = "y"\n}\n\nmodule "ok" {\n  source = "../mod"\n  needed = "y"\n}\n')
+    problems, _ = schema_check.check_directory(tmp_path / "root", schemas)
+    assert problems == ["root/main.tf: module m: ../mod has no variable 'optinal'",
+                        "root/main.tf: module m: required variable 'needed' is not set"]

@@ -28,6 +28,28 @@ variable "aws_scope_tag_keys" {
   default     = ["team", "project"]
 }
 
+variable "aws_gpu_regions" {
+  description = "Regions whose EC2 GPU instances the guardrail may stop (BURNGUARD_AWS_REGIONS)."
+  type        = list(string)
+  default     = ["eu-west-1"]
+}
+
+variable "aws_export_bucket" {
+  description = "Bucket of the AWS Data Export (CUR 2.0), created outside this root (README: Deployment)."
+  type        = string
+}
+
+variable "aws_export_prefix" {
+  description = "S3 prefix of the export's objects."
+  type        = string
+  default     = "cur/"
+}
+
+variable "aws_budget_topic_arn" {
+  description = "SNS topic AWS Budgets notify (its policy allows budgets.amazonaws.com to publish)."
+  type        = string
+}
+
 # --- Google Cloud (the control plane) ----------------------------------------------------------
 
 variable "gcp_project_id" {
@@ -48,6 +70,38 @@ variable "gcp_gpu_projects" {
   description = "Projects whose GCE GPU instances the guardrail may stop."
   type        = list(string)
   default     = []
+}
+
+variable "gcp_slack_bot_token_id" {
+  description = "Secret Manager secret holding the Slack bot token (the guardrail posts with it): projects/<p>/secrets/<s>."
+  type        = string
+}
+
+variable "slack_channel" {
+  description = "Slack channel id the guardrail posts to (BURNGUARD_SLACK_CHANNEL)."
+  type        = string
+}
+
+variable "gcp_billing_export_bucket" {
+  description = "Bucket the scheduled BigQuery EXPORT DATA query writes the billing export to (README: Deployment)."
+  type        = string
+}
+
+variable "gcp_billing_account" {
+  description = "Billing account of the Cloud Billing budgets (null: no budgets)."
+  type        = string
+  default     = null
+}
+
+variable "gcp_budgets" {
+  description = "Cloud Billing budgets: name => { amount, currency_code, projects, thresholds }."
+  type = map(object({
+    amount        = number
+    currency_code = optional(string, "USD")
+    projects      = optional(list(string))
+    thresholds    = optional(list(number), [0.5, 0.9, 1.0])
+  }))
+  default = {}
 }
 
 # --- Azure ---------------------------------------------------------------------------------------
@@ -81,4 +135,30 @@ variable "azure_gpu_scopes" {
   description = "Subscriptions or resource groups holding the GPU VMs the guardrail may deallocate."
   type        = list(string)
   default     = []
+}
+
+variable "azure_webhook_secret_uri" {
+  description = "Key Vault secret (same vault) holding the budget webhook's secret, which the Action Group's URL carries."
+  type        = string
+}
+
+variable "azure_exports_storage_account_id" {
+  description = "Storage account of the Cost Management export."
+  type        = string
+}
+
+variable "azure_exports_container" {
+  type    = string
+  default = "exports"
+}
+
+variable "azure_exports_prefix" {
+  type    = string
+  default = ""
+}
+
+variable "azure_code_deployed" {
+  description = "false for the first apply; true once the Azure bundle is deployed (Event Grid subscribes to the deployed ingest function)."
+  type        = bool
+  default     = false
 }

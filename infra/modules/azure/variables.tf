@@ -54,6 +54,9 @@ variable "runtime" {
     instance_memory_mb   = optional(number, 2048)
     application_insights = optional(bool, true)
     log_retention_days   = optional(number, 30)
+    # Event Grid subscriptions to a function need the function deployed (az functionapp deploy,
+    # after the first apply): set true then, and apply again.
+    code_deployed = optional(bool, false)
   })
   default = {}
 
@@ -79,10 +82,13 @@ variable "functions" {
       entry_point  the function's name in function_app.py (slack_command, ...)
       trigger      type = "http" (public = true only for Slack-signed requests: anonymous at
                    the platform; route: the @app.route of function_app.py), or "blob_events" (storage_account_id, container, prefix:
-                   BlobCreated events through Event Grid to a Storage queue the function
-                   reads with its identity; connection "BURNGUARD_EVENTS", queue name in
-                   BURNGUARD_EVENTS_QUEUE)
+                   BlobCreated events through an Event Grid system topic subscription to the
+                   function's Event Grid trigger, retried, dead-lettered to its storage account;
+                   created once runtime.code_deployed is true)
       grants       "slack_signing_secret" Key Vault Secrets User on the one secret
+                   "webhook_secret"       Key Vault Secrets User on the budget webhook's secret
+                                          (slack.webhook_secret_uri; BURNGUARD_WEBHOOK_SECRET_REF):
+                                          the Action Group calls /api/budget with it in the URL
                    "read_exports"         Storage Blob Data Reader on the trigger's container
                    "queue_publish", "ledger"  reach Google Cloud by workload identity federation
                                           (no Azure role; the gcp module binds them)
@@ -118,13 +124,13 @@ variable "functions" {
   }
   validation {
     condition = alltrue([for f in values(var.functions) : alltrue([
-      for g in f.grants : contains(["slack_signing_secret", "read_exports", "queue_publish", "ledger"], g)
+      for g in f.grants : contains(["slack_signing_secret", "webhook_secret", "read_exports", "queue_publish", "ledger"], g)
     ])])
-    error_message = "functions[*].grants: slack_signing_secret, read_exports, queue_publish, ledger."
+    error_message = "functions[*].grants: slack_signing_secret, webhook_secret, read_exports, queue_publish, ledger."
   }
   validation {
-    condition     = alltrue([for f in values(var.functions) : !f.trigger.public || (f.trigger.type == "http" && contains(f.grants, "slack_signing_secret"))])
-    error_message = "functions[*].trigger.public: only an http function granted slack_signing_secret (it verifies Slack signatures) may be anonymous."
+    condition     = alltrue([for f in values(var.functions) : !f.trigger.public || (f.trigger.type == "http" && (contains(f.grants, "slack_signing_secret") || contains(f.grants, "webhook_secret")))])
+    error_message = "functions[*].trigger.public: only an http function that checks a secret (slack_signing_secret: Slack signatures; webhook_secret: the budget webhook's secret) may be anonymous."
   }
   validation {
     condition = alltrue([for f in values(var.functions) : f.trigger.type != "blob_events" || (
@@ -155,6 +161,8 @@ variable "slack" {
     signing_secret_uri = string
     key_vault_id       = string
     replay             = optional(string, "memory")
+    # The budget webhook's secret (in the Action Group's URL), in the same vault.
+    webhook_secret_uri = optional(string)
   })
   default = null
 

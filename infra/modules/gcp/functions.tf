@@ -87,6 +87,10 @@ resource "google_cloudfunctions2_function" "this" {
       condition     = !contains(each.value.grants, "slack_signing_secret") || var.slack != null
       error_message = "${each.key}: the slack_signing_secret grant needs var.slack (the secret's reference)."
     }
+    precondition {
+      condition     = !contains(each.value.grants, "slack_notify") || try(var.slack.bot_token_id != null && var.slack.channel != null, false)
+      error_message = "${each.key}: the slack_notify grant needs slack.bot_token_id and slack.channel."
+    }
   }
 
   depends_on = [google_project_service.this]

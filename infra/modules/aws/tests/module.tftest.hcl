@@ -222,7 +222,7 @@ run "a_later_function_is_one_entry" {
     error_message = "A function without the grant does not get the Slack secret's reference."
   }
   assert {
-    condition     = aws_lambda_function.this["ingest"].environment[0].variables["BURNGUARD_QUEUE_TOPIC"] == "projects/bg-control/topics/bgtest-queue" && jsondecode(aws_lambda_function.this["ingest"].environment[0].variables["BURNGUARD_GCP_CREDENTIALS"]).type == "external_account"
+    condition     = aws_lambda_function.this["ingest"].environment[0].variables["BURNGUARD_TOPIC"] == "projects/bg-control/topics/bgtest-queue" && jsondecode(aws_lambda_function.this["ingest"].environment[0].variables["BURNGUARD_GCP_WIF_CONFIG"]).type == "external_account"
     error_message = "queue_publish gives the topic and keyless Google credentials."
   }
   assert {
