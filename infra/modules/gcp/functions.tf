@@ -8,6 +8,8 @@ locals {
 }
 
 resource "google_storage_bucket" "sources" {
+  #checkov:skip=CKV_GCP_62:build bundles written only by terraform apply; Cloud Audit Logs record the writes
+  #checkov:skip=CKV_GCP_78:objects are named by their content hash and never overwritten; versions would only keep garbage
   project                     = var.project_id
   name                        = "${var.project_id}-${var.name_prefix}-sources"
   location                    = var.region
@@ -101,6 +103,7 @@ resource "google_cloudfunctions2_function" "this" {
 # verifies Slack's signature on every request (variables.tf refuses public for anything else).
 
 resource "google_cloud_run_service_iam_member" "public_invoker" {
+  #checkov:skip=CKV_GCP_102:only the Slack slash command is public (variables.tf refuses any other); it verifies the Slack signature of every request
   for_each = local.public_http
 
   project  = var.project_id
