@@ -128,7 +128,7 @@ module "aws" {
       trigger     = { type = "function_url", public = true }
       grants      = ["slack_signing_secret", "self_invoke", "ledger"]
     }
-    # The Data Export (CUR 2.0) objects in the export bucket.
+    # The Data Export (CUR 2.0) objects in the export bucket (billing.export below).
     ingest = {
       handler     = "ingest.lambda_handler"
       description = "burnguard ingest: CUR 2.0 objects to the queue"
@@ -137,14 +137,19 @@ module "aws" {
       trigger     = { type = "s3", bucket = var.aws_export_bucket, prefix = var.aws_export_prefix }
       grants      = ["read_exports", "queue_publish"]
     }
-    # AWS Budgets notifications through SNS.
+    # AWS Budgets notifications through the module's SNS topic (billing.budgets below).
     budget = {
       handler     = "budget.lambda_handler"
       description = "burnguard budget: AWS Budgets notifications to the queue"
       timeout_s   = 60
-      trigger     = { type = "sns", topic_arn = var.aws_budget_topic_arn }
+      trigger     = { type = "sns", topic_arn = "budget" }
       grants      = ["queue_publish"]
     }
+  }
+
+  billing = {
+    export  = { bucket_name = var.aws_export_bucket, prefix = var.aws_export_prefix }
+    budgets = var.aws_budgets
   }
 
   guardrail_stop = {

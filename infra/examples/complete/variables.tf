@@ -35,7 +35,7 @@ variable "aws_gpu_regions" {
 }
 
 variable "aws_export_bucket" {
-  description = "Bucket of the AWS Data Export (CUR 2.0), created outside this root (README: Deployment)."
+  description = "Name of the bucket the module creates for the AWS Data Export (CUR 2.0)."
   type        = string
 }
 
@@ -45,9 +45,18 @@ variable "aws_export_prefix" {
   default     = "cur/"
 }
 
-variable "aws_budget_topic_arn" {
-  description = "SNS topic AWS Budgets notify (its policy allows budgets.amazonaws.com to publish)."
-  type        = string
+variable "aws_budgets" {
+  description = "AWS Budgets: name => { amount, currency, thresholds (percent), tag = { key, value } }."
+  type = map(object({
+    amount     = number
+    currency   = optional(string, "USD")
+    thresholds = optional(list(number), [50, 90, 100])
+    tag = optional(object({
+      key   = string
+      value = string
+    }))
+  }))
+  default = {}
 }
 
 # --- Google Cloud (the control plane) ----------------------------------------------------------

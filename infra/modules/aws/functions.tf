@@ -144,7 +144,7 @@ resource "aws_lambda_permission" "s3" {
 resource "aws_sns_topic_subscription" "this" {
   for_each = { for k, f in var.functions : k => f if f.trigger.type == "sns" }
 
-  topic_arn = each.value.trigger.topic_arn
+  topic_arn = local.sns_topic_arns[each.key]
   protocol  = "lambda"
   endpoint  = aws_lambda_function.this[each.key].arn
 }
@@ -156,7 +156,7 @@ resource "aws_lambda_permission" "sns" {
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.this[each.key].function_name
   principal     = "sns.amazonaws.com"
-  source_arn    = each.value.trigger.topic_arn
+  source_arn    = local.sns_topic_arns[each.key]
 }
 
 # --- dead letters of asynchronous invocations -----------------------------------------------
