@@ -187,15 +187,15 @@ module "azure" {
       trigger     = { type = "http", public = true, route = "slack/command" }
       grants      = ["slack_signing_secret", "ledger"]
     }
-    # The Cost Management export's blobs (BlobCreated through Event Grid).
+    # The Cost Management export's blobs (billing.export below; BlobCreated through Event Grid).
     ingest = {
       entry_point = "ingest"
       description = "burnguard ingest: Cost Management export blobs to the queue"
       trigger = {
         type               = "blob_events"
-        storage_account_id = var.azure_exports_storage_account_id
-        container          = var.azure_exports_container
-        prefix             = var.azure_exports_prefix
+        storage_account_id = "exports"
+        container          = "exports"
+        prefix             = "burnguard/"
       }
       grants = ["read_exports", "queue_publish"]
     }
@@ -206,6 +206,10 @@ module "azure" {
       trigger     = { type = "http", public = true, route = "budget" }
       grants      = ["webhook_secret", "queue_publish"]
     }
+  }
+
+  billing = {
+    export = { container = "exports", root_folder = "burnguard", start_date = var.azure_export_start_date }
   }
 
   guardrail_stop = length(var.azure_gpu_scopes) == 0 ? null : {

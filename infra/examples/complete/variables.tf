@@ -151,19 +151,9 @@ variable "azure_webhook_secret_uri" {
   type        = string
 }
 
-variable "azure_exports_storage_account_id" {
-  description = "Storage account of the Cost Management export."
+variable "azure_export_start_date" {
+  description = "First day of the Cost Management export's recurrence (RFC 3339), e.g. 2026-12-01T00:00:00Z."
   type        = string
-}
-
-variable "azure_exports_container" {
-  type    = string
-  default = "exports"
-}
-
-variable "azure_exports_prefix" {
-  type    = string
-  default = ""
 }
 
 variable "azure_code_deployed" {

@@ -157,7 +157,7 @@ resource "azurerm_eventgrid_system_topic" "exports" {
   name                = "${local.function_names[each.key]}-exports"
   resource_group_name = local.resource_group_name
   location            = var.location
-  source_resource_id  = each.value.trigger.storage_account_id
+  source_resource_id  = local.trigger_account_ids[each.key]
   topic_type          = "Microsoft.Storage.StorageAccounts"
   tags                = local.tags
 

@@ -42,7 +42,7 @@ resource "azurerm_role_assignment" "webhook_secret" {
 resource "azurerm_role_assignment" "read_exports" {
   for_each = { for k, f in var.functions : k => f if contains(f.grants, "read_exports") }
 
-  scope                = "${each.value.trigger.storage_account_id}/blobServices/default/containers/${each.value.trigger.container}"
+  scope                = "${local.trigger_account_ids[each.key]}/blobServices/default/containers/${each.value.trigger.container}"
   role_definition_name = "Storage Blob Data Reader"
   principal_id         = azurerm_user_assigned_identity.function[each.key].principal_id
   principal_type       = "ServicePrincipal"

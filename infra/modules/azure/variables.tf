@@ -134,10 +134,10 @@ variable "functions" {
   }
   validation {
     condition = alltrue([for f in values(var.functions) : f.trigger.type != "blob_events" || (
-      can(regex("^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft.Storage/storageAccounts/[a-z0-9]{3,24}$", f.trigger.storage_account_id)) &&
+      (f.trigger.storage_account_id == "exports" || can(regex("^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft.Storage/storageAccounts/[a-z0-9]{3,24}$", f.trigger.storage_account_id))) &&
       can(regex("^[a-z0-9](-?[a-z0-9]){2,62}$", f.trigger.container)) && contains(f.grants, "read_exports")
     )])
-    error_message = "functions[*].trigger: blob_events needs storage_account_id (resource id), container, and the read_exports grant."
+    error_message = "functions[*].trigger: blob_events needs storage_account_id (resource id, or \"exports\": the account of var.billing.export), container, and the read_exports grant."
   }
   validation {
     condition     = alltrue([for f in values(var.functions) : !contains(f.grants, "read_exports") || f.trigger.type == "blob_events"])
@@ -240,5 +240,32 @@ variable "guardrail_stop" {
   validation {
     condition     = var.guardrail_stop == null || try(length(var.guardrail_stop.scopes) > 0 && alltrue([for s in var.guardrail_stop.scopes : can(regex("^/subscriptions/[0-9a-f-]{36}(/resourceGroups/[^/]+)?$", s))]), false)
     error_message = "guardrail_stop.scopes: subscription (/subscriptions/<id>) or resource group (/subscriptions/<id>/resourceGroups/<name>) ids."
+  }
+}
+
+variable "billing" {
+  description = <<-EOT
+    What Azure bills, delivered to burnguard (optional):
+      export  a storage account and container for the subscription's Cost Management export
+              (daily, month to date); give the ingest function trigger = { type = "blob_events",
+              storage_account_id = "exports", container = <container>, prefix = <root_folder> }.
+              start_date/end_date: RFC 3339 (the export's recurrence period).
+    Consumption budgets notify an Action Group whose webhook URL carries the budget function's
+    secret: create it outside Terraform (README: Deployment) so the secret stays out of state.
+  EOT
+  type = object({
+    export = optional(object({
+      container   = optional(string, "exports")
+      root_folder = optional(string, "burnguard")
+      type        = optional(string, "ActualCost")
+      start_date  = string
+      end_date    = optional(string, "2036-01-01T00:00:00Z")
+    }))
+  })
+  default = {}
+
+  validation {
+    condition     = var.billing.export == null || try(contains(["ActualCost", "AmortizedCost", "Usage"], var.billing.export.type) && can(regex("^[0-9]{4}-[0-9]{2}-[0-9]{2}T", var.billing.export.start_date)), false)
+    error_message = "billing.export: type ActualCost, AmortizedCost or Usage; start_date RFC 3339 (2026-12-01T00:00:00Z)."
   }
 }
