@@ -15,6 +15,13 @@ resource "google_pubsub_topic" "budget" {
   depends_on = [google_project_service.this]
 }
 
+# Budget filters name projects by number.
+data "google_project" "budget" {
+  for_each = var.budgets == null ? toset([]) : toset(flatten([for b in values(var.budgets.budgets) : coalesce(b.projects, [])]))
+
+  project_id = each.value
+}
+
 resource "google_billing_budget" "this" {
   for_each = var.budgets == null ? {} : var.budgets.budgets
 
@@ -22,7 +29,7 @@ resource "google_billing_budget" "this" {
   display_name    = "${var.name_prefix}-${each.key}"
 
   budget_filter {
-    projects               = each.value.projects == null ? null : [for p in each.value.projects : "projects/${p}"]
+    projects               = each.value.projects == null ? null : [for p in each.value.projects : "projects/${data.google_project.budget[p].number}"]
     credit_types_treatment = "INCLUDE_ALL_CREDITS"
   }
 
