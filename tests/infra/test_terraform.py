@@ -349,6 +349,12 @@ GCP_ALLOWED_ROLES = {
     ("google_project_iam_member", "roles/pubsub.publisher"),
     # the guardrail's custom stop role
     ("google_project_iam_member", "${each.value.name}"),
+    # the billing extraction: query jobs (project-level only), the billing dataset, its bucket, and
+    # Cloud Scheduler starting the workflow (no per-workflow binding exists)
+    ("google_project_iam_member", "roles/bigquery.jobUser"),
+    ("google_bigquery_dataset_iam_member", "roles/bigquery.dataViewer"),
+    ("google_storage_bucket_iam_member", "roles/storage.objectUser"),
+    ("google_project_iam_member", "roles/workflows.invoker"),
 }
 
 

@@ -56,7 +56,7 @@ module "gcp" {
       trigger       = { type = "pubsub", topic = "queue" }
       grants        = ["ledger", "slack_notify", "stop_instances"]
     }
-    # The BigQuery billing export, extracted to this bucket (README: Deployment).
+    # The BigQuery billing export, extracted daily to this bucket (billing_export below).
     ingest = {
       entry_point = "ingest"
       description = "burnguard ingest: billing export objects to the queue"
@@ -73,6 +73,12 @@ module "gcp" {
       trigger     = { type = "pubsub", topic = "budget" }
       grants      = ["queue_publish"]
     }
+  }
+
+  billing_export = var.gcp_billing_account == null || var.gcp_billing_table == null ? null : {
+    table           = var.gcp_billing_table
+    billing_account = var.gcp_billing_account
+    bucket          = var.gcp_billing_export_bucket
   }
 
   budgets = var.gcp_billing_account == null ? null : {

@@ -92,8 +92,14 @@ variable "slack_channel" {
 }
 
 variable "gcp_billing_export_bucket" {
-  description = "Bucket the scheduled BigQuery EXPORT DATA query writes the billing export to (README: Deployment)."
+  description = "Bucket the module creates for the daily extraction of the BigQuery billing export."
   type        = string
+}
+
+variable "gcp_billing_table" {
+  description = "The BigQuery detailed billing export table, project.dataset.gcp_billing_export_resource_v1_<account> (null: no extraction)."
+  type        = string
+  default     = null
 }
 
 variable "gcp_billing_account" {

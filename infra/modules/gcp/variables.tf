@@ -367,3 +367,30 @@ variable "budgets" {
     error_message = "budgets.budgets[*]: amount above 0; thresholds fractions in (0, 10]."
   }
 }
+
+variable "billing_export" {
+  description = <<-EOT
+    The daily extraction of the BigQuery billing export (enabled outside Terraform) into a new
+    bucket in burnguard's layout (<prefix><billing_account>/<YYYY-MM>/<run>/part-*.parquet, then
+    manifest.json). null: none.
+      table            project.dataset.table of the detailed usage cost export
+      billing_account  its billing account id (XXXXXX-XXXXXX-XXXXXX)
+      bucket           the bucket to create (the ingest function's storage trigger names it)
+      prefix           folder in the bucket ("" or ending in "/")
+      schedule         cron, UTC (the billing export itself lands a few times a day)
+  EOT
+  type = object({
+    table           = string
+    billing_account = string
+    bucket          = string
+    prefix          = optional(string, "billing/")
+    schedule        = optional(string, "0 6 * * *")
+    retention_days  = optional(number, 400)
+  })
+  default = null
+
+  validation {
+    condition     = var.billing_export == null || try(can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]\\.[A-Za-z0-9_]+\\.[A-Za-z0-9_]+$", var.billing_export.table)) && can(regex("^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$", var.billing_export.billing_account)) && (var.billing_export.prefix == "" || endswith(var.billing_export.prefix, "/")), false)
+    error_message = "billing_export: table project.dataset.table, billing_account XXXXXX-XXXXXX-XXXXXX (upper-case hex), prefix empty or ending in /."
+  }
+}
