@@ -215,7 +215,9 @@ module "azure" {
   }
 
   billing = {
-    export = { container = "exports", root_folder = "burnguard", start_date = var.azure_export_start_date }
+    export          = { container = "exports", root_folder = "burnguard", start_date = var.azure_export_start_date }
+    budgets         = var.azure_budgets
+    action_group_id = var.azure_budget_action_group_id
   }
 
   guardrail_stop = length(var.azure_gpu_scopes) == 0 ? null : {

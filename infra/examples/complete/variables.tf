@@ -167,3 +167,23 @@ variable "azure_code_deployed" {
   type        = bool
   default     = false
 }
+
+variable "azure_budgets" {
+  description = "Consumption budgets of the subscription: name => { amount, start_date, thresholds, tag = { key, value } }."
+  type = map(object({
+    amount     = number
+    start_date = string
+    thresholds = optional(list(number), [50, 90, 100])
+    tag = optional(object({
+      key   = string
+      value = string
+    }))
+  }))
+  default = {}
+}
+
+variable "azure_budget_action_group_id" {
+  description = "Action Group (created outside Terraform) whose webhook calls the budget function with its secret."
+  type        = string
+  default     = null
+}

@@ -71,3 +71,48 @@ resource "azurerm_subscription_cost_management_export" "daily" {
     root_folder_path = var.billing.export.root_folder
   }
 }
+
+# --- consumption budgets -> the Action Group -> the budget function ------------------------------
+# The Action Group's webhook URL carries the budget function's secret, so the group is created
+# outside Terraform (README: Deployment) and named here by id; the secret stays out of state.
+
+resource "azurerm_consumption_budget_subscription" "this" {
+  for_each = var.billing.budgets
+
+  name            = "${var.name_prefix}-${each.key}"
+  subscription_id = "/subscriptions/${data.azurerm_client_config.current.subscription_id}"
+  amount          = each.value.amount
+  time_grain      = "Monthly"
+
+  time_period {
+    start_date = each.value.start_date
+  }
+
+  dynamic "filter" {
+    for_each = each.value.tag == null ? [] : [each.value.tag]
+    content {
+      tag {
+        name   = filter.value.key
+        values = [filter.value.value]
+      }
+    }
+  }
+
+  dynamic "notification" {
+    for_each = each.value.thresholds
+    content {
+      enabled        = true
+      operator       = "GreaterThan"
+      threshold      = notification.value
+      threshold_type = "Actual"
+      contact_groups = [var.billing.action_group_id]
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.billing.action_group_id != null
+      error_message = "billing.budgets need billing.action_group_id (the Action Group whose webhook calls the budget function)."
+    }
+  }
+}

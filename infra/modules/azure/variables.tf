@@ -250,8 +250,12 @@ variable "billing" {
               (daily, month to date); give the ingest function trigger = { type = "blob_events",
               storage_account_id = "exports", container = <container>, prefix = <root_folder> }.
               start_date/end_date: RFC 3339 (the export's recurrence period).
-    Consumption budgets notify an Action Group whose webhook URL carries the budget function's
-    secret: create it outside Terraform (README: Deployment) so the secret stays out of state.
+      budgets          name => { amount, start_date (first of a month, RFC 3339), thresholds
+                       (percent), tag ({ key, value }: only costs carrying it) }: subscription
+                       consumption budgets notifying action_group_id
+      action_group_id  the Action Group whose webhook URL (with the budget function's secret)
+                       calls the budget function; created outside Terraform (README:
+                       Deployment) so that the secret stays out of state
   EOT
   type = object({
     export = optional(object({
@@ -261,11 +265,29 @@ variable "billing" {
       start_date  = string
       end_date    = optional(string, "2036-01-01T00:00:00Z")
     }))
+    budgets = optional(map(object({
+      amount     = number
+      start_date = string
+      thresholds = optional(list(number), [50, 90, 100])
+      tag = optional(object({
+        key   = string
+        value = string
+      }))
+    })), {})
+    action_group_id = optional(string)
   })
   default = {}
 
   validation {
     condition     = var.billing.export == null || try(contains(["ActualCost", "AmortizedCost", "Usage"], var.billing.export.type) && can(regex("^[0-9]{4}-[0-9]{2}-[0-9]{2}T", var.billing.export.start_date)), false)
     error_message = "billing.export: type ActualCost, AmortizedCost or Usage; start_date RFC 3339 (2026-12-01T00:00:00Z)."
+  }
+  validation {
+    condition     = alltrue([for b in values(var.billing.budgets) : b.amount > 0 && can(regex("^[0-9]{4}-[0-9]{2}-01T", b.start_date)) && alltrue([for t in b.thresholds : t > 0 && t <= 1000])])
+    error_message = "billing.budgets[*]: amount above 0, start_date the first of a month (RFC 3339), thresholds percentages in (0, 1000]."
+  }
+  validation {
+    condition     = var.billing.action_group_id == null || can(regex("^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/(?i:microsoft\\.insights)/actionGroups/[^/]+$", var.billing.action_group_id))
+    error_message = "billing.action_group_id: an Action Group resource id."
   }
 }
