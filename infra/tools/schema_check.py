@@ -10,7 +10,8 @@ cannot load them. This checks a configuration directory against the schemas that
   block itself or through a `dynamic` block);
 * literal values have the argument's type (a list is not given to a string, "yes" to a bool, ...);
 * every reference (`var.`, `local.`, `data.T.N`, `module.`, `T.N.attr`) points at something
-  declared in the directory, and `T.N.attr` at an attribute the type has (computed ones included);
+  declared in the directory, `T.N.attr` at an attribute the type has (computed ones included),
+  and `module.M.out` at an output of that module;
 * the provider blocks' arguments are known; calls of local modules set only variables the
   module declares, and all of its required ones.
 
@@ -197,8 +198,20 @@ def _expressions(text: str) -> Iterator[str]:
         start = j + 1
 
 
+def _module_outputs(config: Config) -> dict[str, set[str]]:
+    """Outputs of the local modules a configuration calls, by call name."""
+    outputs: dict[str, set[str]] = {}
+    for _, entry in config.items("module"):
+        for name, body in entry.items():
+            if name != "__is_block__" and str(body.get("source", "")).startswith("."):
+                called = Config.load((config.directory / body["source"]).resolve())
+                outputs[name] = {o for _, e in called.items("output") for o in e if o != "__is_block__"}
+    return outputs
+
+
 def check_references(config: Config, schemas: Schemas) -> Iterator[str]:
     declared = config.declared()
+    outputs = _module_outputs(config)
     for file, parsed in config.files.items():
         for text in _strings(parsed):
             for expression in _expressions(text):
@@ -207,6 +220,8 @@ def check_references(config: Config, schemas: Schemas) -> Iterator[str]:
                     if kind in ("var", "local", "module"):
                         if name not in declared[kind]:
                             yield f"{file}: {kind}.{name} is not declared"
+                        elif kind == "module" and attr and name in outputs and attr not in outputs[name]:
+                            yield f"{file}: module.{name}.{attr}: the module has no output {attr!r}"
                     elif kind.startswith("data."):
                         address = f"{kind[5:]}.{name}"
                         if address not in declared["data"]:

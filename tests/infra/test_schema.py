@@ -166,10 +166,13 @@ def test_schemas_carry_the_types_the_modules_use(schemas: schema_check.Schemas) 
 def test_the_check_reports_module_calls_that_do_not_fit(schemas: schema_check.Schemas, tmp_path: Path) -> None:
     (tmp_path / "mod").mkdir()
     (tmp_path / "mod" / "variables.tf").write_text(
-        'variable "needed" {\n  type = string\n}\n\nvariable "optional" {\n  type    = string\n  default = "x"\n}\n')
+        'variable "needed" {\n  type = string\n}\n\nvariable "optional" {\n  type    = string\n  default = "x"\n}\n'
+        'output "there" {\n  value = var.needed\n}\n')
     (tmp_path / "root").mkdir()
     (tmp_path / "root" / "main.tf").write_text(
-        'module "m" {\n  source = "../mod"\n  optinal = "y"\n}\n\nmodule "ok" {\n  source = "../mod"\n  needed = "y"\n}\n')
+        'module "m" {\n  source = "../mod"\n  optinal = "y"\n}\n\nmodule "ok" {\n  source = "../mod"\n  needed = "y"\n}\n'
+        'output "a" {\n  value = module.ok.there\n}\n\noutput "b" {\n  value = module.ok.missing\n}\n')
     problems, _ = schema_check.check_directory(tmp_path / "root", schemas)
     assert problems == ["root/main.tf: module m: ../mod has no variable 'optinal'",
-                        "root/main.tf: module m: required variable 'needed' is not set"]
+                        "root/main.tf: module m: required variable 'needed' is not set",
+                        "root/main.tf: module.ok.missing: the module has no output 'missing'"]
