@@ -15,6 +15,17 @@ resource "google_pubsub_topic" "budget" {
   depends_on = [google_project_service.this]
 }
 
+# Cloud Billing publishes budget notifications as this Google-managed account (it grants itself
+# the role when the caller may set the topic's policy; granting it here makes that explicit).
+resource "google_pubsub_topic_iam_member" "budget_billing_publisher" {
+  count = var.budgets != null ? 1 : 0
+
+  project = var.project_id
+  topic   = google_pubsub_topic.budget[0].name
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:billing-budget-alert@system.gserviceaccount.com"
+}
+
 # Budget filters name projects by number.
 data "google_project" "budget" {
   for_each = var.budgets == null ? toset([]) : toset(flatten([for b in values(var.budgets.budgets) : coalesce(b.projects, [])]))
