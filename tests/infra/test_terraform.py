@@ -90,12 +90,13 @@ def test_aws_only_example_validates_offline(tf_env: dict[str, str], infra_copy: 
     assert "The configuration is valid" in _terraform(["validate"], example, tf_env)
 
 
-def test_aws_module_plans_pass_their_tests(tf_env: dict[str, str], infra_copy: Path) -> None:
+def test_aws_module_validates_and_plans_pass_their_tests(tf_env: dict[str, str], infra_copy: Path) -> None:
     """infra/modules/aws/tests: plans against a mocked provider (stop policy, URL auth, refusals)."""
     _require_terraform()
     _require_mirror()
     module = infra_copy / "modules" / "aws"
     _terraform(["init", "-backend=false"], module, tf_env)
+    assert "The configuration is valid" in _terraform(["validate"], module, tf_env)
     out = _terraform(["test"], module, tf_env)
     assert re.search(r"Success! \d+ passed, 0 failed", out), out
 
