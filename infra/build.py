@@ -252,6 +252,14 @@ def _interpreter(python: str) -> str | None:
     return None
 
 
+def _entry_modules(cloud: Cloud, bundle: Path) -> list[str]:
+    """The entry modules at the bundle root that the smoke test imports: every handler file on AWS
+    (slack_command, ingest, budget, ...), function_app on Azure."""
+    if cloud.name == "azure":
+        return ["function_app"]
+    return sorted(p.stem for p in bundle.glob("*.py"))
+
+
 def _smoke_test(cloud: Cloud, bundle: Path, python: str) -> str:
     """Import the entry module from the pruned bundle and normalize a sample export with it."""
     if cloud.site_packages is None:
@@ -259,7 +267,7 @@ def _smoke_test(cloud: Cloud, bundle: Path, python: str) -> str:
     interpreter = _interpreter(python)
     if interpreter is None:
         return f"skipped (no local Python {python})"
-    module = {"aws": "slack_command", "azure": "function_app"}[cloud.name]
+    module = ", ".join(_entry_modules(cloud, bundle))
     code = (f"import {module}, burnguard.normalize as n; "
             f"print(n.Normalizer.from_path({str(SMOKE_SAMPLE)!r}).read_all().num_rows)")
     path = [str(bundle / cloud.site_packages), str(bundle)]

@@ -92,3 +92,10 @@ def test_the_policy_is_validated_before_anything_is_built(tmp_path: Path) -> Non
     broken.write_text("version: 1\nguardrails:\n  - name: x\n    budget: lots\n")
     with pytest.raises(build.BuildError, match=r"broken\.yaml"):
         build.validate_policy(broken)
+
+
+def test_the_smoke_test_imports_every_aws_handler_file(tmp_path: Path) -> None:
+    for name in ("slack_command.py", "ingest.py", "budget.py", "policy.yaml"):
+        _touch(tmp_path / name)
+    assert build._entry_modules(build.CLOUDS["aws"], tmp_path) == ["budget", "ingest", "slack_command"]
+    assert build._entry_modules(build.CLOUDS["azure"], tmp_path) == ["function_app"]

@@ -1,18 +1,14 @@
 # burnguard on three clouds, one apply. Google Cloud holds the control plane (queue, ledger,
-# guardrail identity, the workload identity pool AWS and Azure use); AWS and Azure run their
-# functions and hold the roles the guardrail assumes to stop GPU instances.
-#
-# Deployed today: the /burnguard slash command on each cloud (and on GCP its deferral worker),
-# the control plane, the federation and the stop roles. Each later function (ingest, budget,
-# guardrail) is one entry in a functions map; see infra/README.md.
+# guardrail, the workload identity pool AWS and Azure use); AWS and Azure run their ingest,
+# budget and slash-command functions and hold the identities the guardrail uses to stop GPU
+# instances there.
 #
 # Build the bundles first:  python infra/build.py all --policy events/policies/production-example.yaml
+# Try it in one account first with `dry_run: true` in that policy (infra/README.md).
 
 locals {
-  # BURNGUARD_LEDGER of every function. The Firestore ledger adapter does not exist yet: until
-  # it does, each instance keeps a SQLite ledger in /tmp (development only; the slash command
-  # answers from an empty ledger). Then: module.gcp.ledger_url, and the "ledger" grant below.
-  ledger_url = "sqlite:////tmp/burnguard-ledger.sqlite3"
+  # BURNGUARD_LEDGER of every function: the Firestore ledger of the control plane.
+  ledger_url = module.gcp.ledger_url
 }
 
 module "gcp" {
@@ -24,7 +20,11 @@ module "gcp" {
   tags        = var.tags
   package     = { path = "${path.root}/../../build/gcp/burnguard-gcp.zip" }
 
-  slack         = { signing_secret_id = var.gcp_slack_signing_secret_id }
+  slack = {
+    signing_secret_id = var.gcp_slack_signing_secret_id
+    bot_token_id      = var.gcp_slack_bot_token_id
+    channel           = var.slack_channel
+  }
   control_plane = { ledger_url = local.ledger_url }
 
   functions = {
@@ -34,7 +34,7 @@ module "gcp" {
       memory_mb   = 1024
       timeout_s   = 60
       trigger     = { type = "http", public = true }
-      grants      = ["slack_signing_secret", "slack_defer"]
+      grants      = ["slack_signing_secret", "slack_defer", "ledger"]
     }
     # Completes commands acknowledged within Slack's 3 s. It builds the same service as the
     # slash command, so it reads the signing secret too (bootstrap.slash_service).
@@ -44,23 +44,56 @@ module "gcp" {
       memory_mb   = 1024
       timeout_s   = 300
       trigger     = { type = "pubsub", topic = "slack_defer" }
-      grants      = ["slack_signing_secret"]
+      grants      = ["slack_signing_secret", "ledger"]
     }
-    # Later:
-    # guardrail = {
-    #   entry_point = "guardrail"
-    #   memory_mb   = 2048
-    #   timeout_s   = 540
-    #   trigger     = { type = "pubsub", topic = "queue" }
-    #   grants      = ["ledger"]
-    # }
-    # ingest = {
-    #   entry_point = "ingest"
-    #   memory_mb   = 2048
-    #   timeout_s   = 540
-    #   trigger     = { type = "storage", bucket = "acme-billing-exports" }
-    #   grants      = ["read_exports", "queue_publish"]
-    # }
+    # The shared queue, pushed with retries and a dead-letter topic: ledger, rules, stops, Slack.
+    guardrail = {
+      entry_point   = "guardrail"
+      description   = "burnguard guardrail: ledger, budgets, stops"
+      memory_mb     = 2048
+      timeout_s     = 540
+      max_instances = 5
+      trigger       = { type = "pubsub", topic = "queue" }
+      grants        = ["ledger", "slack_notify", "stop_instances"]
+    }
+    # The BigQuery billing export, extracted daily to this bucket (billing_export below).
+    ingest = {
+      entry_point = "ingest"
+      description = "burnguard ingest: billing export objects to the queue"
+      memory_mb   = 2048
+      timeout_s   = 540
+      trigger     = { type = "storage", bucket = var.gcp_billing_export_bucket }
+      grants      = ["read_exports", "queue_publish"]
+    }
+    # Cloud Billing budget notifications (the budgets below) to budget-alert messages.
+    budget = {
+      entry_point = "budget"
+      description = "burnguard budget: Cloud Billing budget notifications to the queue"
+      timeout_s   = 60
+      trigger     = { type = "pubsub", topic = "budget" }
+      grants      = ["queue_publish"]
+    }
+  }
+
+  billing_export = var.gcp_billing_account == null || var.gcp_billing_table == null ? null : {
+    table           = var.gcp_billing_table
+    billing_account = var.gcp_billing_account
+    bucket          = var.gcp_billing_export_bucket
+  }
+
+  budgets = var.gcp_billing_account == null ? null : {
+    billing_account = var.gcp_billing_account
+    budgets         = var.gcp_budgets
+  }
+
+  guardrail_reach = {
+    aws = { role_arn = module.aws.guardrail_stop_role_arn, regions = var.aws_gpu_regions }
+    azure = length(var.azure_gpu_scopes) == 0 ? null : {
+      tenant_id = module.azure.tenant_id
+      client_id = module.azure.guardrail_identity_client_id
+      # subscriptionId[/resourceGroup] from the ARM scopes
+      scopes = [for s in var.azure_gpu_scopes : trimprefix(replace(s, "/resourceGroups/", "/"), "/subscriptions/")]
+    }
   }
 
   federation = {
@@ -99,26 +132,36 @@ module "aws" {
       memory_mb   = 1024
       timeout_s   = 60
       trigger     = { type = "function_url", public = true }
-      grants      = ["slack_signing_secret", "self_invoke"]
+      grants      = ["slack_signing_secret", "self_invoke", "ledger"]
     }
-    # Later:
-    # ingest = {
-    #   handler   = "ingest.lambda_handler"
-    #   memory_mb = 2048
-    #   timeout_s = 900
-    #   trigger   = { type = "s3", bucket = "acme-cur-exports", prefix = "cur/" }
-    #   grants    = ["read_exports", "queue_publish"]
-    # }
-    # budget = {
-    #   handler = "budget.lambda_handler"
-    #   trigger = { type = "sns", topic_arn = "arn:aws:sns:eu-west-1:123456789012:aws-budgets" }
-    #   grants  = ["queue_publish"]
-    # }
+    # The Data Export (CUR 2.0) objects in the export bucket (billing.export below).
+    ingest = {
+      handler     = "ingest.lambda_handler"
+      description = "burnguard ingest: CUR 2.0 objects to the queue"
+      memory_mb   = 2048
+      timeout_s   = 900
+      trigger     = { type = "s3", bucket = var.aws_export_bucket, prefix = var.aws_export_prefix }
+      grants      = ["read_exports", "queue_publish"]
+    }
+    # AWS Budgets notifications through the module's SNS topic (billing.budgets below).
+    budget = {
+      handler     = "budget.lambda_handler"
+      description = "burnguard budget: AWS Budgets notifications to the queue"
+      timeout_s   = 60
+      trigger     = { type = "sns", topic_arn = "budget" }
+      grants      = ["queue_publish"]
+    }
+  }
+
+  billing = {
+    export  = { bucket_name = var.aws_export_bucket, prefix = var.aws_export_prefix }
+    budgets = var.aws_budgets
   }
 
   guardrail_stop = {
     google_service_account_unique_id = module.gcp.guardrail_service_account_unique_id
     scope_tag_keys                   = var.aws_scope_tag_keys
+    regions                          = var.aws_gpu_regions
   }
 }
 
@@ -129,10 +172,12 @@ module "azure" {
   tags        = var.tags
   location    = var.azure_location
   package     = { path = "${path.root}/../../build/azure/burnguard-azure.zip" }
+  runtime     = { code_deployed = var.azure_code_deployed }
 
   slack = {
     signing_secret_uri = var.azure_slack_signing_secret_uri
     key_vault_id       = var.azure_key_vault_id
+    webhook_secret_uri = var.azure_webhook_secret_uri
   }
   control_plane = {
     ledger_url                 = local.ledger_url
@@ -146,19 +191,33 @@ module "azure" {
       entry_point = "slack_command"
       description = "/burnguard slash command"
       trigger     = { type = "http", public = true, route = "slack/command" }
-      grants      = ["slack_signing_secret"]
+      grants      = ["slack_signing_secret", "ledger"]
     }
-    # Later:
-    # ingest = {
-    #   entry_point = "ingest"
-    #   trigger = {
-    #     type               = "blob_events"
-    #     storage_account_id = "/subscriptions/.../resourceGroups/finops/providers/Microsoft.Storage/storageAccounts/acmecostexports"
-    #     container          = "exports"
-    #     prefix             = "daily/"
-    #   }
-    #   grants = ["read_exports", "queue_publish"]
-    # }
+    # The Cost Management export's blobs (billing.export below; BlobCreated through Event Grid).
+    ingest = {
+      entry_point = "ingest"
+      description = "burnguard ingest: Cost Management export blobs to the queue"
+      trigger = {
+        type               = "blob_events"
+        storage_account_id = "exports"
+        container          = "exports"
+        prefix             = "burnguard/"
+      }
+      grants = ["read_exports", "queue_publish"]
+    }
+    # Consumption budgets' Action Group webhook (the secret in its URL is checked).
+    budget = {
+      entry_point = "budget"
+      description = "burnguard budget: Action Group webhook to the queue"
+      trigger     = { type = "http", public = true, route = "budget" }
+      grants      = ["webhook_secret", "queue_publish"]
+    }
+  }
+
+  billing = {
+    export          = { container = "exports", root_folder = "burnguard", start_date = var.azure_export_start_date }
+    budgets         = var.azure_budgets
+    action_group_id = var.azure_budget_action_group_id
   }
 
   guardrail_stop = length(var.azure_gpu_scopes) == 0 ? null : {

@@ -8,11 +8,11 @@ terraform {
     }
     google = {
       source  = "hashicorp/google"
-      version = ">= 6.10, < 8.0"
+      version = "8.7.0" # schema-checked (modules/gcp/versions.tf)
     }
     azurerm = {
       source  = "hashicorp/azurerm"
-      version = ">= 4.30, < 5.0"
+      version = "5.10.0" # schema-checked (modules/azure/versions.tf)
     }
   }
 }

@@ -48,8 +48,8 @@ locals {
       BURNGUARD_SLACK_SIGNING_SECRET_REF = local.slack_secret_ref
       BURNGUARD_SLACK_REPLAY             = var.slack.replay
     } : {},
-    contains(f.grants, "queue_publish") ? { BURNGUARD_QUEUE_TOPIC = var.control_plane.queue_topic } : {},
-    contains(f.grants, "queue_publish") || contains(f.grants, "ledger") ? { BURNGUARD_GCP_CREDENTIALS = local.gcp_credentials } : {},
+    contains(f.grants, "queue_publish") ? { BURNGUARD_TOPIC = var.control_plane.queue_topic } : {},
+    contains(f.grants, "queue_publish") || contains(f.grants, "ledger") ? { BURNGUARD_GCP_WIF_CONFIG = local.gcp_credentials } : {},
     f.environment,
   ) }
 }

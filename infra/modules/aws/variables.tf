@@ -69,7 +69,7 @@ variable "functions" {
       handler     "<file>.<callable>" at the bundle root, e.g. "slack_command.lambda_handler"
       trigger     type = "function_url" (public = true only for Slack-signed requests),
                   "s3" (bucket, prefix: S3 "Object Created" through EventBridge),
-                  "sns" (topic_arn), or "none"
+                  "sns" (topic_arn; "budget": the topic of var.billing.budgets), or "none"
       grants      what the function may do, each one mapped to least-privilege IAM in iam.tf:
                   "slack_signing_secret" read the Slack signing secret (var.slack)
                   "self_invoke"          invoke itself asynchronously (deferred slash commands)
@@ -130,8 +130,8 @@ variable "functions" {
     error_message = "functions[*].grants: read_exports is scoped to the s3 trigger's bucket/prefix; it needs an s3 trigger."
   }
   validation {
-    condition     = alltrue([for f in values(var.functions) : f.trigger.type != "sns" || can(regex("^arn:aws[a-z-]*:sns:", f.trigger.topic_arn))])
-    error_message = "functions[*].trigger: an sns trigger needs topic_arn."
+    condition     = alltrue([for f in values(var.functions) : f.trigger.type != "sns" || f.trigger.topic_arn == "budget" || can(regex("^arn:aws[a-z-]*:sns:", f.trigger.topic_arn))])
+    error_message = "functions[*].trigger: an sns trigger needs topic_arn (an SNS topic ARN, or \"budget\": this module's budget topic)."
   }
   validation {
     condition     = alltrue([for f in values(var.functions) : f.memory_mb >= 128 && f.memory_mb <= 10240 && f.timeout_s >= 1 && f.timeout_s <= 900])
@@ -247,5 +247,60 @@ variable "guardrail_stop" {
   validation {
     condition     = var.guardrail_stop == null || try(var.guardrail_stop.max_session_duration_s >= 3600 && var.guardrail_stop.max_session_duration_s <= 43200, false)
     error_message = "guardrail_stop.max_session_duration_s: 3600-43200."
+  }
+}
+
+variable "billing" {
+  description = <<-EOT
+    What AWS bills, delivered to burnguard (both optional):
+      export   the Data Export (CUR 2.0) into a new encrypted bucket bucket_name under prefix, its
+               object events to EventBridge (give the ingest function trigger = { type = "s3",
+               bucket = <bucket_name>, prefix = <prefix> }). Create it in the payer (management)
+               account; Data Exports is a us-east-1 service, the bucket may be anywhere.
+      budgets  name => { amount, currency, thresholds (percent of amount), tag ({ key, value }:
+               only costs carrying that cost allocation tag) }, notifying the <prefix>-budget SNS
+               topic (give the budget function trigger = { type = "sns", topic_arn = "budget" }).
+  EOT
+  type = object({
+    export = optional(object({
+      bucket_name    = string
+      prefix         = optional(string, "cur/")
+      retention_days = optional(number, 400)
+      query_statement = optional(string, <<-SQL
+        SELECT bill_billing_period_start_date, bill_billing_period_end_date, bill_invoice_id,
+          bill_payer_account_id, line_item_line_item_type, line_item_line_item_description,
+          line_item_unblended_cost, line_item_currency_code, line_item_usage_start_date,
+          line_item_usage_end_date, line_item_usage_account_id, line_item_usage_account_name,
+          line_item_product_code, line_item_usage_type, line_item_usage_amount,
+          line_item_resource_id, line_item_availability_zone, product, product_instance_type,
+          product_region_code, product_sku, pricing_public_on_demand_cost, pricing_term,
+          pricing_unit, savings_plan_savings_plan_effective_cost, savings_plan_savings_plan_a_r_n,
+          savings_plan_total_commitment_to_date, savings_plan_used_commitment,
+          reservation_effective_cost, reservation_reservation_a_r_n,
+          reservation_unused_amortized_upfront_fee_for_billing_period,
+          reservation_unused_recurring_fee, resource_tags
+        FROM COST_AND_USAGE_REPORT
+      SQL
+      )
+    }))
+    budgets = optional(map(object({
+      amount     = number
+      currency   = optional(string, "USD")
+      thresholds = optional(list(number), [50, 90, 100])
+      tag = optional(object({
+        key   = string
+        value = string
+      }))
+    })), {})
+  })
+  default = {}
+
+  validation {
+    condition     = var.billing.export == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.billing.export.bucket_name))
+    error_message = "billing.export.bucket_name: an S3 bucket name."
+  }
+  validation {
+    condition     = alltrue([for b in values(var.billing.budgets) : b.amount > 0 && alltrue([for t in b.thresholds : t > 0 && t <= 1000])])
+    error_message = "billing.budgets[*]: amount above 0, thresholds percentages in (0, 1000]."
   }
 }

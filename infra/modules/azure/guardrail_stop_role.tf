@@ -20,12 +20,11 @@ resource "azurerm_user_assigned_identity" "guardrail" {
 resource "azurerm_federated_identity_credential" "guardrail_google" {
   count = local.stop_enabled ? 1 : 0
 
-  name                = "google-guardrail"
-  resource_group_name = local.resource_group_name
-  parent_id           = azurerm_user_assigned_identity.guardrail[0].id
-  issuer              = "https://accounts.google.com"
-  subject             = var.guardrail_stop.google_service_account_unique_id
-  audience            = ["api://AzureADTokenExchange"]
+  name                      = "google-guardrail"
+  user_assigned_identity_id = azurerm_user_assigned_identity.guardrail[0].id
+  issuer                    = "https://accounts.google.com"
+  subject                   = var.guardrail_stop.google_service_account_unique_id
+  audience                  = ["api://AzureADTokenExchange"]
 }
 
 resource "azurerm_role_definition" "vm_stop" {

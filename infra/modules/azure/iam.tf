@@ -30,39 +30,20 @@ resource "azurerm_role_assignment" "slack_signing_secret" {
   principal_type       = "ServicePrincipal"
 }
 
+resource "azurerm_role_assignment" "webhook_secret" {
+  for_each = { for k, f in var.functions : k => f if contains(f.grants, "webhook_secret") }
+
+  scope                = local.webhook_secret_scope
+  role_definition_name = "Key Vault Secrets User"
+  principal_id         = azurerm_user_assigned_identity.function[each.key].principal_id
+  principal_type       = "ServicePrincipal"
+}
+
 resource "azurerm_role_assignment" "read_exports" {
   for_each = { for k, f in var.functions : k => f if contains(f.grants, "read_exports") }
 
-  scope                = "${each.value.trigger.storage_account_id}/blobServices/default/containers/${each.value.trigger.container}"
+  scope                = "${local.trigger_account_ids[each.key]}/blobServices/default/containers/${each.value.trigger.container}"
   role_definition_name = "Storage Blob Data Reader"
-  principal_id         = azurerm_user_assigned_identity.function[each.key].principal_id
-  principal_type       = "ServicePrincipal"
-}
-
-# The queue trigger reads and deletes messages of its queue, and moves poison messages.
-resource "azurerm_role_assignment" "events_queue_processor" {
-  for_each = local.blob_events
-
-  scope                = "${azurerm_storage_account.function[each.key].id}/queueServices/default/queues/${azurerm_storage_queue.blob_created[each.key].name}"
-  role_definition_name = "Storage Queue Data Message Processor"
-  principal_id         = azurerm_user_assigned_identity.function[each.key].principal_id
-  principal_type       = "ServicePrincipal"
-}
-
-resource "azurerm_role_assignment" "events_queue_reader" {
-  for_each = local.blob_events
-
-  scope                = "${azurerm_storage_account.function[each.key].id}/queueServices/default/queues/${azurerm_storage_queue.blob_created[each.key].name}"
-  role_definition_name = "Storage Queue Data Reader"
-  principal_id         = azurerm_user_assigned_identity.function[each.key].principal_id
-  principal_type       = "ServicePrincipal"
-}
-
-resource "azurerm_role_assignment" "events_poison_sender" {
-  for_each = local.blob_events
-
-  scope                = "${azurerm_storage_account.function[each.key].id}/queueServices/default/queues/${azurerm_storage_queue.blob_created_poison[each.key].name}"
-  role_definition_name = "Storage Queue Data Message Sender"
   principal_id         = azurerm_user_assigned_identity.function[each.key].principal_id
   principal_type       = "ServicePrincipal"
 }

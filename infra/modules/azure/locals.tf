@@ -31,17 +31,33 @@ locals {
   blob_events = { for k, f in var.functions : k => f if f.trigger.type == "blob_events" }
 
   # Key Vault RBAC scope of the one secret: <vault id>/secrets/<name>
-  slack_secret_name  = var.slack == null ? null : regex("/secrets/([A-Za-z0-9-]+)", var.slack.signing_secret_uri)[0]
-  slack_secret_scope = var.slack == null ? null : "${var.slack.key_vault_id}/secrets/${local.slack_secret_name}"
+  slack_secret_name    = var.slack == null ? null : regex("/secrets/([A-Za-z0-9-]+)", var.slack.signing_secret_uri)[0]
+  slack_secret_scope   = var.slack == null ? null : "${var.slack.key_vault_id}/secrets/${local.slack_secret_name}"
+  webhook_secret_scope = try("${var.slack.key_vault_id}/secrets/${regex("/secrets/([A-Za-z0-9-]+)", var.slack.webhook_secret_uri)[0]}", null)
 
   # Reaching Google Cloud (queue_publish, ledger) without a key: the function's managed identity
   # gets an Entra token for token_audience, which Google's STS exchanges through the pool
   # provider named by the workload identity audience. The adapter supplies the token itself
   # (google-auth identity_pool credentials with a subject token supplier): on Azure Functions the
   # identity endpoint needs a per-instance header, so no static credential file can describe it.
+  #
+  # BURNGUARD_GCP_WIF_CONFIG is the external-account document `gcloud iam workload-identity-pools
+  # create-cred-config --azure` writes (no secret in it): its credential_source names the Entra
+  # resource (token_audience) whose token Google's STS accepts. On a VM google-auth fetches that
+  # token from IMDS itself; on Azure Functions the adapter fetches it from the identity endpoint
+  # (same resource) and hands it over as the subject token.
   gcp_settings = var.control_plane.workload_identity_audience == null ? {} : {
-    BURNGUARD_GCP_WORKLOAD_IDENTITY_AUDIENCE = var.control_plane.workload_identity_audience
-    BURNGUARD_ENTRA_AUDIENCE                 = var.control_plane.token_audience
+    BURNGUARD_GCP_WIF_CONFIG = jsonencode({
+      type               = "external_account"
+      audience           = var.control_plane.workload_identity_audience
+      subject_token_type = "urn:ietf:params:oauth:token-type:jwt"
+      token_url          = "https://sts.googleapis.com/v1/token"
+      credential_source = {
+        url     = "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=${var.control_plane.token_audience}"
+        headers = { Metadata = "True" }
+        format  = { type = "json", subject_token_field_name = "access_token" }
+      }
+    })
   }
 
   app_settings = { for k, f in var.functions : k => merge(
@@ -63,13 +79,8 @@ locals {
       BURNGUARD_SLACK_SIGNING_SECRET_REF = var.slack.signing_secret_uri
       BURNGUARD_SLACK_REPLAY             = var.slack.replay
     } : {},
-    f.trigger.type == "blob_events" ? {
-      BURNGUARD_EVENTS__queueServiceUri = azurerm_storage_account.function[k].primary_queue_endpoint
-      BURNGUARD_EVENTS__credential      = "managedidentity"
-      BURNGUARD_EVENTS__clientId        = azurerm_user_assigned_identity.function[k].client_id
-      BURNGUARD_EVENTS_QUEUE            = "blob-created"
-    } : {},
-    contains(f.grants, "queue_publish") ? { BURNGUARD_QUEUE_TOPIC = var.control_plane.queue_topic } : {},
+    contains(f.grants, "webhook_secret") ? { BURNGUARD_WEBHOOK_SECRET_REF = var.slack.webhook_secret_uri } : {},
+    contains(f.grants, "queue_publish") ? { BURNGUARD_TOPIC = var.control_plane.queue_topic } : {},
     length(setintersection(f.grants, ["queue_publish", "ledger"])) > 0 ? local.gcp_settings : {},
     f.environment,
   ) }

@@ -54,6 +54,9 @@ variable "runtime" {
     instance_memory_mb   = optional(number, 2048)
     application_insights = optional(bool, true)
     log_retention_days   = optional(number, 30)
+    # Event Grid subscriptions to a function need the function deployed (az functionapp deploy,
+    # after the first apply): set true then, and apply again.
+    code_deployed = optional(bool, false)
   })
   default = {}
 
@@ -79,10 +82,13 @@ variable "functions" {
       entry_point  the function's name in function_app.py (slack_command, ...)
       trigger      type = "http" (public = true only for Slack-signed requests: anonymous at
                    the platform; route: the @app.route of function_app.py), or "blob_events" (storage_account_id, container, prefix:
-                   BlobCreated events through Event Grid to a Storage queue the function
-                   reads with its identity; connection "BURNGUARD_EVENTS", queue name in
-                   BURNGUARD_EVENTS_QUEUE)
+                   BlobCreated events through an Event Grid system topic subscription to the
+                   function's Event Grid trigger, retried, dead-lettered to its storage account;
+                   created once runtime.code_deployed is true)
       grants       "slack_signing_secret" Key Vault Secrets User on the one secret
+                   "webhook_secret"       Key Vault Secrets User on the budget webhook's secret
+                                          (slack.webhook_secret_uri; BURNGUARD_WEBHOOK_SECRET_REF):
+                                          the Action Group calls /api/budget with it in the URL
                    "read_exports"         Storage Blob Data Reader on the trigger's container
                    "queue_publish", "ledger"  reach Google Cloud by workload identity federation
                                           (no Azure role; the gcp module binds them)
@@ -118,20 +124,20 @@ variable "functions" {
   }
   validation {
     condition = alltrue([for f in values(var.functions) : alltrue([
-      for g in f.grants : contains(["slack_signing_secret", "read_exports", "queue_publish", "ledger"], g)
+      for g in f.grants : contains(["slack_signing_secret", "webhook_secret", "read_exports", "queue_publish", "ledger"], g)
     ])])
-    error_message = "functions[*].grants: slack_signing_secret, read_exports, queue_publish, ledger."
+    error_message = "functions[*].grants: slack_signing_secret, webhook_secret, read_exports, queue_publish, ledger."
   }
   validation {
-    condition     = alltrue([for f in values(var.functions) : !f.trigger.public || (f.trigger.type == "http" && contains(f.grants, "slack_signing_secret"))])
-    error_message = "functions[*].trigger.public: only an http function granted slack_signing_secret (it verifies Slack signatures) may be anonymous."
+    condition     = alltrue([for f in values(var.functions) : !f.trigger.public || (f.trigger.type == "http" && (contains(f.grants, "slack_signing_secret") || contains(f.grants, "webhook_secret")))])
+    error_message = "functions[*].trigger.public: only an http function that checks a secret (slack_signing_secret: Slack signatures; webhook_secret: the budget webhook's secret) may be anonymous."
   }
   validation {
     condition = alltrue([for f in values(var.functions) : f.trigger.type != "blob_events" || (
-      can(regex("^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft.Storage/storageAccounts/[a-z0-9]{3,24}$", f.trigger.storage_account_id)) &&
+      (f.trigger.storage_account_id == "exports" || can(regex("^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft.Storage/storageAccounts/[a-z0-9]{3,24}$", f.trigger.storage_account_id))) &&
       can(regex("^[a-z0-9](-?[a-z0-9]){2,62}$", f.trigger.container)) && contains(f.grants, "read_exports")
     )])
-    error_message = "functions[*].trigger: blob_events needs storage_account_id (resource id), container, and the read_exports grant."
+    error_message = "functions[*].trigger: blob_events needs storage_account_id (resource id, or \"exports\": the account of var.billing.export), container, and the read_exports grant."
   }
   validation {
     condition     = alltrue([for f in values(var.functions) : !contains(f.grants, "read_exports") || f.trigger.type == "blob_events"])
@@ -155,6 +161,8 @@ variable "slack" {
     signing_secret_uri = string
     key_vault_id       = string
     replay             = optional(string, "memory")
+    # The budget webhook's secret (in the Action Group's URL), in the same vault.
+    webhook_secret_uri = optional(string)
   })
   default = null
 
@@ -232,5 +240,54 @@ variable "guardrail_stop" {
   validation {
     condition     = var.guardrail_stop == null || try(length(var.guardrail_stop.scopes) > 0 && alltrue([for s in var.guardrail_stop.scopes : can(regex("^/subscriptions/[0-9a-f-]{36}(/resourceGroups/[^/]+)?$", s))]), false)
     error_message = "guardrail_stop.scopes: subscription (/subscriptions/<id>) or resource group (/subscriptions/<id>/resourceGroups/<name>) ids."
+  }
+}
+
+variable "billing" {
+  description = <<-EOT
+    What Azure bills, delivered to burnguard (optional):
+      export  a storage account and container for the subscription's Cost Management export
+              (daily, month to date); give the ingest function trigger = { type = "blob_events",
+              storage_account_id = "exports", container = <container>, prefix = <root_folder> }.
+              start_date/end_date: RFC 3339 (the export's recurrence period).
+      budgets          name => { amount, start_date (first of a month, RFC 3339), thresholds
+                       (percent), tag ({ key, value }: only costs carrying it) }: subscription
+                       consumption budgets notifying action_group_id
+      action_group_id  the Action Group whose webhook URL (with the budget function's secret)
+                       calls the budget function; created outside Terraform (README:
+                       Deployment) so that the secret stays out of state
+  EOT
+  type = object({
+    export = optional(object({
+      container   = optional(string, "exports")
+      root_folder = optional(string, "burnguard")
+      type        = optional(string, "ActualCost")
+      start_date  = string
+      end_date    = optional(string, "2036-01-01T00:00:00Z")
+    }))
+    budgets = optional(map(object({
+      amount     = number
+      start_date = string
+      thresholds = optional(list(number), [50, 90, 100])
+      tag = optional(object({
+        key   = string
+        value = string
+      }))
+    })), {})
+    action_group_id = optional(string)
+  })
+  default = {}
+
+  validation {
+    condition     = var.billing.export == null || try(contains(["ActualCost", "AmortizedCost", "Usage"], var.billing.export.type) && can(regex("^[0-9]{4}-[0-9]{2}-[0-9]{2}T", var.billing.export.start_date)), false)
+    error_message = "billing.export: type ActualCost, AmortizedCost or Usage; start_date RFC 3339 (2026-12-01T00:00:00Z)."
+  }
+  validation {
+    condition     = alltrue([for b in values(var.billing.budgets) : b.amount > 0 && can(regex("^[0-9]{4}-[0-9]{2}-01T", b.start_date)) && alltrue([for t in b.thresholds : t > 0 && t <= 1000])])
+    error_message = "billing.budgets[*]: amount above 0, start_date the first of a month (RFC 3339), thresholds percentages in (0, 1000]."
+  }
+  validation {
+    condition     = var.billing.action_group_id == null || can(regex("^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/(?i:microsoft\\.insights)/actionGroups/[^/]+$", var.billing.action_group_id))
+    error_message = "billing.action_group_id: an Action Group resource id."
   }
 }

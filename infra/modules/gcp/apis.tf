@@ -12,6 +12,12 @@ locals {
     "iamcredentials.googleapis.com",
     "sts.googleapis.com",
     "compute.googleapis.com",
+    "bigquery.googleapis.com",
+    "workflows.googleapis.com",
+    "workflowexecutions.googleapis.com",
+    "cloudscheduler.googleapis.com",
+    "cloudbilling.googleapis.com",
+    "billingbudgets.googleapis.com",
   ]
 }
 

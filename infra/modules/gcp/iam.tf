@@ -60,3 +60,11 @@ resource "google_storage_bucket_iam_member" "read_exports" {
   role   = "roles/storage.objectViewer"
   member = each.value.member
 }
+
+resource "google_secret_manager_secret_iam_member" "slack_notify" {
+  for_each = { for k, v in local.function_grants : k => v if v.grant == "slack_notify" }
+
+  secret_id = local.bot_secret # the bot token's secret only
+  role      = "roles/secretmanager.secretAccessor"
+  member    = each.value.member
+}

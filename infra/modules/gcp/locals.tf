@@ -16,10 +16,13 @@ locals {
 
   slack_defer_enabled = anytrue([for f in values(var.functions) : contains(f.grants, "slack_defer") || (f.trigger.type == "pubsub" && f.trigger.topic == "slack_defer")])
 
+  budget_topic_enabled = var.budgets != null || anytrue([for f in values(var.functions) : f.trigger.type == "pubsub" && f.trigger.topic == "budget"])
+
   # Topics a pubsub trigger may name by key (any other is a full topic path).
   topics = merge(
     { queue = google_pubsub_topic.queue.id },
     local.slack_defer_enabled ? { slack_defer = google_pubsub_topic.slack_defer[0].id } : {},
+    local.budget_topic_enabled ? { budget = google_pubsub_topic.budget[0].id } : {},
   )
 
   ledger_database_id = coalesce(var.ledger.database_id, "${var.name_prefix}-ledger")
@@ -27,6 +30,21 @@ locals {
 
   # Secret Manager IAM binds the secret, not a version.
   slack_secret = var.slack == null ? null : regex("^projects/[^/]+/secrets/[^/]+", var.slack.signing_secret_id)
+  bot_secret   = try(regex("^projects/[^/]+/secrets/[^/]+", var.slack.bot_token_id), null)
+
+  # The guardrail's reach (grant stop_instances), under the names burnguard.app.gcp reads.
+  reach_environment = merge(
+    var.guardrail_stop == null ? {} : { BURNGUARD_GCP_PROJECTS = join(",", var.guardrail_stop.projects) },
+    var.guardrail_reach.aws == null ? {} : {
+      BURNGUARD_AWS_ROLE_ARN = var.guardrail_reach.aws.role_arn
+      BURNGUARD_AWS_REGIONS  = join(",", var.guardrail_reach.aws.regions)
+    },
+    var.guardrail_reach.azure == null ? {} : {
+      BURNGUARD_AZURE_TENANT_ID = var.guardrail_reach.azure.tenant_id
+      BURNGUARD_AZURE_CLIENT_ID = var.guardrail_reach.azure.client_id
+      BURNGUARD_AZURE_SCOPES    = join(",", var.guardrail_reach.azure.scopes)
+    },
+  )
 
   environment = { for k, f in var.functions : k => merge(
     {
@@ -38,7 +56,12 @@ locals {
       BURNGUARD_SLACK_REPLAY             = var.slack.replay
     } : {},
     contains(f.grants, "slack_defer") ? { BURNGUARD_SLACK_DEFER_TOPIC = one(google_pubsub_topic.slack_defer[*].id) } : {},
-    contains(f.grants, "queue_publish") ? { BURNGUARD_QUEUE_TOPIC = google_pubsub_topic.queue.id } : {},
+    contains(f.grants, "queue_publish") ? { BURNGUARD_TOPIC = google_pubsub_topic.queue.id } : {},
+    contains(f.grants, "slack_notify") ? {
+      BURNGUARD_SLACK_BOT_TOKEN_REF = var.slack.bot_token_id
+      BURNGUARD_SLACK_CHANNEL       = var.slack.channel
+    } : {},
+    contains(f.grants, "stop_instances") ? local.reach_environment : {},
     f.environment,
   ) }
 }

@@ -86,6 +86,11 @@ variable "functions" {
                    "queue_publish"        publisher on the queue topic
                    "ledger"               datastore.user, conditioned on the ledger database
                    "read_exports"         objectViewer on the storage trigger's bucket
+                   "slack_notify"         secretAccessor on the Slack bot token (BURNGUARD_SLACK_BOT_TOKEN_REF,
+                                          BURNGUARD_SLACK_CHANNEL)
+                   "stop_instances"       the guardrail only: its reach into the clouds
+                                          (BURNGUARD_GCP_PROJECTS, BURNGUARD_AWS_*, BURNGUARD_AZURE_*);
+                                          the identities themselves are guardrail_stop's
       environment  extra variables (no secret values)
   EOT
   type = map(object({
@@ -123,9 +128,14 @@ variable "functions" {
   }
   validation {
     condition = alltrue([for f in values(var.functions) : alltrue([
-      for g in f.grants : contains(["slack_signing_secret", "slack_defer", "queue_publish", "ledger", "read_exports"], g)
+      for g in f.grants : contains(["slack_signing_secret", "slack_defer", "queue_publish", "ledger", "read_exports", "slack_notify", "stop_instances"], g)
     ])])
-    error_message = "functions[*].grants: slack_signing_secret, slack_defer, queue_publish, ledger, read_exports."
+    error_message = "functions[*].grants: slack_signing_secret, slack_defer, queue_publish, ledger, read_exports, slack_notify, stop_instances."
+  }
+  validation {
+    # The stop roles on every cloud trust the guardrail's service account, and only it.
+    condition     = alltrue([for k, f in var.functions : !contains(f.grants, "stop_instances") || k == "guardrail"])
+    error_message = "functions[*].grants: stop_instances only for the function keyed guardrail (the identity the stop roles trust)."
   }
   validation {
     # allUsers may invoke only a function that verifies Slack's signature on every request.
@@ -134,9 +144,9 @@ variable "functions" {
   }
   validation {
     condition = alltrue([for f in values(var.functions) : f.trigger.type != "pubsub" || (
-      contains(["queue", "slack_defer"], coalesce(f.trigger.topic, "-")) || can(regex("^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$", f.trigger.topic))
+      contains(["queue", "slack_defer", "budget"], coalesce(f.trigger.topic, "-")) || can(regex("^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$", f.trigger.topic))
     )])
-    error_message = "functions[*].trigger.topic: a topic of this module (queue, slack_defer) or a topic path projects/<p>/topics/<t> (e.g. the one budget notifications go to)."
+    error_message = "functions[*].trigger.topic: a topic of this module (queue, slack_defer, budget) or a topic path projects/<p>/topics/<t> (e.g. the one budget notifications go to)."
   }
   validation {
     condition     = alltrue([for f in values(var.functions) : f.trigger.type != "storage" || (f.trigger.bucket != null && contains(f.grants, "read_exports"))])
@@ -168,16 +178,22 @@ variable "functions" {
 }
 
 variable "slack" {
-  description = "The Slack app's signing secret, by reference: a Secret Manager secret created outside Terraform (projects/<p>/secrets/<s>[/versions/<v>])."
+  description = "The Slack app's secrets, by reference: Secret Manager secrets created outside Terraform (projects/<p>/secrets/<s>[/versions/<v>]): the signing secret (slash command) and the bot token with the channel the guardrail posts to (grant slack_notify)."
   type = object({
     signing_secret_id = string
     replay            = optional(string, "memory")
+    bot_token_id      = optional(string)
+    channel           = optional(string)
   })
   default = null
 
   validation {
     condition     = var.slack == null || can(regex("^projects/[^/]+/secrets/[A-Za-z0-9_-]+(/versions/[A-Za-z0-9]+)?$", var.slack.signing_secret_id))
     error_message = "slack.signing_secret_id: projects/<project>/secrets/<secret>[/versions/<version>]."
+  }
+  validation {
+    condition     = var.slack == null || try(var.slack.bot_token_id == null || can(regex("^projects/[^/]+/secrets/[A-Za-z0-9_-]+(/versions/[A-Za-z0-9]+)?$", var.slack.bot_token_id)), false)
+    error_message = "slack.bot_token_id: projects/<project>/secrets/<secret>[/versions/<version>]."
   }
   validation {
     condition     = var.slack == null || try(contains(["memory", "ledger"], var.slack.replay), false)
@@ -291,4 +307,90 @@ variable "enable_apis" {
   description = "Enable the Google APIs the module uses (never disabled on destroy)."
   type        = bool
   default     = true
+}
+
+variable "guardrail_reach" {
+  description = <<-EOT
+    What the guardrail (grant stop_instances) is told about the other clouds' stop identities
+    (the aws and azure modules' outputs): BURNGUARD_AWS_ROLE_ARN/BURNGUARD_AWS_REGIONS,
+    BURNGUARD_AZURE_TENANT_ID/BURNGUARD_AZURE_CLIENT_ID/BURNGUARD_AZURE_SCOPES. Its Google Cloud
+    projects are guardrail_stop.projects (BURNGUARD_GCP_PROJECTS). null parts: no reach there.
+  EOT
+  type = object({
+    aws = optional(object({
+      role_arn = string
+      regions  = list(string)
+    }))
+    azure = optional(object({
+      tenant_id = string
+      client_id = string
+      scopes    = list(string)
+    }))
+  })
+  default = {}
+
+  validation {
+    condition     = var.guardrail_reach.aws == null || try(can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/", var.guardrail_reach.aws.role_arn)) && length(var.guardrail_reach.aws.regions) > 0, false)
+    error_message = "guardrail_reach.aws: role_arn an IAM role ARN (the aws module's guardrail_stop_role_arn), regions at least one."
+  }
+  validation {
+    condition     = var.guardrail_reach.azure == null || try(alltrue([for s in var.guardrail_reach.azure.scopes : can(regex("^[0-9a-f-]{36}(/[^/]+)?$", s))]) && length(var.guardrail_reach.azure.scopes) > 0, false)
+    error_message = "guardrail_reach.azure.scopes: subscriptionId or subscriptionId/resourceGroup (BURNGUARD_AZURE_SCOPES)."
+  }
+}
+
+variable "budgets" {
+  description = <<-EOT
+    Cloud Billing budgets whose notifications go to the <prefix>-budget topic (a function with a
+    pubsub trigger on topic "budget" turns them into budget alerts). null: none.
+      billing_account  the billing account id (XXXXXX-XXXXXX-XXXXXX)
+      budgets          name => { amount, currency_code, projects (ids; null: the whole account),
+                       thresholds (fractions of the amount) }
+  EOT
+  type = object({
+    billing_account = string
+    budgets = map(object({
+      amount        = number
+      currency_code = optional(string, "USD")
+      projects      = optional(list(string))
+      thresholds    = optional(list(number), [0.5, 0.9, 1.0])
+    }))
+  })
+  default = null
+
+  validation {
+    condition     = var.budgets == null || can(regex("^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$", var.budgets.billing_account))
+    error_message = "budgets.billing_account: a billing account id such as 012345-6789AB-CDEF01."
+  }
+  validation {
+    condition     = var.budgets == null || try(alltrue([for b in values(var.budgets.budgets) : b.amount > 0 && alltrue([for t in b.thresholds : t > 0 && t <= 10])]), false)
+    error_message = "budgets.budgets[*]: amount above 0; thresholds fractions in (0, 10]."
+  }
+}
+
+variable "billing_export" {
+  description = <<-EOT
+    The daily extraction of the BigQuery billing export (enabled outside Terraform) into a new
+    bucket in burnguard's layout (<prefix><billing_account>/<YYYY-MM>/<run>/part-*.parquet, then
+    manifest.json). null: none.
+      table            project.dataset.table of the detailed usage cost export
+      billing_account  its billing account id (XXXXXX-XXXXXX-XXXXXX)
+      bucket           the bucket to create (the ingest function's storage trigger names it)
+      prefix           folder in the bucket ("" or ending in "/")
+      schedule         cron, UTC (the billing export itself lands a few times a day)
+  EOT
+  type = object({
+    table           = string
+    billing_account = string
+    bucket          = string
+    prefix          = optional(string, "billing/")
+    schedule        = optional(string, "0 6 * * *")
+    retention_days  = optional(number, 400)
+  })
+  default = null
+
+  validation {
+    condition     = var.billing_export == null || try(can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]\\.[A-Za-z0-9_]+\\.[A-Za-z0-9_]+$", var.billing_export.table)) && can(regex("^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$", var.billing_export.billing_account)) && (var.billing_export.prefix == "" || endswith(var.billing_export.prefix, "/")), false)
+    error_message = "billing_export: table project.dataset.table, billing_account XXXXXX-XXXXXX-XXXXXX (upper-case hex), prefix empty or ending in /."
+  }
 }

@@ -5,9 +5,9 @@ terraform {
   required_providers {
     google = {
       source = "hashicorp/google"
-      # cloudfunctions2, firestore databases and workload identity providers are GA in 6.x.
-      # Not validated offline (no provider mirror): tests/infra parses and checks it.
-      version = ">= 6.10, < 8.0"
+      # The version the schema check (tests/infra/test_schema.py) checked this module against:
+      # the schema carried by cdktn-provider-google 21.1.0 (.ci/setup extracts it). Move both together.
+      version = "8.7.0"
     }
   }
 }

@@ -12,6 +12,10 @@ mock_provider "aws" {
   mock_data "aws_region" {
     defaults = { name = "eu-west-1" }
   }
+  mock_resource "aws_sns_topic" {
+    override_during = plan
+    defaults        = { arn = "arn:aws:sns:eu-west-1:123456789012:bgtest-budget" }
+  }
   mock_resource "aws_sqs_queue" {
     override_during = plan
     defaults        = { arn = "arn:aws:sqs:eu-west-1:123456789012:bgtest-dead-letter" }
@@ -222,7 +226,7 @@ run "a_later_function_is_one_entry" {
     error_message = "A function without the grant does not get the Slack secret's reference."
   }
   assert {
-    condition     = aws_lambda_function.this["ingest"].environment[0].variables["BURNGUARD_QUEUE_TOPIC"] == "projects/bg-control/topics/bgtest-queue" && jsondecode(aws_lambda_function.this["ingest"].environment[0].variables["BURNGUARD_GCP_CREDENTIALS"]).type == "external_account"
+    condition     = aws_lambda_function.this["ingest"].environment[0].variables["BURNGUARD_TOPIC"] == "projects/bg-control/topics/bgtest-queue" && jsondecode(aws_lambda_function.this["ingest"].environment[0].variables["BURNGUARD_GCP_WIF_CONFIG"]).type == "external_account"
     error_message = "queue_publish gives the topic and keyless Google credentials."
   }
   assert {
@@ -342,5 +346,61 @@ run "two_way_wiring_with_the_control_plane_has_no_cycle" {
   assert {
     condition     = output.federated_roles == { ingest = { role_name = "bgtest-ingest", grants = toset(["queue_publish"]) } }
     error_message = "The wiring of examples/complete plans."
+  }
+}
+
+run "billing_export_and_budgets_feed_ingest_and_budget" {
+  command = plan
+
+  variables {
+    control_plane = {
+      queue_topic                = "projects/bg-control/topics/bgtest-queue"
+      workload_identity_audience = "//iam.googleapis.com/projects/123456789/locations/global/workloadIdentityPools/bgtest-publishers/providers/aws"
+    }
+    billing = {
+      export  = { bucket_name = "bgtest-cur", prefix = "cur/" }
+      budgets = { gpu = { amount = 5000, tag = { key = "team", value = "ml" } } }
+    }
+    functions = {
+      ingest = {
+        handler = "ingest.lambda_handler"
+        trigger = { type = "s3", bucket = "bgtest-cur", prefix = "cur/" }
+        grants  = ["read_exports", "queue_publish"]
+      }
+      budget = {
+        handler = "budget.lambda_handler"
+        trigger = { type = "sns", topic_arn = "budget" }
+        grants  = ["queue_publish"]
+      }
+    }
+  }
+
+  assert {
+    condition     = aws_bcmdataexports_export.cur2[0].export[0].destination_configurations[0].s3_destination[0].s3_bucket == "bgtest-cur" && aws_bcmdataexports_export.cur2[0].export[0].destination_configurations[0].s3_destination[0].s3_prefix == "cur"
+    error_message = "The Data Export writes into the module's bucket under the ingest trigger's prefix."
+  }
+  assert {
+    condition     = strcontains(aws_bcmdataexports_export.cur2[0].export[0].data_query[0].query_statement, "FROM COST_AND_USAGE_REPORT") && strcontains(aws_bcmdataexports_export.cur2[0].export[0].data_query[0].query_statement, "resource_tags")
+    error_message = "CUR 2.0 with the resource tags the policy's scopes use."
+  }
+  assert {
+    condition     = aws_s3_bucket_notification.exports[0].eventbridge == true && aws_cloudwatch_event_rule.s3["ingest"].event_pattern == jsonencode({ source = ["aws.s3"], "detail-type" = ["Object Created"], detail = { bucket = { name = ["bgtest-cur"] }, object = { key = [{ prefix = "cur/" }] } } })
+    error_message = "The export bucket's object events reach the ingest function's rule."
+  }
+  assert {
+    condition     = one([for r in aws_s3_bucket_server_side_encryption_configuration.exports[0].rule : one(r.apply_server_side_encryption_by_default).sse_algorithm]) == "AES256"
+    error_message = "The export bucket is encrypted."
+  }
+  assert {
+    condition     = aws_budgets_budget.this["gpu"].name == "bgtest-gpu" && aws_budgets_budget.this["gpu"].limit_amount == "5000" && aws_budgets_budget.this["gpu"].budget_type == "COST"
+    error_message = "One monthly cost budget per entry."
+  }
+  assert {
+    condition     = jsondecode(aws_sns_topic_policy.budget[0].policy).Statement[0].Principal.Service == "budgets.amazonaws.com" && aws_sns_topic_subscription.this["budget"].topic_arn == "arn:aws:sns:eu-west-1:123456789012:bgtest-budget"
+    error_message = "Only AWS Budgets publishes to the budget topic."
+  }
+  assert {
+    condition     = length(aws_sns_topic_subscription.this) == 1 && length(aws_lambda_permission.sns) == 1
+    error_message = "The budget function subscribes to the module's budget topic."
   }
 }
