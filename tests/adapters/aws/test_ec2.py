@@ -11,7 +11,6 @@ UnsupportedOperation), and throttling (RequestLimitExceeded answered before the 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import boto3
