@@ -132,10 +132,11 @@ def wif_credentials(info: Mapping[str, Any]) -> Any:
     """google-auth AWS external-account credentials from the configuration: the Lambda role's
     credentials (environment variables Lambda sets) sign a GetCallerIdentity request that
     Google's STS exchanges for a token. No key file anywhere."""
-    import google.auth
+    from google.auth import aws
 
-    credentials, _ = google.auth.load_credentials_from_dict(dict(info), scopes=[PUBSUB_SCOPE])  # type: ignore[no-untyped-call]
-    return credentials
+    # from_info, not load_credentials_from_dict: that one also looks the project up (a call to
+    # Cloud Resource Manager the role may not be allowed to make); the topic names it already.
+    return aws.Credentials.from_info(dict(info), scopes=[PUBSUB_SCOPE])  # type: ignore[no-untyped-call]
 
 
 def pubsub_publisher(settings: AwsSettings) -> Publish:
