@@ -48,7 +48,7 @@ class FakeGoogleSts(QuietHandler):
 
     received: ClassVar[list[dict[str, list[str]]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
         FakeGoogleSts.received.append(urllib.parse.parse_qs(self.rfile.read(length).decode()))
         body = json.dumps({"access_token": "ya29.fake-federated", "issued_token_type":
