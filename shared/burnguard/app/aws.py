@@ -446,3 +446,43 @@ def invoke_slack(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
 
     service = bootstrap.build_slash_service(bootstrap.SlashSettings.from_env("aws", ctx.env))
     return {"function": "aws slack", "response": handle_function_url(service, event)}
+
+
+# --------------------------------------------------------------------------------------------
+# EC2 for the guardrail (which runs on Google Cloud, or here)
+
+AWS_ROLE_ARN = "BURNGUARD_AWS_ROLE_ARN"
+AWS_REGIONS = "BURNGUARD_AWS_REGIONS"
+_ROLE_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+
+
+def ec2_controller(env: Mapping[str, str], *, web_identity_token: Callable[[], str] | None = None) -> Any:
+    """The guardrail's ``Ec2Controller`` from ``BURNGUARD_AWS_REGIONS`` (required) and
+    ``BURNGUARD_AWS_ROLE_ARN``. With a role and ``web_identity_token`` (on Google Cloud: an ID
+    token of the function's service account, ``google.oauth2.id_token.fetch_id_token``), the
+    role is assumed with ``AssumeRoleWithWebIdentity``: no AWS key anywhere. Without them the
+    default AWS credential chain is used (on AWS, or here with moto)."""
+    from burnguard.adapters.aws.ec2 import MAX_ATTEMPTS, RETRY_MODE, Ec2Controller
+
+    regions = [r.strip() for r in env.get(AWS_REGIONS, "").split(",") if r.strip()]
+    if not regions:
+        raise ConfigurationError(f"{AWS_REGIONS} is not set (comma-separated regions, e.g. us-east-1,eu-west-1)")
+    bad = [r for r in regions if not re.match(r"^[a-z]{2}(-[a-z]+)+-\d$", r)]
+    if bad:
+        raise ConfigurationError(f"{AWS_REGIONS}: {bad[0]!r} is not an AWS region name")
+    role = env.get(AWS_ROLE_ARN, "").strip()
+    if role and not _ROLE_RE.match(role):
+        raise ConfigurationError(f"{AWS_ROLE_ARN} must be an IAM role ARN, not {role[:80]!r}")
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"mode": RETRY_MODE, "max_attempts": MAX_ATTEMPTS})
+    if role and web_identity_token is not None:
+        sts = boto3.client("sts", region_name=regions[0])
+        creds = sts.assume_role_with_web_identity(RoleArn=role, RoleSessionName="burnguard-guardrail",
+                                                  WebIdentityToken=web_identity_token())["Credentials"]
+        session = boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                                aws_session_token=creds["SessionToken"])
+    else:
+        session = boto3.Session()
+    return Ec2Controller(regions, lambda region: session.client("ec2", region_name=region, config=config))

@@ -223,3 +223,26 @@ def test_a_stop_refused_for_another_reason_names_it(aws: Any) -> None:
         controller.stop(inst)
     except ActionError as exc:
         assert iid in str(exc) and "could not stop" in str(exc)
+
+
+def test_the_guardrail_reaches_ec2_by_assuming_the_role_with_a_web_identity(aws: Any) -> None:
+    from burnguard.app.aws import ConfigurationError, ec2_controller
+
+    ec2 = boto3.client("ec2", region_name="eu-west-1")
+    ids = set(_launch(ec2, 2, "g5.xlarge", ML))
+    tokens: list[str] = []
+
+    def token() -> str:
+        tokens.append("eyJhbGciOiJSUzI1NiJ9.e30.sig")
+        return tokens[-1]
+
+    env = {"BURNGUARD_AWS_REGIONS": "us-east-1, eu-west-1",
+           "BURNGUARD_AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/burnguard-guardrail"}
+    controller = ec2_controller(env, web_identity_token=token)
+    assert tokens and controller.regions == ["us-east-1", "eu-west-1"]
+    assert {i.instance_id for i in controller.find("team", "ml-research")} == ids
+    for bad, message in [({}, "BURNGUARD_AWS_REGIONS is not set"),
+                         ({"BURNGUARD_AWS_REGIONS": "Virginia"}, "not an AWS region"),
+                         ({**env, "BURNGUARD_AWS_ROLE_ARN": "burnguard"}, "BURNGUARD_AWS_ROLE_ARN must be")]:
+        with pytest.raises(ConfigurationError, match=message):
+            ec2_controller(bad)
