@@ -102,3 +102,27 @@ def test_invoke_configured_for_moto_and_the_emulator(world: dict[str, Any], tmp_
     assert report["queue"] == world["topic"].path
     on_queue = world["topic"].drain()
     assert {m.message_id for m in on_queue} == {m["message_id"] for m in report["published"]}
+
+
+def test_invoke_aws_slack_answers_a_signed_function_url_event(aws: Any, tmp_path: Path) -> None:
+    """The slash command's handler through ``burnguard invoke aws slack``: the signing secret in
+    moto's Secrets Manager (by reference), a SQLite ledger, the request signed now."""
+    import time
+
+    from burnguard.app.invoke import InvokeContext, invoke
+    from tests.functions.test_slash_http_aws import url_event
+    from tests.slack_helpers import SECRET, form, sign
+
+    boto3.client("secretsmanager").create_secret(Name="burnguard/slack", SecretString=json.dumps(
+        {"signing_secret": SECRET}))
+    now = int(time.time())
+    body = form("help")
+    event_path = tmp_path / "slash.json"
+    event_path.write_text(json.dumps(url_event(body, timestamp=now, signature=sign(body, now))))
+    env = {**os.environ, "BURNGUARD_SLACK_SIGNING_SECRET_REF": "burnguard/slack#signing_secret",
+           "BURNGUARD_POLICY": str(ROOT / "events/policies/demo.yaml"),
+           "BURNGUARD_LEDGER": f"sqlite:///{tmp_path / 'ledger.sqlite'}"}
+    report = invoke("aws", "slack", event_path, InvokeContext(tmp_path, env))
+    response = report["response"]
+    assert response["statusCode"] == 200, response
+    assert "spend" in json.loads(response["body"])["text"]
