@@ -29,14 +29,16 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from burnguard.app.invoke import InvokeContext, invoker
 from burnguard.core.errors import BurnguardError, InputError
-from burnguard.core.messages import Message
-from burnguard.ports.objects import ObjectStore, Publish, PublishError
-from burnguard.services.budget import alert_message
-from burnguard.services.parts import DeliveryIngestor, Markers, Outcome
+from burnguard.ports.objects import Publish, PublishError
+
+if TYPE_CHECKING:  # the budget function never loads the ingest side (normalizers, Arrow)
+    from burnguard.core.messages import Message
+    from burnguard.ports.objects import ObjectStore
+    from burnguard.services.parts import DeliveryIngestor, Markers, Outcome
 
 TOPIC = "BURNGUARD_TOPIC"
 WIF_CONFIG = "BURNGUARD_GCP_WIF_CONFIG"
@@ -248,6 +250,7 @@ def build_ingest_app(settings: AwsSettings, *, store: ObjectStore | None = None,
                      markers: Markers | None = None) -> IngestApp:
     from burnguard.adapters.aws.s3 import S3Markers, S3Store
     from burnguard.adapters.aws.sqs import SqsPartQueue
+    from burnguard.services.parts import DeliveryIngestor
 
     s3 = None
     if store is None or (markers is None and settings.state_bucket):
@@ -281,6 +284,7 @@ class BudgetApp:
         raises, for the Lambda's on-failure destination, when no DLQ is configured); the other
         records go on."""
         from burnguard.core.budget import parse_sns_record
+        from burnguard.services.budget import alert_message
 
         records = event.get("Records") if isinstance(event, Mapping) else None
         if not isinstance(records, list) or not records:
@@ -402,6 +406,8 @@ def invoke_ingest(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
         if _configured(ctx.env):
             app = build_ingest_app(AwsSettings.from_env(ctx.env), publish=recorder)
         else:
+            from burnguard.services.parts import DeliveryIngestor
+
             root = Path(ctx.env.get("BURNGUARD_LOCAL_EXPORTS") or _local_exports())
             app = IngestApp(DeliveryIngestor("aws", _BucketDirectories(root), recorder, compression=None))
         results = _run_ingest(app, event)
