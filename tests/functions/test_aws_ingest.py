@@ -171,3 +171,55 @@ def test_a_missing_part_is_retried_not_dead_lettered(world: dict[str, Any]) -> N
     assert handler(sqs_wrap(s3_notification(BUCKET, d.manifest_keys[1])), LambdaContext()) == {"batchItemFailures": []}
     summaries = [decode_summary(m) for m in world["topic"].drain() if m.attributes["kind"] == "delivery-summary"]
     assert sorted(s.totals.rows for s in summaries) == [300, 600]
+
+
+def _lambda_sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The Lambda SQS event for messages received from moto's queue (their bodies untouched)."""
+    return {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                         "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                         "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs",
+                         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"}
+                        for m in messages]}
+
+
+def _receive(sqs: Any, url: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not got:
+            return out
+        out.extend(got)
+
+
+def test_notifications_made_by_moto_s3_and_sns_drive_the_handler(world: dict[str, Any]) -> None:
+    """Not constructed events: moto's S3 notifies an SQS queue of every object put (real
+    notification records, URL-encoded keys), and an SNS topic fans the same JSON out to an SQS
+    subscription (the SNS envelope moto writes)."""
+    s3, sqs = world["s3"], world["sqs"]
+    sns = boto3.client("sns")
+    queue = sqs.create_queue(QueueName="cur-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={
+        "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+    _receive(sqs, queue)  # the s3:TestEvent, if any
+    d = cur_delivery(world["s3"], parts=2, rows_per_part=700)
+    notified = _receive(sqs, queue)
+    assert len(notified) == 4  # two parts, two manifests
+    result = handler(_lambda_sqs_event(notified), LambdaContext())
+    assert result == {"batchItemFailures": []}
+    [summary] = [decode_summary(m) for m in world["topic"].drain() if m.attributes["kind"] == "delivery-summary"]
+    assert summary.totals.rows == 1400 and cents(summary.totals.billed["USD"]) == cents(d.expected_billed())
+    # Through SNS → SQS (not raw): a new delivery's manifest notification, as moto's SNS wraps it.
+    topic_arn = sns.create_topic(Name="cur-events")["TopicArn"]
+    fanout = sqs.create_queue(QueueName="cur-events-sns")["QueueUrl"]
+    fanout_arn = sqs.get_queue_attributes(QueueUrl=fanout, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=fanout_arn)
+    d2 = cur_delivery(world["s3"], parts=1, rows_per_part=500, seed=3)
+    manifest_record = next(json.loads(m["Body"]) for m in _receive(sqs, queue)
+                           if d2.manifest_keys[1].rsplit("/", 1)[-1] in m["Body"] and d2.assembly in m["Body"])
+    sns.publish(TopicArn=topic_arn, Message=json.dumps(manifest_record), Subject="Amazon S3 Notification")
+    wrapped = _receive(sqs, fanout)
+    assert len(wrapped) == 1 and json.loads(wrapped[0]["Body"])["Type"] == "Notification"
+    assert handler(_lambda_sqs_event(wrapped), LambdaContext()) == {"batchItemFailures": []}
+    [summary2] = [decode_summary(m) for m in world["topic"].drain() if m.attributes["kind"] == "delivery-summary"]
+    assert summary2.totals.rows == 500
