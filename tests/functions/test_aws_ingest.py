@@ -223,3 +223,22 @@ def test_notifications_made_by_moto_s3_and_sns_drive_the_handler(world: dict[str
     assert handler(_lambda_sqs_event(wrapped), LambdaContext()) == {"batchItemFailures": []}
     [summary2] = [decode_summary(m) for m in world["topic"].drain() if m.attributes["kind"] == "delivery-summary"]
     assert summary2.totals.rows == 500
+
+
+def test_the_public_lambda_sample_events(world: dict[str, Any]) -> None:
+    """aws-lambda-go's sample events (tests/fixtures/public): an S3 notification of
+    ``Happy%20Face.jpg`` is decoded and ignored; an SQS message whose body is not an event is
+    dead-lettered with its reason; an SNS notification that wraps no S3 event likewise."""
+    from tests.helpers import fixture
+
+    s3_event = json.loads(fixture("aws-lambda-go-events/s3-event.json").read_text())
+    result = handler(s3_event, LambdaContext())
+    assert [(r["key"], r["action"]) for r in result["results"]] == [("Happy Face.jpg", "skipped")]
+    sqs_event = json.loads(fixture("aws-lambda-go-events/sqs-event.json").read_text())
+    assert handler(sqs_event, LambdaContext()) == {"batchItemFailures": []}
+    sns_event = json.loads(fixture("aws-lambda-go-events/sns-event.json").read_text())
+    handler(sns_event, LambdaContext())
+    reasons = [d["reason"] for d in _dead_letters(world)]
+    assert len(reasons) == 2 and "body" in reasons[0] and "not JSON" in reasons[0]
+    assert "Sns.Message" in reasons[1]
+    assert world["topic"].drain() == []
