@@ -55,8 +55,8 @@ log = logging.getLogger("burnguard.aws")
 
 #: What the ingest and budget functions' role needs (the Terraform issue checks it).
 INGEST_PERMISSIONS: tuple[str, ...] = ("s3:GetObject", "s3:ListBucket", "s3:PutObject", "sqs:SendMessage",
-                                       "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
-                                       "sts:GetCallerIdentity")
+                                       "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+# (Federation signs sts:GetCallerIdentity, which needs no IAM permission.)
 BUDGET_PERMISSIONS: tuple[str, ...] = ("sqs:SendMessage",)
 
 
