@@ -239,7 +239,7 @@ def test_through_the_emulator_a_message_failing_twice_is_applied_once(
     chunk = next(m for m in messages if m.kind == LINE_ITEMS)
     chunk_id = chunk.message_id
     flaky = FlakyLedger(ledger_for(firestore, "pushed_"), {chunk_id}, failures=2)
-    pub, sub, shared, dead, dead_sub = topics(pubsub)
+    pub, sub, shared, dead, _dead_sub = topics(pubsub)
     use_consumer.append(gcp.build_guardrail(policy_env, ledger=flaky, controllers={},  # type: ignore[arg-type]
                                             notifier=Notes(), dead_letter=PubSubPublisher(pub, dead),
                                             clock=lambda: NOW))

@@ -79,6 +79,7 @@ BATCH_BYTES = 9_000_000
 #: chunk blobs summed per step at completion (memory: the delivery's groups plus this many chunks)
 FOLD = 16
 SUM = pa.decimal256(76, 9)
+WIDE = pa.decimal256(76, 18)
 NO_DAY = "P"
 
 
@@ -95,9 +96,18 @@ def _key(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
+def _wide(table: pa.Table) -> pa.Table:
+    """Money columns as decimal256(76, 18): chunk sums never overflow (decimal128 holds 20
+    integer digits at 18 decimals; a large organisation's year does not fit)."""
+    for name in ("billed", "effective"):
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, name, pc.cast(table.column(name), WIDE))
+    return table
+
+
 def _money(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """An aggregate money column rounded half-even at 1e-9 (once per row), as decimal256 for sums."""
-    wide = pc.round(pc.cast(column, pa.decimal256(40, 18)), ndigits=9, round_mode="half_to_even")
+    wide = pc.round(pc.cast(column, WIDE), ndigits=9, round_mode="half_to_even")
     return pc.cast(wide, SUM)
 
 
@@ -370,7 +380,7 @@ class FirestoreLedger:
         total: pa.Table | None = None
         batch: list[pa.Table] = []
         for table in self._staged(delivery_id, kind):
-            batch.append(table)
+            batch.append(_wide(table))
             if len(batch) >= FOLD:
                 total = combine([total, *batch] if total is not None else batch, keys)
                 batch = []
