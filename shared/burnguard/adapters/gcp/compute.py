@@ -3,8 +3,8 @@
 
 * **find**: ``instances.aggregatedList`` per project, filtered by label server-side
   (``labels.<key>`` — label keys are lower case on Compute Engine, so the tag key is folded),
-  across every zone, every page (the SDK's pager follows ``nextPageToken``); partial success
-  is accepted (an unreachable zone is reported in the log, not fatal).
+  across every zone, every page (the SDK's pager follows ``nextPageToken``); a zone's warning
+  (unreachable) is logged, not fatal.
 * **GPUs**: from ``guestAccelerators`` (N1 with attached T4/V100/P100…) and from the
   accelerator-optimized machine families (a2, a3, a4, g2, g4…) whose GPUs come with the
   machine type (:mod:`burnguard.core.accelerators`).
@@ -59,6 +59,12 @@ def _last(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1] if url else ""
 
 
+def _segment(url: str, name: str) -> str:
+    """The path segment after ``name`` in a resource URL (``projects`` → the project id)."""
+    parts = url.split("/")
+    return parts[parts.index(name) + 1] if name in parts else ""
+
+
 def instance_ref(project: str, zone: str, name: str) -> str:
     return f"projects/{project}/zones/{zone}/instances/{name}"
 
@@ -76,12 +82,13 @@ class GceController:
 
     cloud = "gcp"
 
-    def __init__(self, projects: Sequence[str], *, clients: Any = None, local_ssd: LocalSsdPolicy = "refuse",
-                 timeout: float = 300.0):
+    def __init__(self, projects: Sequence[str], *, clients: Any = None, operations: Any = None,
+                 local_ssd: LocalSsdPolicy = "refuse", timeout: float = 300.0):
         if local_ssd not in LOCAL_SSD_POLICIES:
             raise ValueError(f"local_ssd must be one of {LOCAL_SSD_POLICIES}")
         self.projects = list(projects)
         self._client = clients
+        self._operations = operations
         self.local_ssd = local_ssd
         self.timeout = timeout
         #: instance ref → has local SSDs, from the last listing (saves a get before a stop)
@@ -95,6 +102,16 @@ class GceController:
             self._client = compute_v1.InstancesClient(transport="rest")
         return self._client
 
+    @property
+    def operations(self) -> Any:
+        """The ``ZoneOperationsClient`` that operations are polled with (given explicitly: the
+        one an ``InstancesClient`` builds for itself ignores a custom endpoint)."""
+        if self._operations is None:
+            from google.cloud import compute_v1
+
+            self._operations = compute_v1.ZoneOperationsClient(transport="rest")
+        return self._operations
+
     # -- find -------------------------------------------------------------------------------
     def find(self, key: str, value: str | None) -> list[Instance]:
         from google.api_core.exceptions import GoogleAPICallError
@@ -105,8 +122,7 @@ class GceController:
         found: list[Instance] = []
         for project in self.projects:
             expression = f'labels.{label} = "{value}"' if value is not None else f"labels.{label}:*"
-            request = compute_v1.AggregatedListInstancesRequest(project=project, filter=expression,
-                                                                return_partial_success=True)
+            request = compute_v1.AggregatedListInstancesRequest(project=project, filter=expression)
             try:
                 for scope, scoped in self.client.aggregated_list(request=request):
                     if scoped.warning and scoped.warning.code and scoped.warning.code != "NO_RESULTS_ON_PAGE":
@@ -134,6 +150,8 @@ class GceController:
 
     # -- stop and start ---------------------------------------------------------------------
     def stop(self, instance: Instance) -> None:
+        from google.cloud import compute_v1
+
         project, zone, name = parse_ref(instance.instance_id)
         scratch = self._scratch.get(instance.instance_id)
         if scratch is None:
@@ -142,18 +160,47 @@ class GceController:
             raise ActionError(f"{name} has local SSDs whose data a stop would discard; not stopped "
                               "(BURNGUARD_GCE_LOCAL_SSD=refuse; choose discard or suspend to allow it)")
         if scratch and self.local_ssd == "suspend":
-            self._await(lambda: self.client.suspend(project=project, zone=zone, instance=name, discard_local_ssd=False),
-                        "suspend", name)
+            request = compute_v1.SuspendInstanceRequest(project=project, zone=zone, instance=name,
+                                                        discard_local_ssd=False)
+            self._await(lambda: self.client.suspend_unary(request=request), "suspend", name)
             return
-        kwargs = {"discard_local_ssd": True} if scratch else {}
-        self._await(lambda: self.client.stop(project=project, zone=zone, instance=name, **kwargs), "stop", name)
+        stop = compute_v1.StopInstanceRequest(project=project, zone=zone, instance=name)
+        if scratch:
+            stop.discard_local_ssd = True
+        self._await(lambda: self.client.stop_unary(request=stop), "stop", name)
 
     def start(self, instance: Instance) -> None:
         project, zone, name = parse_ref(instance.instance_id)
         if instance.state == "suspended":
-            self._await(lambda: self.client.resume(project=project, zone=zone, instance=name), "resume", name)
+            self._await(lambda: self.client.resume_unary(project=project, zone=zone, instance=name), "resume", name)
             return
-        self._await(lambda: self.client.start(project=project, zone=zone, instance=name), "start", name)
+        self._await(lambda: self.client.start_unary(project=project, zone=zone, instance=name), "start", name)
+
+    def _extended(self, operation: Any) -> Any:
+        """The zone operation as the SDK's ``ExtendedOperation`` (its polling and error
+        mapping), polled through :attr:`operations` — what ``InstancesClient.stop`` returns,
+        with the operations client of our choosing."""
+        import functools
+
+        from google.api_core import extended_operation
+        from google.cloud import compute_v1
+
+        request = compute_v1.GetZoneOperationRequest(project=_segment(operation.zone, "projects"),
+                                                     zone=_last(operation.zone), operation=operation.name)
+
+        class ZoneOperation(extended_operation.ExtendedOperation):
+            @property
+            def error_message(self) -> Any:
+                op = self._extended_operation
+                details = "; ".join(f"{e.code}: {e.message}" for e in op.error.errors) if op.error else ""
+                return details or op.http_error_message
+
+            @property
+            def error_code(self) -> Any:
+                return self._extended_operation.http_error_status_code
+
+        return ZoneOperation.make(functools.partial(self.operations.get, request), lambda: None,  # type: ignore[no-untyped-call]
+                                  operation)
 
     def _local_ssd_now(self, project: str, zone: str, name: str) -> bool:
         from google.api_core.exceptions import GoogleAPICallError
@@ -169,7 +216,7 @@ class GceController:
         from google.api_core.exceptions import GoogleAPICallError
 
         try:
-            call = send()
+            call = self._extended(send())
             call.result(timeout=self.timeout)
         except concurrent.futures.TimeoutError:
             raise ActionError(f"{verb} of {name} did not finish within {self.timeout:g} s") from None
