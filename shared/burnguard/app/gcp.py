@@ -341,6 +341,19 @@ def _local_queue(ctx: InvokeContext) -> Publish:
     return SqliteQueue(ctx.home / "queue.sqlite").publish
 
 
+def _local_mode(ctx: InvokeContext) -> Any:
+    """The embedded state of ``--home``; a fresh home is set up with ``BURNGUARD_POLICY`` or the
+    demo policy of this checkout."""
+    from burnguard.app.embedded import LocalMode
+
+    if (ctx.home / "config.json").exists():
+        return LocalMode.open(ctx.home)
+    policy = Path(ctx.env.get(POLICY) or Path(__file__).parents[3] / "events" / "policies" / "demo.yaml")
+    if not policy.exists():
+        raise ConfigurationError(f"no local state in {ctx.home} and no policy: set {POLICY}")
+    return LocalMode.create(ctx.home, policy, None)
+
+
 @invoker("gcp", "ingest")
 def invoke_ingest(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
     if _configured(ctx.env):
@@ -381,9 +394,7 @@ def invoke_guardrail(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
     if ctx.env.get(LEDGER):
         consumer = build_guardrail(ctx.env)
         return describe_outcome(consumer(data))
-    from burnguard.app.embedded import LocalMode
-
-    mode = LocalMode.open(ctx.home)
+    mode = _local_mode(ctx)
     try:
         dead: list[Message] = []
         consumer = guardrail_consumer(mode.service(), dead.extend)
@@ -416,9 +427,7 @@ def invoke_slack(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
         commands = SlashCommands(open_ledger(ctx.env[LEDGER]), load_policy(Path(ctx.env[POLICY])))
         where = ctx.env[LEDGER].split("?", 1)[0]
     else:
-        from burnguard.app.embedded import LocalMode
-
-        mode = LocalMode.open(ctx.home)
+        mode = _local_mode(ctx)
         commands, as_of, where = SlashCommands(mode.ledger, mode.policy), mode.data_clock(), str(ctx.home)
     request = CommandRequest(text=event["text"], user_id=str(event.get("user_id", "cli")), at=now,
                              request_id=str(event.get("trigger_id") or uuid.uuid4()), as_of=as_of)
