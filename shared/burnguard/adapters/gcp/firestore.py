@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 import uuid
 from collections import defaultdict
@@ -81,6 +82,7 @@ FOLD = 16
 SUM = pa.decimal256(76, 9)
 WIDE = pa.decimal256(76, 18)
 NO_DAY = "P"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -423,9 +425,8 @@ class FirestoreLedger:
                                        _money(hourly["effective"]))
             partition = pc.strftime(hourly["hour"], format="%Y-%m-%d")
             self._page(writer, delivery.collection("hourly"), hourly.append_column("partition", partition))
-        if tags.num_rows:
-            self._page(writer, delivery.collection("tags"),
-                       tags.append_column("partition", pa.repeat(pa.scalar("-"), tags.num_rows)))
+        if tags.num_rows:  # one tag page per (folded) key: a scope query reads its key's page only
+            self._page(writer, delivery.collection("tags"), tags.append_column("partition", tags["key_folded"]))
         writer.flush()
         return extent
 
@@ -437,7 +438,8 @@ class FirestoreLedger:
             rows = table.filter(pc.equal(partitions, name)).drop_columns(["partition"])
             parts = _split(to_ipc(rows))
             for i, part in enumerate(parts):
-                writer.set(collection.document(f"{name}~{i:04d}"),
+                safe = name if _SAFE_ID.match(name) else _key(name)
+                writer.set(collection.document(f"{safe}~{i:04d}"),
                            {"partition": name, "part": i, "parts": len(parts), "blob": part}, size=len(part) + 256)
 
     def _delete_staged(self, delivery_id: str) -> None:
@@ -470,48 +472,55 @@ class FirestoreLedger:
     def _counted(self) -> list[dict[str, Any]]:
         return [c.to_dict() for c in self._col("current").stream()]
 
-    def _pages(self, kind: str, first: str | None, end: str | None, periods: Sequence[str] = ()) -> pa.Table | None:
-        """The pages of one kind of every counted delivery, days ``[first, end)`` (``end``
-        None: no upper bound; ``first`` None: no day pages) plus the period-level pages of
-        ``periods``; read in parallel."""
-        queries: list[Any] = []
+    def _queries(self, kind: str, first: str | None, end: str | None,
+                 periods: Sequence[str] = ()) -> list[tuple[str, Any]]:
+        """(delivery id, query) of the pages of one kind of every counted delivery that has
+        data in days ``[first, end)`` (``end`` None: no upper bound), plus the period-level
+        pages of ``periods``. Deliveries whose extent misses the window are not read."""
+        queries: list[tuple[str, Any]] = []
         for c in self._counted():
-            pages = self._delivery(c["delivery_id"]).collection(kind)
-            if kind == "tags":
-                queries.append(pages)
-                continue
+            did = c["delivery_id"]
+            pages = self._delivery(did).collection(kind)
             if first is not None and c.get("last_day") and c["last_day"] >= first and (
                     end is None or (c.get("first_day") or "") < end):
                 q = pages.where(filter=_f("partition", ">=", first))
-                queries.append(q.where(filter=_f("partition", "<", end if end is not None else NO_DAY)))
+                queries.append((did, q.where(filter=_f("partition", "<", end if end is not None else NO_DAY))))
             wanted = [NO_DAY + p for p in periods if p in (c.get("periods") or [])]
             if wanted:
-                queries.append(pages.where(filter=_f("partition", "in", wanted)))
+                queries.append((did, pages.where(filter=_f("partition", "in", wanted))))
+        return queries
+
+    def _read(self, queries: Sequence[Any]) -> list[pa.Table]:
+        """Run page queries in parallel; each page's parts reassembled and decoded."""
 
         def run(q: Any) -> list[pa.Table]:
             return [from_ipc(blob) for _p, blob in self._read_blobs(None, q.stream(), "partition")]
 
-        tables = [t for result in self._pool.map(run, queries) for t in result if t.num_rows]
-        return pa.concat_tables(tables) if tables else None
+        return [t for result in self._pool.map(run, queries) for t in result if t.num_rows]
 
     def _scoped(self, kind: str, scope: Scope, first: str | None, end: str | None, periods: Sequence[str] = (), *,
                 clouds: Sequence[str] | None = None) -> pa.Table | None:
-        """Pages joined with the scope's tag values (column ``value``), filtered."""
-        facts = self._pages(kind, first, end, periods)
-        if facts is None:
+        """The pages of the window joined with the scope's tag values (column ``value``):
+        the facts pages and, of the same deliveries, the tag page of the scope's key only."""
+        queries = self._queries(kind, first, end, periods)
+        key = scope.key.casefold()
+        delivery_ids = sorted({did for did, _q in queries})
+        tag_queries = [self._delivery(did).collection("tags").where(filter=_f("partition", "==", key))
+                       for did in delivery_ids]
+        tables = self._read([q for _d, q in queries] + tag_queries)
+        facts_tables = [t for t in tables if "tagset" in t.column_names and "key_folded" not in t.column_names]
+        tag_tables = [t for t in tables if "key_folded" in t.column_names]
+        if not facts_tables or not tag_tables:
             return None
-        tags = self._pages("tags", None, None)
-        if tags is None:
-            return None
-        tags = tags.filter(pc.equal(tags["key_folded"], scope.key.casefold()))
+        facts = pa.concat_tables(facts_tables)
+        tags = pa.concat_tables(tag_tables)
         if scope.value is not None:
             tags = tags.filter(pc.equal(tags["value"], scope.value))
         tags = tags.group_by(["tagset", "value"]).aggregate([])
         if clouds:
             facts = facts.filter(pc.is_in(facts["cloud"], value_set=pa.array(list(clouds), pa.string())))
         index = pc.index_in(facts["tagset"], value_set=tags["tagset"])
-        keep = pc.is_valid(index)
-        facts = facts.filter(keep)
+        facts = facts.filter(pc.is_valid(index))
         return facts.append_column("value", tags["value"].take(pc.drop_null(index)))
 
     @staticmethod
