@@ -582,7 +582,7 @@ class FirestoreLedger:
             facts = facts.filter(facts["gpu"])
         sums = facts.group_by(["resource_id", "cloud", "instance_type", "currency"]).aggregate(
             [(col, "sum"), ("gpu", "max")]).to_pylist()
-        sums.sort(key=lambda r: r[f"{col}_sum"], reverse=True)
+        sums.sort(key=lambda r: (-r[f"{col}_sum"], r["resource_id"], r["cloud"], r["instance_type"], r["currency"]))
         return [ResourceRow(r["resource_id"], r["cloud"], r["instance_type"], bool(r["gpu_max"]), r["currency"],
                             r[f"{col}_sum"]) for r in sums[:limit]]
 
@@ -592,7 +592,7 @@ class FirestoreLedger:
         if facts is None or not facts.num_rows:
             return []
         sums = facts.group_by(["cloud", "service", "currency"]).aggregate([(col, "sum")]).to_pylist()
-        sums.sort(key=lambda r: r[f"{col}_sum"], reverse=True)
+        sums.sort(key=lambda r: (-r[f"{col}_sum"], r["cloud"], r["service"], r["currency"]))
         return [ServiceRow(r["cloud"], r["service"], r["currency"], r[f"{col}_sum"]) for r in sums]
 
     def top_tag_values(self, key: str, window: Window, *, limit: int = 10,
@@ -603,7 +603,7 @@ class FirestoreLedger:
             return []
         sums = self._gpu_part(facts, col).group_by(["value", "currency"]).aggregate(
             [(col, "sum"), ("gpu_amount", "sum")]).to_pylist()
-        sums.sort(key=lambda r: r[f"{col}_sum"], reverse=True)
+        sums.sort(key=lambda r: (-r[f"{col}_sum"], r["value"], r["currency"]))
         return [SpendRow(r["value"], r["currency"], r[f"{col}_sum"], r["gpu_amount_sum"]) for r in sums[:limit]]
 
     def latest_data(self) -> datetime | None:
