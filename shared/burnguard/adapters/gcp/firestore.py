@@ -27,9 +27,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
@@ -183,9 +184,16 @@ class FirestoreLedger:
     ledger's); ``prefix`` prefixes every top-level collection (several ledgers in one database).
     """
 
-    def __init__(self, client: Any, prefix: str = "burnguard_"):
+    def __init__(self, client: Any, prefix: str = "burnguard_", *, cache_bytes: int = 256 * 1024 * 1024):
         self.client = client
         self.prefix = prefix
+        #: decoded pages of counted deliveries, by (delivery, kind, range): a counted delivery's
+        #: pages never change (written before its switch, deleted only once it is replaced and
+        #: no longer named by ``current``), so a warm instance reads each page once
+        self._cache: OrderedDict[tuple[Any, ...], list[pa.Table]] = OrderedDict()
+        self._cache_bytes = cache_bytes
+        self._cached = 0
+        self._cache_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="firestore-ledger")
 
     def close(self) -> None:
@@ -473,30 +481,59 @@ class FirestoreLedger:
         return [c.to_dict() for c in self._col("current").stream()]
 
     def _queries(self, kind: str, first: str | None, end: str | None,
-                 periods: Sequence[str] = ()) -> list[tuple[str, Any]]:
+                 periods: Sequence[str] = ()) -> list[tuple[str, tuple[Any, ...], Any]]:
         """(delivery id, query) of the pages of one kind of every counted delivery that has
         data in days ``[first, end)`` (``end`` None: no upper bound), plus the period-level
         pages of ``periods``. Deliveries whose extent misses the window are not read."""
-        queries: list[tuple[str, Any]] = []
+        queries: list[tuple[str, tuple[Any, ...], Any]] = []
         for c in self._counted():
             did = c["delivery_id"]
             pages = self._delivery(did).collection(kind)
             if first is not None and c.get("last_day") and c["last_day"] >= first and (
                     end is None or (c.get("first_day") or "") < end):
                 q = pages.where(filter=_f("partition", ">=", first))
-                queries.append((did, q.where(filter=_f("partition", "<", end if end is not None else NO_DAY))))
+                upper = end if end is not None else NO_DAY
+                queries.append((did, (did, kind, first, upper), q.where(filter=_f("partition", "<", upper))))
             wanted = [NO_DAY + p for p in periods if p in (c.get("periods") or [])]
             if wanted:
-                queries.append((did, pages.where(filter=_f("partition", "in", wanted))))
+                queries.append((did, (did, kind, *wanted), pages.where(filter=_f("partition", "in", wanted))))
         return queries
 
-    def _read(self, queries: Sequence[Any]) -> list[pa.Table]:
-        """Run page queries in parallel; each page's parts reassembled and decoded."""
+    def _read(self, queries: Sequence[tuple[tuple[Any, ...], Any]]) -> list[pa.Table]:
+        """Run page queries in parallel (those not cached); each page's parts reassembled and
+        decoded."""
+        with self._cache_lock:
+            cached = {key: self._cache[key] for key, _q in queries if key in self._cache}
+            for key in cached:
+                self._cache.move_to_end(key)
+        missing = [(key, q) for key, q in queries if key not in cached]
 
-        def run(q: Any) -> list[pa.Table]:
-            return [from_ipc(blob) for _p, blob in self._read_blobs(None, q.stream(), "partition")]
+        def run(item: tuple[tuple[Any, ...], Any]) -> list[pa.Table]:
+            return [t for _p, blob in self._read_blobs(None, item[1].stream(), "partition")
+                    if (t := from_ipc(blob)).num_rows]
 
-        return [t for result in self._pool.map(run, queries) for t in result if t.num_rows]
+        fetched = dict(zip([key for key, _q in missing], self._pool.map(run, missing), strict=True))
+        self._remember(fetched)
+        return [t for key, _q in queries for t in (cached.get(key) or fetched.get(key) or [])]
+
+    def _remember(self, fetched: Mapping[tuple[Any, ...], list[pa.Table]]) -> None:
+        if self._cache_bytes <= 0:
+            return
+        with self._cache_lock:
+            for key, tables in fetched.items():
+                size = sum(t.nbytes for t in tables)
+                if key in self._cache or size > self._cache_bytes // 4:
+                    continue
+                self._cache[key] = tables
+                self._cached += size
+            while self._cached > self._cache_bytes and self._cache:
+                _key, tables = self._cache.popitem(last=False)
+                self._cached -= sum(t.nbytes for t in tables)
+
+    def clear_cache(self) -> None:
+        with self._cache_lock:
+            self._cache.clear()
+            self._cached = 0
 
     def _scoped(self, kind: str, scope: Scope, first: str | None, end: str | None, periods: Sequence[str] = (), *,
                 clouds: Sequence[str] | None = None) -> pa.Table | None:
@@ -504,10 +541,10 @@ class FirestoreLedger:
         the facts pages and, of the same deliveries, the tag page of the scope's key only."""
         queries = self._queries(kind, first, end, periods)
         key = scope.key.casefold()
-        delivery_ids = sorted({did for did, _q in queries})
-        tag_queries = [self._delivery(did).collection("tags").where(filter=_f("partition", "==", key))
-                       for did in delivery_ids]
-        tables = self._read([q for _d, q in queries] + tag_queries)
+        delivery_ids = sorted({did for did, _k, _q in queries})
+        tag_queries = [((did, "tags", key), self._delivery(did).collection("tags").where(
+            filter=_f("partition", "==", key))) for did in delivery_ids]
+        tables = self._read([(k, q) for _d, k, q in queries] + tag_queries)
         facts_tables = [t for t in tables if "tagset" in t.column_names and "key_folded" not in t.column_names]
         tag_tables = [t for t in tables if "key_folded" in t.column_names]
         if not facts_tables or not tag_tables:
