@@ -23,6 +23,7 @@ import json
 import sys
 from typing import Any
 
+import flask
 import functions_framework
 
 from burnguard.adapters.slack.http import handle_flask
@@ -59,9 +60,20 @@ def budget(cloud_event: Any) -> None:
     _log("INFO", message="budget: alert published", **report)
 
 
+def _push_envelope(cloud_event: Any) -> Any:
+    """The push envelope. Deployed as an HTTP function behind burnguard's own push subscription
+    (infra/modules/gcp: the subscription carries the dead-letter policy), the request body is
+    the raw push, whose ``deliveryAttempt`` and ``subscription`` the framework's conversion to
+    a CloudEvent drops: read them from the body. Behind Eventarc, the CloudEvent's data is it."""
+    body = flask.request.get_json(silent=True)
+    if isinstance(body, dict) and isinstance(body.get("message"), dict) and "subscription" in body:
+        return body
+    return cloud_event.data
+
+
 @functions_framework.cloud_event
 def guardrail(cloud_event: Any) -> None:
-    outcome = gcp.guardrail_runtime()(cloud_event.data)
+    outcome = gcp.guardrail_runtime()(_push_envelope(cloud_event))
     _log("INFO" if outcome.status == "applied" else "ERROR", message=f"guardrail: {outcome.status}",
          **gcp.describe_outcome(outcome))
 

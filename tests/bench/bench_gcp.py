@@ -78,7 +78,8 @@ def pubsub_part(rows: int, project: str) -> dict[str, Any]:
     consumer = PushConsumer(service.handle, dead.extend)
     handled = 0
     while handled < report.messages:
-        resp = sub.pull(request={"subscription": subscription, "max_messages": 10}, timeout=60)
+        # One message per pull: a pull answer is capped at 4 MiB by gRPC, and a push carries one anyway.
+        resp = sub.pull(request={"subscription": subscription, "max_messages": 1}, timeout=60)
         for r in resp.received_messages:
             import base64
 

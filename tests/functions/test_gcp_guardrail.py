@@ -283,3 +283,24 @@ def test_through_the_emulator_a_poison_message_reaches_the_dead_letter_topic_wit
     assert message.attributes["dead_letter_source"].endswith("/subscriptions/" + message.attributes[
         "dead_letter_source"].rsplit("/", 1)[-1])
     assert statuses == [200]  # acknowledged at once: a malformed message is never retried
+
+
+def test_a_raw_push_keeps_its_delivery_attempt(tmp_path: Path, policy_env: dict[str, str],
+                                               deliveries: list[list[Message]],
+                                               use_consumer: list[PushConsumer]) -> None:
+    """Deployed as an HTTP function behind burnguard's own push subscription (the infra
+    module's way, for the dead-letter policy), the body is the raw push: its deliveryAttempt
+    still counts. (SQLite ledger here: the attempt logic is the subject.)"""
+    from burnguard.adapters.local.ledger import SqliteLedger
+
+    chunk = next(m for m in deliveries[0] if m.kind == LINE_ITEMS)
+    flaky = FlakyLedger(SqliteLedger(tmp_path / "l.sqlite"), {chunk.message_id}, failures=99)  # type: ignore[arg-type]
+    dead: list[Message] = []
+    use_consumer.append(gcp.build_guardrail(policy_env, ledger=flaky, controllers={},  # type: ignore[arg-type]
+                                            notifier=Notes(), dead_letter=dead.extend, clock=lambda: NOW))
+    app = functions_framework.create_app(target="guardrail", source=SOURCE, signature_type="http").test_client()
+    assert app.post("/", json=push_envelope(chunk, 2)).status_code == 500
+    assert app.post("/", json=push_envelope(chunk, 5)).status_code == 200
+    [buried] = dead
+    assert buried.attributes["delivery_attempt"] == "5"
+    assert buried.attributes["dead_letter_source"] == "projects/burnguard-test/subscriptions/guardrail"

@@ -83,6 +83,7 @@ FOLD = 16
 SUM = pa.decimal256(76, 9)
 WIDE = pa.decimal256(76, 18)
 NO_DAY = "P"
+WAITING_SUMMARY = "its closing summary has not arrived"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
@@ -283,18 +284,15 @@ class FirestoreLedger:
         if d["status"] != "waiting":
             return Completion(delivery_id, d["status"], d["reason"])
         if d.get("summary") is None:
-            why = "its closing summary has not arrived"
-            if d.get("reason") != why:
-                ref.update({"reason": why})
-            return Completion(delivery_id, "waiting", why)
+            # No write: a waiting delivery's reason is derived when read (deliveries()), so
+            # the chunks of a burst never contend on their delivery's document.
+            return Completion(delivery_id, "waiting", WAITING_SUMMARY)
         summary = DeliverySummary.model_validate_json(d["summary"])
         by_delivery = self._col("chunks").where(filter=_f("delivery_id", "==", delivery_id))
         chunk_docs = [c.to_dict() for c in by_delivery.stream()]
         chunks = {c["chunk_id"]: Totals.model_validate_json(c["totals"]) for c in chunk_docs}
         verdict, why = check_delivery(summary, chunks)
         if verdict == "waiting":
-            if d.get("reason") != why:
-                ref.update({"reason": why})
             return Completion(delivery_id, "waiting", why)
         if verdict == "rejected":
             return self._close(delivery_id, "rejected", why, now)
@@ -472,9 +470,19 @@ class FirestoreLedger:
                 continue
             ref = DeliveryRef(delivery_id=d["delivery_id"], provider=d["provider"], source=d["source"],
                               billing_period=d["period"], version=d["version"], produced_at=_dt(d.get("produced_at")))
-            out.append(DeliveryStatus(ref, d["status"], d["reason"], d["delivery_id"] in counted, d.get("rows") or 0,
+            reason = self._waiting_reason(d) if d["status"] == "waiting" else d["reason"]
+            out.append(DeliveryStatus(ref, d["status"], reason, d["delivery_id"] in counted, d.get("rows") or 0,
                                       _dt(d.get("received_at")), _dt(d.get("completed_at"))))
         return out
+
+    def _waiting_reason(self, d: Mapping[str, Any]) -> str:
+        if d.get("summary") is None:
+            return WAITING_SUMMARY
+        summary = DeliverySummary.model_validate_json(d["summary"])
+        by_delivery = self._col("chunks").where(filter=_f("delivery_id", "==", d["delivery_id"]))
+        chunks = {c["chunk_id"]: Totals.model_validate_json(c["totals"])
+                  for c in (doc.to_dict() for doc in by_delivery.stream())}
+        return check_delivery(summary, chunks)[1]
 
     # -- questions -----------------------------------------------------------------------
     def _counted(self) -> list[dict[str, Any]]:
