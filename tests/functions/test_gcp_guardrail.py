@@ -304,3 +304,35 @@ def test_a_raw_push_keeps_its_delivery_attempt(tmp_path: Path, policy_env: dict[
     [buried] = dead
     assert buried.attributes["delivery_attempt"] == "5"
     assert buried.attributes["dead_letter_source"] == "projects/burnguard-test/subscriptions/guardrail"
+
+
+def test_through_the_emulator_a_message_failing_every_time_reaches_the_dead_letter_topic(
+        pubsub: Any, firestore: Any, policy_env: dict[str, str], deliveries: list[list[Message]],
+        use_consumer: list[PushConsumer]) -> None:
+    """Retried with the subscription's backoff, then forwarded by its dead-letter policy after
+    ``max_delivery_attempts``. (The emulator's push body has no ``deliveryAttempt``, so this is
+    the backstop path; real Pub/Sub sends it, and the function then dead-letters the message
+    itself with the last error: test_a_transient_failure_is_retried_… and test_a_raw_push_….)"""
+    chunk = next(m for m in deliveries[0] if m.kind == LINE_ITEMS)
+    flaky = FlakyLedger(ledger_for(firestore, "doomed_"), {chunk.message_id}, failures=10_000)
+    pub, sub, shared, dead, dead_sub = topics(pubsub)
+    use_consumer.append(gcp.build_guardrail({**policy_env, "BURNGUARD_MAX_DELIVERY_ATTEMPTS": "5"}, ledger=flaky,
+                                            controllers={}, notifier=Notes(),  # type: ignore[arg-type]
+                                            dead_letter=PubSubPublisher(pub, dead), clock=lambda: NOW))
+    statuses: list[int] = []
+    got: list[Any] = []
+    with http_server(make_bridge(function_client(), threading.Lock(), statuses)) as url:
+        push_subscription(sub, pubsub, shared, dead, url + "/push")
+        PubSubPublisher(pub, shared)([chunk])
+
+        def pulled() -> bool:
+            resp = sub.pull(request={"subscription": dead_sub, "max_messages": 10}, timeout=5)
+            got.extend(r.message for r in resp.received_messages)
+            return bool(got)
+
+        wait_for(pulled, "the dead-lettered message")
+    [message] = got
+    assert message.attributes["message_id"] == chunk.message_id and message.data == chunk.data
+    assert message.attributes["CloudPubSubDeadLetterSourceDeliveryCount"] == "5"
+    assert statuses == [500] * 5 and flaky.seen[chunk.message_id] == 5
+    assert flaky.stored == [] and flaky.deliveries() == []  # nothing of it was committed
