@@ -692,11 +692,10 @@ class FirestoreLedger:
 
         q = self._col("audit")
         if guardrail:
-            docs = [d.to_dict() for d in q.where(filter=_f("guardrail", "==", guardrail)).stream()]
-            docs.sort(key=lambda d: d["seq"], reverse=True)
-            docs = docs[:limit]
-        else:
-            docs = [d.to_dict() for d in q.order_by("seq", direction=firestore.Query.DESCENDING).limit(limit).stream()]
+            # Composite index (guardrail ASC, seq DESC) on the audit collection: see
+            # ARCHITECTURE.md ("Indexes"); the emulator does not require it.
+            q = q.where(filter=_f("guardrail", "==", guardrail))
+        docs = [d.to_dict() for d in q.order_by("seq", direction=firestore.Query.DESCENDING).limit(limit).stream()]
         out = []
         for d in docs:
             when = _dt(d["at"])
