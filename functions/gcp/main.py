@@ -1,5 +1,15 @@
-"""Google Cloud Functions (2nd gen, functions-framework) entry points.
+"""Google Cloud Functions (2nd gen, functions-framework) entry points. Each parses its event,
+calls a service through the composition root (:mod:`burnguard.app.gcp`), and returns; a
+report line goes to Cloud Logging (one JSON object per line).
 
+* ``ingest`` (CloudEvent ``google.cloud.storage.object.v1.finalized``, Eventarc): the billing
+  extract a scheduled BigQuery ``EXPORT DATA`` job writes; the run's ``manifest.json`` brings
+  the whole delivery onto the shared topic. A bad object is reported (one line) and
+  acknowledged; a failed publish raises (Eventarc retries when the trigger has retry on).
+* ``budget`` (CloudEvent Pub/Sub messagePublished, the budget topic): one ``budget-alert``.
+* ``guardrail`` (CloudEvent Pub/Sub messagePublished, the shared topic): applies one message;
+  returning acknowledges it (after the ledger commit); raising answers 500, so Pub/Sub retries
+  with backoff; a message that can never apply goes to the dead-letter topic with its reason.
 * ``slack_command`` (HTTP): the Slack slash command; ``request.get_data()`` is the raw body
   Slack signed.
 * ``slack_deferred`` (CloudEvent, Pub/Sub ``BURNGUARD_SLACK_DEFER_TOPIC``): completes a
@@ -9,13 +19,63 @@
 from __future__ import annotations
 
 import base64
+import json
+import sys
 from typing import Any
 
+import flask
 import functions_framework
 
 from burnguard.adapters.slack.http import handle_flask
+from burnguard.app import gcp
 from burnguard.app import slack as bootstrap
+from burnguard.core.errors import InputError
 from burnguard.services.slack_endpoint import pubsub_request
+
+
+def _log(severity: str, **fields: Any) -> None:
+    print(json.dumps({"severity": severity, **fields}, default=str), file=sys.stdout if severity == "INFO"
+          else sys.stderr, flush=True)
+
+
+@functions_framework.cloud_event
+def ingest(cloud_event: Any) -> None:
+    store, publish = gcp.ingest_runtime()
+    try:
+        report = gcp.handle_object_finalized(cloud_event.data, store, publish)
+    except InputError as exc:
+        _log("ERROR", message=f"ingest: {exc}", event_id=cloud_event["id"])
+        return
+    _log("INFO", message=f"ingest: {report['action']} {report['object']}", **report)
+
+
+@functions_framework.cloud_event
+def budget(cloud_event: Any) -> None:
+    event = {**cloud_event.get_attributes(), "data": cloud_event.data}
+    try:
+        report = gcp.handle_budget_event(event, gcp.budget_runtime())
+    except InputError as exc:
+        _log("ERROR", message=f"budget: {exc}", event_id=cloud_event["id"])
+        return
+    _log("INFO", message="budget: alert published", **report)
+
+
+def _push_envelope(cloud_event: Any) -> Any:
+    """The push envelope. Deployed as an HTTP function behind burnguard's own push subscription
+    (infra/modules/gcp: the subscription carries the dead-letter policy), the request body is
+    the raw push, whose ``deliveryAttempt`` and ``subscription`` the framework's conversion to
+    a CloudEvent drops: read them from the body. Behind Eventarc, the CloudEvent's data is it."""
+    body = flask.request.get_json(silent=True)
+    if isinstance(body, dict) and isinstance(body.get("message"), dict) and "subscription" in body:
+        return body
+    return cloud_event.data
+
+
+@functions_framework.cloud_event
+def guardrail(cloud_event: Any) -> None:
+    outcome = gcp.guardrail_runtime()(_push_envelope(cloud_event))
+    _log("INFO" if outcome.status == "applied" else "ERROR", message=f"guardrail: {outcome.status}",
+         **gcp.describe_outcome(outcome))
 
 
 @functions_framework.http

@@ -39,8 +39,21 @@ def sqlite_ledger(request: pytest.FixtureRequest, stack: ExitStack, name: str) -
     return ledger
 
 
-LEDGER_ADAPTERS = ["sqlite"]
-FACTORIES: dict[str, LedgerFactory] = {"sqlite": sqlite_ledger}
+def firestore_ledger(request: pytest.FixtureRequest, stack: ExitStack, name: str) -> Ledger:
+    from google.cloud import firestore as gcf
+
+    from burnguard.adapters.gcp.firestore import FirestoreLedger
+
+    emulator = request.getfixturevalue("firestore")  # tests/emulators.py: wiped per test
+    client = gcf.Client(project=emulator.project)
+    stack.callback(client.close)
+    ledger = FirestoreLedger(client, prefix=f"contract_{name}_")
+    stack.callback(ledger.close)
+    return ledger
+
+
+LEDGER_ADAPTERS = ["sqlite", "firestore"]
+FACTORIES: dict[str, LedgerFactory] = {"sqlite": sqlite_ledger, "firestore": firestore_ledger}
 
 
 @pytest.fixture(params=LEDGER_ADAPTERS)

@@ -172,8 +172,8 @@ def env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def test_settings_name_what_is_missing_or_not_there_yet(tmp_path: Path) -> None:
     with pytest.raises(bootstrap.ConfigurationError, match="BURNGUARD_POLICY, BURNGUARD_LEDGER"):
         bootstrap.SlashSettings.from_env("gcp", {"BURNGUARD_SLACK_SIGNING_SECRET_REF": "x"})
-    with pytest.raises(bootstrap.ConfigurationError, match="Firestore ledger adapter is not implemented"):
-        bootstrap.open_ledger("firestore://projects/p/databases/(default)")
+    with pytest.raises(bootstrap.ConfigurationError, match="firestore://projects/<project>/databases/<database>"):
+        bootstrap.open_ledger("firestore://my-project/ledger")
     with pytest.raises(bootstrap.ConfigurationError, match="sqlite:///"):
         bootstrap.open_ledger("postgres://x")
     with pytest.raises(bootstrap.ConfigurationError, match="memory or ledger"):

@@ -13,10 +13,9 @@ Environment (Terraform sets it; secret *references* only, never secrets):
                                           secret store (see :mod:`.secrets`) — required
 ``BURNGUARD_POLICY``                      path of the policy YAML bundled with the function —
                                           required
-``BURNGUARD_LEDGER``                      where the ledger is: ``sqlite:///<path>`` works
-                                          today; ``firestore://…`` is the target of the cloud
-                                          control plane and **not implemented yet** (a
-                                          :class:`ConfigurationError` says so) — required
+``BURNGUARD_LEDGER``                      where the ledger is: ``sqlite:///<path>`` (one file,
+                                          development) or ``firestore://projects/<p>/databases/<d>``
+                                          (the cloud control plane) — required
 ``BURNGUARD_SLACK_REPLAY``                ``memory`` (default: per-instance cache) or
                                           ``ledger`` (shared, through ``Ledger.announce``)
 ``BURNGUARD_SLACK_DEFER_TOPIC``           GCP: Pub/Sub topic path of deferred answers
@@ -92,11 +91,12 @@ def open_ledger(url: str) -> Ledger:
         from burnguard.adapters.local.ledger import SqliteLedger
 
         return SqliteLedger(url.removeprefix("sqlite:///") or ":memory:")
-    scheme = url.split(":", 1)[0]
-    if scheme == "firestore":
-        raise ConfigurationError("BURNGUARD_LEDGER=firestore://…: the Firestore ledger adapter is not implemented "
-                                 "yet; use sqlite:///<path> (development only: one file per instance)")
-    raise ConfigurationError(f"BURNGUARD_LEDGER must be sqlite:///<path>, not {url[:40]!r}")
+    if url.startswith("firestore://"):
+        from burnguard.app.gcp import open_firestore_ledger
+
+        return open_firestore_ledger(url)
+    raise ConfigurationError("BURNGUARD_LEDGER must be sqlite:///<path> or firestore://projects/<p>/databases/<d>, "
+                             f"not {url[:40]!r}")
 
 
 def default_deferrer(settings: SlashSettings) -> Deferrer:

@@ -1,0 +1,438 @@
+"""Google Cloud composition root: settings from the environment, wiring, and the
+``burnguard invoke gcp …`` handlers.
+
+The functions of ``functions/gcp/main.py`` call the ``*_runtime()`` builders here (cached per
+instance: built on the first event, kept while warm); tests and ``burnguard invoke`` call the
+``handle_*`` functions with their own parts. Nothing runs at import time and no SDK client is
+built before it is needed.
+
+Environment (validated when an instance first needs it; the error names the variable):
+
+=====================================  ==========================================================
+``BURNGUARD_TOPIC``                    ``projects/<p>/topics/<t>``: the shared queue (ingest,
+                                       budget)
+``BURNGUARD_POLICY``                   the policy YAML (guardrail, slash)
+``BURNGUARD_LEDGER``                   ``firestore://projects/<p>/databases/<d>`` (guardrail,
+                                       slash); ``sqlite:///<path>`` for development
+``BURNGUARD_DEAD_LETTER_TOPIC``        ``projects/<p>/topics/<t>``: where the guardrail puts a
+                                       message it can never apply, with its ``reason``
+``BURNGUARD_MAX_DELIVERY_ATTEMPTS``    the subscription's dead-letter ``max_delivery_attempts``
+                                       (default 5): the guardrail dead-letters a message that
+                                       failed that many times itself, with the last error
+``BURNGUARD_GCP_PROJECTS``             comma-separated projects whose Compute Engine instances
+                                       the guardrail may stop
+``BURNGUARD_GCE_LOCAL_SSD``            ``refuse`` (default), ``discard`` or ``suspend``: what
+                                       stopping an instance with local SSDs does
+``BURNGUARD_SLACK_BOT_TOKEN_REF``      Secret Manager reference of the bot token (optional:
+                                       without it, notifications go to the function's log)
+``BURNGUARD_SLACK_CHANNEL``            default channel (the policy's channel wins)
+``BURNGUARD_AWS_ROLE_ARN`` …           reach into AWS and Azure (see :func:`cloud_controllers`)
+=====================================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from burnguard.adapters.gcp.firestore import FirestoreLedger
+from burnguard.adapters.gcp.pubsub import DEFAULT_MAX_ATTEMPTS, PushConsumer, PushOutcome
+from burnguard.app.invoke import InvokeContext, invoker
+from burnguard.app.slack import ConfigurationError
+from burnguard.core.budget import parse_gcp_pubsub_cloudevent
+from burnguard.core.errors import InputError
+from burnguard.core.messages import Message
+from burnguard.core.policy import load_policy
+from burnguard.ports.instances import InstanceController
+from burnguard.ports.ledger import Ledger
+from burnguard.ports.notify import Notifier
+from burnguard.ports.objects import ObjectStore, Publish
+from burnguard.services.budget import alert_message
+from burnguard.services.guardrail import GuardrailService, HandleResult
+from burnguard.services.objects import ingest_object
+
+TOPIC = "BURNGUARD_TOPIC"
+DEAD_LETTER_TOPIC = "BURNGUARD_DEAD_LETTER_TOPIC"
+MAX_ATTEMPTS = "BURNGUARD_MAX_DELIVERY_ATTEMPTS"
+POLICY = "BURNGUARD_POLICY"
+LEDGER = "BURNGUARD_LEDGER"
+GCP_PROJECTS = "BURNGUARD_GCP_PROJECTS"
+LOCAL_SSD = "BURNGUARD_GCE_LOCAL_SSD"
+SLACK_TOKEN_REF = "BURNGUARD_SLACK_BOT_TOKEN_REF"
+SLACK_CHANNEL = "BURNGUARD_SLACK_CHANNEL"
+AWS_ROLE_ARN = "BURNGUARD_AWS_ROLE_ARN"
+AWS_REGIONS = "BURNGUARD_AWS_REGIONS"
+AZURE_TENANT = "BURNGUARD_AZURE_TENANT_ID"
+AZURE_CLIENT = "BURNGUARD_AZURE_CLIENT_ID"
+AZURE_SCOPES = "BURNGUARD_AZURE_SCOPES"
+#: embedded fallback of ``burnguard invoke gcp ingest``: the directory holding local "buckets"
+LOCAL_BUCKETS = "BURNGUARD_LOCAL_BUCKETS"
+
+_TOPIC_PATH = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][\w.~+%-]{2,254}$")
+_FIRESTORE_URL = re.compile(r"^firestore://projects/(?P<project>[a-z][a-z0-9-]{4,28}[a-z0-9])"
+                            r"/databases/(?P<database>\(default\)|[a-z][a-z0-9-]{2,62})$")
+
+
+# -- settings -----------------------------------------------------------------------------
+def topic_path(env: Mapping[str, str], name: str = TOPIC) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigurationError(f"{name} is not set (projects/<project>/topics/<topic>)")
+    if not _TOPIC_PATH.match(value):
+        raise ConfigurationError(f"{name} must be projects/<project>/topics/<topic>, not {value[:80]!r}")
+    return value
+
+
+def max_attempts(env: Mapping[str, str]) -> int:
+    raw = env.get(MAX_ATTEMPTS, "").strip()
+    if not raw:
+        return DEFAULT_MAX_ATTEMPTS
+    if not raw.isdigit() or not 5 <= int(raw) <= 100:
+        raise ConfigurationError(f"{MAX_ATTEMPTS} must be an integer from 5 to 100 (Pub/Sub's range), not {raw!r}")
+    return int(raw)
+
+
+def gcp_projects(env: Mapping[str, str]) -> list[str]:
+    projects = [p.strip() for p in env.get(GCP_PROJECTS, "").split(",") if p.strip()]
+    bad = [p for p in projects if not re.match(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", p)]
+    if bad:
+        raise ConfigurationError(f"{GCP_PROJECTS}: {bad[0]!r} is not a project id")
+    return projects
+
+
+def open_firestore_ledger(url: str, client: Any = None) -> FirestoreLedger:
+    """``firestore://projects/<p>/databases/<d>[?prefix=<collection prefix>]``."""
+    parts = urlsplit(url)
+    match = _FIRESTORE_URL.match(f"{parts.scheme}://{parts.netloc}{parts.path}")
+    if match is None:
+        raise ConfigurationError(f"{LEDGER} must be firestore://projects/<project>/databases/<database>, "
+                                 f"not {url[:80]!r}")
+    prefix = parse_qs(parts.query).get("prefix", ["burnguard_"])[0]
+    if client is None:
+        from google.cloud import firestore
+
+        client = firestore.Client(project=match["project"], database=match["database"])
+    return FirestoreLedger(client, prefix=prefix)
+
+
+# -- controllers ----------------------------------------------------------------------------
+def cloud_controllers(env: Mapping[str, str], *, compute_clients: Any = None) -> dict[str, InstanceController]:
+    """The guardrail's instance controllers: Compute Engine for ``BURNGUARD_GCP_PROJECTS``, and
+    EC2 / Azure VMs when their federated-credential variables are set. A cloud without its
+    variables has no controller: the guardrail then reports its instances as uncontrolled."""
+    controllers: dict[str, InstanceController] = {}
+    projects = gcp_projects(env)
+    if projects:
+        from burnguard.adapters.gcp.compute import GceController, local_ssd_policy
+
+        try:
+            ssd = local_ssd_policy(env.get(LOCAL_SSD, "refuse"))
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        controllers["gcp"] = GceController(projects, clients=compute_clients, local_ssd=ssd)
+    if env.get(AWS_ROLE_ARN):
+        controllers["aws"] = aws_controller(env)
+    if env.get(AZURE_TENANT) or env.get(AZURE_CLIENT) or env.get(AZURE_SCOPES):
+        controllers["azure"] = azure_controller(env)
+    return controllers
+
+
+def aws_controller(env: Mapping[str, str]) -> InstanceController:
+    """EC2 through ``BURNGUARD_AWS_ROLE_ARN`` (AssumeRoleWithWebIdentity with the function's
+    Google-signed ID token: no AWS key). INTEGRATOR: the EC2 adapter is written in parallel;
+    finish this wiring with its constructor."""
+    regions = [r.strip() for r in env.get(AWS_REGIONS, "").split(",") if r.strip()]
+    if not regions:
+        raise ConfigurationError(f"{AWS_REGIONS} is required with {AWS_ROLE_ARN} (comma-separated regions)")
+    try:
+        from burnguard.adapters.aws import ec2  # type: ignore[attr-defined,unused-ignore]
+    except ImportError as exc:
+        raise ConfigurationError(f"{AWS_ROLE_ARN} is set but the EC2 controller is not in this build ({exc})") from None
+    factory: Callable[..., InstanceController] = ec2.Ec2Controller.federated
+    return factory(role_arn=env[AWS_ROLE_ARN], regions=regions)
+
+
+def azure_controller(env: Mapping[str, str]) -> InstanceController:
+    """Azure VMs through workload identity federation (``BURNGUARD_AZURE_TENANT_ID``,
+    ``BURNGUARD_AZURE_CLIENT_ID``, ``BURNGUARD_AZURE_SCOPES``). INTEGRATOR: the VM adapter is
+    written in parallel; finish this wiring with its constructor."""
+    missing = [k for k in (AZURE_TENANT, AZURE_CLIENT, AZURE_SCOPES) if not env.get(k)]
+    if missing:
+        raise ConfigurationError(f"missing environment variable(s): {', '.join(missing)}")
+    scopes = [s.strip() for s in env[AZURE_SCOPES].split(",") if s.strip()]
+    try:
+        from burnguard.adapters.azure import vms  # type: ignore[attr-defined,unused-ignore]
+    except ImportError as exc:
+        raise ConfigurationError(f"{AZURE_SCOPES} is set but the Azure VM controller is not in this build "
+                                 f"({exc})") from None
+    factory: Callable[..., InstanceController] = vms.AzureVmController.federated
+    return factory(tenant_id=env[AZURE_TENANT], client_id=env[AZURE_CLIENT], scopes=scopes)
+
+
+def notifier_from_env(env: Mapping[str, str]) -> Notifier:
+    ref = env.get(SLACK_TOKEN_REF)
+    if not ref:
+        from burnguard.adapters.local.notifier import ConsoleNotifier
+
+        return ConsoleNotifier(sys.stdout)
+    from slack_sdk import WebClient
+
+    from burnguard.adapters.gcp.secrets import gcp_secret
+    from burnguard.adapters.slack.notifier import SlackNotifier, with_retries
+
+    return SlackNotifier(with_retries(WebClient(token=gcp_secret(ref, None))), env.get(SLACK_CHANNEL) or None)
+
+
+# -- the three functions ----------------------------------------------------------------------
+def pubsub_publisher(topic: str, client: Any = None) -> Publish:
+    from burnguard.adapters.gcp.pubsub import PubSubPublisher
+
+    if client is None:
+        from google.cloud.pubsub_v1 import PublisherClient
+
+        client = PublisherClient()
+    return PubSubPublisher(client, topic)
+
+
+def handle_object_finalized(data: Mapping[str, Any], store: ObjectStore, publish: Publish) -> dict[str, Any]:
+    """Ingest the GCS object a ``google.cloud.storage.object.v1.finalized`` CloudEvent names
+    (its ``data`` is a StorageObjectData: ``bucket``, ``name``, ``generation``, ``size``…)."""
+    if not isinstance(data, Mapping):
+        raise InputError("the event's data is not a StorageObjectData object", field="data")
+    bucket, name = data.get("bucket"), data.get("name")
+    if not isinstance(bucket, str) or not bucket:
+        raise InputError("missing", field="data.bucket")
+    if not isinstance(name, str) or not name:
+        raise InputError("missing", field="data.name")
+    metadata = {k: data[k] for k in ("generation", "etag", "size", "updated", "timeCreated", "contentType")
+                if data.get(k) is not None}
+    if isinstance(data.get("metadata"), Mapping):
+        metadata.update({str(k): v for k, v in data["metadata"].items()})
+    outcome = ingest_object("gcp", bucket, name, store, publish, metadata=metadata)
+    report: dict[str, Any] = {"object": f"gs://{bucket}/{name}", "action": outcome.action, "reason": outcome.reason}
+    if outcome.delivery is not None:
+        report["delivery_id"] = outcome.delivery.delivery_id
+    if outcome.report is not None:
+        report["messages"] = outcome.report.messages
+        report["rows"] = outcome.report.summary.totals.rows
+        report["effective"] = {k: str(v) for k, v in outcome.report.summary.totals.effective.items()}
+    return report
+
+
+def handle_budget_event(event: Mapping[str, Any], publish: Publish) -> dict[str, Any]:
+    """A budget notification (Pub/Sub messagePublished CloudEvent, or its data) → one
+    ``budget-alert`` message. The same state re-sent during the day has the same alert id, so
+    the guardrail takes it once."""
+    alert = parse_gcp_pubsub_cloudevent(event)
+    message = alert_message(alert)
+    publish([message])
+    return {"published": [_describe(message)], "alert": json.loads(alert.model_dump_json())}
+
+
+def guardrail_consumer(service: GuardrailService, dead_letter: Publish, *, attempts: int = DEFAULT_MAX_ATTEMPTS,
+                       log: Callable[[str], None] | None = None) -> PushConsumer:
+    return PushConsumer(service.handle, dead_letter, max_attempts=attempts, log=log)
+
+
+def build_guardrail(env: Mapping[str, str], *, ledger: Ledger | None = None,
+                    controllers: Mapping[str, InstanceController] | None = None,
+                    notifier: Notifier | None = None, dead_letter: Publish | None = None,
+                    clock: Callable[[], datetime] | None = None) -> PushConsumer:
+    missing = [k for k in (POLICY, LEDGER) if not env.get(k)] if ledger is None else \
+        [k for k in (POLICY,) if not env.get(k)]
+    if missing:
+        raise ConfigurationError(f"missing environment variable(s): {', '.join(missing)}")
+    policy = load_policy(Path(env[POLICY]))
+    if ledger is None:
+        from burnguard.app.slack import open_ledger
+
+        ledger = open_ledger(env[LEDGER])
+    service = GuardrailService(policy, ledger, notifier or notifier_from_env(env),
+                               controllers if controllers is not None else cloud_controllers(env),
+                               **({"clock": clock} if clock else {}))
+    dead = dead_letter or pubsub_publisher(topic_path(env, DEAD_LETTER_TOPIC))
+    return guardrail_consumer(service, dead, attempts=max_attempts(env), log=_log)
+
+
+def _log(line: str) -> None:
+    print(json.dumps({"severity": "WARNING", "message": line}), file=sys.stderr)
+
+
+@functools.cache
+def ingest_runtime() -> tuple[ObjectStore, Publish]:
+    from google.cloud import storage  # type: ignore[attr-defined]
+
+    from burnguard.adapters.gcp.gcs import GcsStore
+
+    return GcsStore(storage.Client()), pubsub_publisher(topic_path(os.environ))
+
+
+@functools.cache
+def budget_runtime() -> Publish:
+    return pubsub_publisher(topic_path(os.environ))
+
+
+@functools.cache
+def guardrail_runtime() -> PushConsumer:
+    return build_guardrail(os.environ)
+
+
+# -- reports ------------------------------------------------------------------------------------
+def _describe(message: Message) -> dict[str, Any]:
+    return {"attributes": dict(message.attributes), "bytes": len(message.data)}
+
+
+def describe_outcome(outcome: PushOutcome) -> dict[str, Any]:
+    report: dict[str, Any] = {"status": outcome.status, "message_id": outcome.message_id}
+    if outcome.reason:
+        report["reason"] = outcome.reason
+    result = outcome.result
+    if isinstance(result, HandleResult):
+        report["kind"] = result.kind
+        if result.completion is not None:
+            c = result.completion
+            report["completion"] = {"delivery_id": c.delivery_id, "status": c.status, "reason": c.reason,
+                                    "switched": c.switched, "replaced": c.replaced}
+        report["decisions"] = [{
+            "guardrail": r.decision.guardrail, "scope": str(r.decision.scope), "label": r.decision.label,
+            "actions": list(r.decision.actions), "dry_run": r.dry_run, "claimed": r.claimed,
+            "stopped": [i.ref for i in r.stopped],
+            "failed": [{"instance": i.ref, "reason": why} for i, why in r.failed],
+            "skipped": [{"instance": s.instance.ref, "reason": s.reason} for s in r.skipped],
+            "notified": r.notified} for r in result.reports]
+    return report
+
+
+# -- burnguard invoke gcp … ----------------------------------------------------------------------
+class _Recorder:
+    """A Publish that records what it is given, then passes it on."""
+
+    def __init__(self, publish: Publish):
+        self.publish = publish
+        self.messages: list[Message] = []
+
+    def __call__(self, messages: Sequence[Message]) -> None:
+        self.publish(messages)
+        self.messages.extend(messages)
+
+
+def _configured(env: Mapping[str, str]) -> bool:
+    return bool(env.get(TOPIC))
+
+
+def _event_data(event: Mapping[str, Any]) -> Any:
+    """A CloudEvent file holds ``{"specversion", "type", …, "data": …}``; a bare data file is
+    accepted too."""
+    return event.get("data") if isinstance(event, Mapping) and "specversion" in event else event
+
+
+def _local_queue(ctx: InvokeContext) -> Publish:
+    from burnguard.adapters.local.queue import SqliteQueue
+
+    ctx.home.mkdir(parents=True, exist_ok=True)
+    return SqliteQueue(ctx.home / "queue.sqlite").publish
+
+
+def _local_mode(ctx: InvokeContext) -> Any:
+    """The embedded state of ``--home``; a fresh home is set up with ``BURNGUARD_POLICY`` or the
+    demo policy of this checkout."""
+    from burnguard.app.embedded import LocalMode
+
+    if (ctx.home / "config.json").exists():
+        return LocalMode.open(ctx.home)
+    policy = Path(ctx.env.get(POLICY) or Path(__file__).parents[3] / "events" / "policies" / "demo.yaml")
+    if not policy.exists():
+        raise ConfigurationError(f"no local state in {ctx.home} and no policy: set {POLICY}")
+    return LocalMode.create(ctx.home, policy, None)
+
+
+@invoker("gcp", "ingest")
+def invoke_ingest(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
+    if _configured(ctx.env):
+        from google.cloud import storage  # type: ignore[attr-defined]
+
+        from burnguard.adapters.gcp.gcs import GcsStore
+
+        store: ObjectStore = GcsStore(storage.Client())
+        publish = _Recorder(pubsub_publisher(topic_path(ctx.env)))
+        where = topic_path(ctx.env)
+    else:
+        from burnguard.adapters.local.store import DirectoryStore
+
+        class _Buckets(DirectoryStore):  # bucket names resolve under the local buckets directory
+            def _path(self, bucket: str, key: str) -> Path:
+                return super()._path(str(Path(ctx.env.get(LOCAL_BUCKETS, "events/exports/gcp")) / bucket), key)
+
+        store = _Buckets()
+        publish = _Recorder(_local_queue(ctx))
+        where = f"embedded queue {ctx.home / 'queue.sqlite'}"
+    report = handle_object_finalized(_event_data(event), store, publish)
+    return {**report, "queue": where, "published": [_describe(m) for m in publish.messages]}
+
+
+@invoker("gcp", "budget")
+def invoke_budget(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
+    if _configured(ctx.env):
+        publish, where = pubsub_publisher(topic_path(ctx.env)), topic_path(ctx.env)
+    else:
+        publish, where = _local_queue(ctx), f"embedded queue {ctx.home / 'queue.sqlite'}"
+    return {**handle_budget_event(event, publish), "queue": where}
+
+
+@invoker("gcp", "guardrail")
+def invoke_guardrail(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
+    """Apply one pushed message (a messagePublished CloudEvent file) to the guardrail."""
+    data = _event_data(event)
+    if ctx.env.get(LEDGER):
+        consumer = build_guardrail(ctx.env)
+        return describe_outcome(consumer(data))
+    mode = _local_mode(ctx)
+    try:
+        dead: list[Message] = []
+        consumer = guardrail_consumer(mode.service(), dead.extend)
+        report = describe_outcome(consumer(data))
+        if dead:
+            report["dead_letter"] = [_describe(m) for m in dead]
+        return report
+    finally:
+        mode.close()
+
+
+@invoker("gcp", "slack")
+def invoke_slack(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
+    """A slash command (``{"text": "spend team=ml-research", "user_id": …}``) answered from the
+    ledger of ``BURNGUARD_LEDGER`` (Firestore on Google Cloud), or the embedded one."""
+    import uuid
+
+    from burnguard.ports.slack import CommandRequest
+    from burnguard.services.commands import SlashCommands
+
+    if not isinstance(event, Mapping) or not isinstance(event.get("text"), str):
+        raise InputError('a slash command event is {"text": "…", "user_id": "…"}', field="text")
+    now = datetime.now(UTC)
+    as_of = None
+    if ctx.env.get(LEDGER):
+        from burnguard.app.slack import open_ledger
+
+        if not ctx.env.get(POLICY):
+            raise ConfigurationError(f"{POLICY} is not set")
+        commands = SlashCommands(open_ledger(ctx.env[LEDGER]), load_policy(Path(ctx.env[POLICY])))
+        where = ctx.env[LEDGER].split("?", 1)[0]
+    else:
+        mode = _local_mode(ctx)
+        commands, as_of, where = SlashCommands(mode.ledger, mode.policy), mode.data_clock(), str(ctx.home)
+    request = CommandRequest(text=event["text"], user_id=str(event.get("user_id", "cli")), at=now,
+                             request_id=str(event.get("trigger_id") or uuid.uuid4()), as_of=as_of)
+    if commands.is_slow(request):
+        answer = commands.precheck(request) or commands.complete(request)
+    else:
+        answer = commands.complete(request)
+    return {"ledger": where, "command": event["text"], "answer": answer.as_dict()}
