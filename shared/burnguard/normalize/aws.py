@@ -21,6 +21,7 @@ import re
 from functools import lru_cache
 from typing import ClassVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -39,7 +40,7 @@ from ..columnar import (
 from ..errors import InputError
 from ..lineitem import AWS, TAGS
 from ..tags import TagError, normalize_cur2_key, normalize_key, normalize_tags, parse_tag_object
-from .base import Batch, Format, Header, Plan, ReadContext, constant, lookup
+from .base import Batch, Distinct, Format, Header, Plan, ReadContext, constant
 
 CHARGE_CATEGORY = {
     "Usage": "Usage", "DiscountedUsage": "Usage", "SavingsPlanCoveredUsage": "Usage",
@@ -90,6 +91,16 @@ def instance_type_from_usage(usage_type: str | None) -> str | None:
 def _classify(instance_type: str | None) -> tuple[str | None, str | None]:
     acc = classify_instance_type(AWS, instance_type)
     return (acc.cls, acc.family) if acc else (None, None)
+
+
+_CLASSES = pa.struct([("c", pa.string()), ("f", pa.string())])
+
+
+def _classify_safe(instance_type: str) -> tuple[str | None, str | None] | None:
+    try:
+        return _classify(instance_type)
+    except (ValueError, TagError):
+        return None
 
 
 class AwsCurFormat(Format):
@@ -158,6 +169,9 @@ class AwsCurPlan(Plan):
         n = len(batch)
         line_type = batch.text(c["type"])
         batch.require_present(line_type, c["type"] or "lineItem/LineItemType", "line item type")
+        # Line item types, usage types and instance types repeat: derived columns are
+        # computed once per distinct value (see Distinct), never per row.
+        types = Distinct(line_type)
         unblended = batch.money(c["unblended"], required=True, label="unblended cost")
         if c["currency"]:
             currency = batch.text(c["currency"])
@@ -167,16 +181,16 @@ class AwsCurPlan(Plan):
         else:
             currency = constant(self.ctx.default_currency, n)
         start = batch.timestamp(c["start"], required=True)
-        effective = self._effective(batch, line_type, unblended)
+        effective = self._effective(batch, types, unblended)
         usage_type = batch.text(c["usage_type"])
+        usages = Distinct(usage_type)
         instance_type = batch.text(c["instance_type"])
-        derived, _ = map_distinct(usage_type, instance_type_from_usage, pa.string())
-        instance_type = pc.coalesce(instance_type, derived)
-        classes, _ = map_distinct(instance_type, _classify, pa.struct([("c", pa.string()), ("f", pa.string())]))
+        instance_type = pc.coalesce(instance_type, usages.map(instance_type_from_usage, pa.string()))
+        classes = Distinct(instance_type).map(_classify_safe, _CLASSES)
         product_code = batch.text(c["product_code"])
-        pricing = lookup(line_type, {"SavingsPlanCoveredUsage": "Committed", "DiscountedUsage": "Committed",
-                                     "Usage": "Standard"})
-        spot = pc.fill_null(pc.match_substring(usage_type, "SpotUsage"), False)
+        pricing = types.lookup({"SavingsPlanCoveredUsage": "Committed", "DiscountedUsage": "Committed",
+                                "Usage": "Standard"})
+        spot = pc.fill_null(usages.map(lambda v: "SpotUsage" in v, pa.bool_()), False)
         pricing = pc.if_else(spot, pa.scalar("Dynamic"), pricing)
         return batch.assemble({
             "ProviderName": "AWS",
@@ -188,8 +202,8 @@ class AwsCurPlan(Plan):
             "BillingPeriodEnd": batch.timestamp(c["period_end"]),
             "ChargePeriodStart": start,
             "ChargePeriodEnd": batch.timestamp(c["end"]),
-            "ChargeCategory": lookup(line_type, CHARGE_CATEGORY, "Adjustment"),
-            "ChargeFrequency": lookup(line_type, CHARGE_FREQUENCY, "Usage-Based"),
+            "ChargeCategory": types.lookup(CHARGE_CATEGORY, "Adjustment"),
+            "ChargeFrequency": types.lookup(CHARGE_FREQUENCY, "Usage-Based"),
             "ChargeDescription": batch.text(c["description"]),
             "BilledCost": unblended,
             "EffectiveCost": effective,
@@ -200,7 +214,7 @@ class AwsCurPlan(Plan):
             "ConsumedQuantity": batch.money(c["usage_amount"]),
             "ConsumedUnit": batch.text(c["unit"]),
             "ServiceName": pc.coalesce(batch.text(c["product_name"]), product_code),
-            "ServiceCategory": lookup(product_code, SERVICE_CATEGORY, "Other"),
+            "ServiceCategory": Distinct(product_code).lookup(SERVICE_CATEGORY, "Other"),
             "SkuId": batch.text(c["sku"]),
             "ResourceId": batch.text(c["resource"]),
             "RegionId": pc.coalesce(batch.text(c["region_code"]), batch.text(c["region"])),
@@ -213,43 +227,43 @@ class AwsCurPlan(Plan):
             "x_UsageType": usage_type,
         })
 
-    def _effective(self, batch: Batch, line_type: pa.Array, unblended: pa.Array) -> pa.Array:
+    def _effective(self, batch: Batch, types: Distinct, unblended: pa.Array) -> pa.Array:
         c = self.col
         zero = dec_zero()
 
-        def is_(value: str) -> pa.Array:
-            return pc.fill_null(pc.equal(line_type, value), False)
+        def is_(value: str) -> np.ndarray:
+            return types.equals(value)
 
         eff = unblended
         sp_cov = is_("SavingsPlanCoveredUsage")
-        if pc.any(sp_cov).as_py():
+        if sp_cov.any():
             sp_eff = batch.money(c["sp_effective"])
-            batch.flag(to_np(sp_cov) & to_np(pc.is_null(sp_eff)),
+            batch.flag(sp_cov & to_np(pc.is_null(sp_eff)),
                        c["sp_effective"] or "savingsPlan/SavingsPlanEffectiveCost",
                        "SavingsPlanCoveredUsage row without a Savings Plan effective cost")
             eff = pc.if_else(sp_cov, sp_eff, eff)
         sp_fee = is_("SavingsPlanRecurringFee")
-        if pc.any(sp_fee).as_py():
+        if sp_fee.any():
             total = pc.fill_null(batch.money(c["sp_total"]), zero)
             used = pc.fill_null(batch.money(c["sp_used"]), zero)
             eff = pc.if_else(sp_fee, dec_sub(total, used), eff)
-        eff = pc.if_else(pc.or_(is_("SavingsPlanNegation"), is_("SavingsPlanUpfrontFee")), zero, eff)
+        eff = pc.if_else(is_("SavingsPlanNegation") | is_("SavingsPlanUpfrontFee"), zero, eff)
         ri_use = is_("DiscountedUsage")
-        if pc.any(ri_use).as_py():
+        if ri_use.any():
             ri_eff = batch.money(c["ri_effective"])
-            batch.flag(to_np(ri_use) & to_np(pc.is_null(ri_eff)),
+            batch.flag(ri_use & to_np(pc.is_null(ri_eff)),
                        c["ri_effective"] or "reservation/EffectiveCost",
                        "DiscountedUsage row without a reservation effective cost")
             eff = pc.if_else(ri_use, ri_eff, eff)
         ri_fee = is_("RIFee")
-        if pc.any(ri_fee).as_py():
+        if ri_fee.any():
             upfront = pc.fill_null(batch.money(c["ri_unused_upfront"]), zero)
             recurring = pc.fill_null(batch.money(c["ri_unused_recurring"]), zero)
             eff = pc.if_else(ri_fee, dec_add(upfront, recurring), eff)
         fee = is_("Fee")
-        if c["ri_arn"] and pc.any(fee).as_py():
-            has_ri = pc.fill_null(pc.is_valid(batch.text(c["ri_arn"])), False)
-            eff = pc.if_else(pc.and_(fee, has_ri), zero, eff)
+        if c["ri_arn"] and fee.any():
+            has_ri = to_np(pc.is_valid(batch.text(c["ri_arn"])))
+            eff = pc.if_else(fee & has_ri, zero, eff)
         return eff
 
     def _tags(self, batch: Batch) -> pa.Array:

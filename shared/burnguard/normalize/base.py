@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -258,6 +258,48 @@ def constant(value: str | None, n: int) -> pa.Array:
 def coalesce(*arrays: pa.Array | pa.ChunkedArray | None) -> pa.Array | pa.ChunkedArray:
     present = [a for a in arrays if a is not None]
     return pc.coalesce(*present) if len(present) > 1 else present[0]
+
+
+class Distinct:
+    """A low-cardinality string column (line item types, usage types, instance types) as its
+    distinct values and one code per row: columns derived from it are computed once per
+    distinct value and spread back with one ``take``, and comparisons compare codes."""
+
+    def __init__(self, arr: pa.Array | pa.ChunkedArray):
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+        encoded = pc.dictionary_encode(arr)
+        self.array = arr
+        self.values: list[str | None] = encoded.dictionary.to_pylist()
+        #: int32 codes into :attr:`values`, null where the column is null
+        self.codes: pa.Array = encoded.indices
+        self._np: np.ndarray | None = None
+
+    def np_codes(self) -> np.ndarray:
+        """The codes as numpy, ``-1`` for null."""
+        if self._np is None:
+            self._np = pc.fill_null(self.codes, -1).to_numpy(zero_copy_only=False)
+        return self._np
+
+    def map(self, func: Callable[[str], object], out_type: pa.DataType) -> pa.Array:
+        """``func`` of each distinct (non-null) value, spread to the rows; null stays null."""
+        return pa.array([func(v) if v is not None else None for v in self.values], out_type).take(self.codes)
+
+    def lookup(self, mapping: dict[str, str], default: str | None = None) -> pa.Array:
+        """:func:`lookup` on the distinct values (case-insensitive; null and unknown get ``default``)."""
+        folded = {k.casefold(): v for k, v in mapping.items()}
+        out = pa.array([folded.get(v.casefold(), default) if v is not None else default for v in self.values],
+                       pa.string()).take(self.codes)
+        return pc.fill_null(out, default) if default is not None else out
+
+    def equals(self, value: str) -> np.ndarray:
+        """Rows whose value is exactly ``value`` (null rows are not)."""
+        try:
+            code = self.values.index(value)
+        except ValueError:
+            return np.zeros(len(self.array), dtype=bool)
+        out: np.ndarray = self.np_codes() == code
+        return out
 
 
 def lookup(arr: pa.Array | pa.ChunkedArray, mapping: dict[str, str],

@@ -29,9 +29,7 @@ from .source import (
 
 #: Rows per output chunk: the unit of work of the transform and of a queue message.
 CHUNK_ROWS = 10_000
-#: Raw parser batches (about 512 KiB of CSV each) parsed ahead of the transform. Memory grows
-#: with block size and read-ahead (measured: 1 MiB blocks x 4 ahead, 272 MB peak RSS on a CUR;
-#: 512 KiB x 2 with 10k-row chunks, 231 MB), speed barely.
+#: Transform chunks (``chunk_rows`` raw rows each) parsed ahead of the transform.
 PREFETCH = 2
 
 
@@ -244,18 +242,38 @@ class Normalizer:
             rows[rows >= bad] += 1
         return rows
 
-    def _prefetched(self) -> Iterator[pa.RecordBatch]:
+    def _chunks(self) -> Iterator[list[pa.RecordBatch]]:
+        """Raw batches grouped into transform chunks of at least ``chunk_rows`` rows."""
+        pending: list[pa.RecordBatch] = []
+        pending_rows = 0
+        for raw in self._raw_batches():
+            if raw.num_rows == 0:
+                continue
+            pending.append(raw)
+            pending_rows += raw.num_rows
+            if pending_rows >= self.chunk_rows:
+                yield pending
+                pending, pending_rows = [], 0
+        if pending:
+            yield pending
+
+    def _prefetched(self) -> Iterator[list[pa.RecordBatch]]:
         """Parse in a background thread while the caller transforms: Arrow's parser and
-        kernels release the GIL, so decoding, parsing and normalizing use both cores."""
+        kernels release the GIL, so decoding, parsing and normalizing use both cores.
+
+        The hand-over unit is a whole transform chunk, so the parser keeps going while a
+        chunk is transformed (with raw parser blocks as the unit, the queue filled within a
+        few blocks and the parser waited for each transform: measured 3.9 s instead of 2.x s
+        for 1M CUR rows)."""
         q: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=PREFETCH)
         stop = threading.Event()
 
         def produce() -> None:
             try:
-                for raw in self._raw_batches():
+                for chunk in self._chunks():
                     while not stop.is_set():
                         try:
-                            q.put(("batch", raw), timeout=0.1)
+                            q.put(("chunk", chunk), timeout=0.1)
                             break
                         except queue.Full:
                             continue
@@ -270,8 +288,8 @@ class Normalizer:
         try:
             while True:
                 kind, item = q.get()
-                if kind == "batch":
-                    assert isinstance(item, pa.RecordBatch)
+                if kind == "chunk":
+                    assert isinstance(item, list)
                     yield item
                 elif kind == "error":
                     assert isinstance(item, BaseException)
@@ -284,22 +302,12 @@ class Normalizer:
 
     def batches(self) -> Iterator[pa.Table]:
         """Canonical line items, ``chunk_rows`` at a time (the last chunk may be smaller)."""
-        pending: list[pa.RecordBatch] = []
-        pending_rows = 0
         done = 0
         try:
-            for raw in self._prefetched():
-                if raw.num_rows == 0:
-                    continue
-                pending.append(raw)
-                pending_rows += raw.num_rows
-                if pending_rows >= self.chunk_rows:
-                    yield self._transform(pending, done)
-                    done += pending_rows
-                    pending, pending_rows = [], 0
-            if pending:
-                yield self._transform(pending, done)
-                done += pending_rows
+            for chunk in self._prefetched():
+                rows = sum(raw.num_rows for raw in chunk)
+                yield self._transform(chunk, done)
+                done += rows
         except (pa.ArrowInvalid, OSError, EOFError) as exc:
             raise InputError(self._describe_failure(exc, done), file=self.name) from None
         finally:
