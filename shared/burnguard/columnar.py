@@ -91,6 +91,11 @@ def blank_to_null(arr: pa.Array | pa.ChunkedArray, null_texts: pa.Array = NULL_T
     """Strings: ``""`` (and ``NULL``/``null`` by default) become null."""
     if not pa.types.is_string(arr.type):
         return arr
+    if null_texts is NULL_TEXTS:
+        # Most columns hold none of them: lengths (from the offsets) rule that out cheaply.
+        lengths = pc.binary_length(arr)
+        if not pc.any(pc.or_(pc.equal(lengths, 0), pc.equal(lengths, 4))).as_py():
+            return arr
     return pc.if_else(pc.is_in(arr, value_set=null_texts), pa.scalar(None, arr.type), arr)
 
 
@@ -173,8 +178,7 @@ def to_timestamp(arr: pa.Array | pa.ChunkedArray, *, day_first: bool = False) ->
     every export's format."""
     t = arr.type
     if pa.types.is_timestamp(t):
-        if t.tz is None:
-            arr = pc.assume_timezone(arr, "UTC")
+        # Naive timestamps are UTC: the cast keeps the values (no time zone database lookup).
         return pc.cast(pc.cast(arr, pa.timestamp(t.unit, tz="UTC")), TIMESTAMP, safe=False), []
     if pa.types.is_date(t):
         return pc.cast(pc.cast(arr, pa.timestamp("s")), TIMESTAMP), []

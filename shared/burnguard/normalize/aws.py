@@ -33,13 +33,23 @@ from ..columnar import (
     dec_zero,
     map_distinct,
     map_tag_rows,
+    tag_counts,
+    tag_entries,
     tag_list_to_map,
     tags_from_columns,
     to_np,
 )
 from ..errors import InputError
 from ..lineitem import AWS, TAGS
-from ..tags import TagError, normalize_cur2_key, normalize_key, normalize_tags, parse_tag_object
+from ..tags import (
+    MAX_KEY_LENGTH,
+    MAX_VALUE_LENGTH,
+    TagError,
+    normalize_cur2_key,
+    normalize_key,
+    normalize_tags,
+    parse_tag_object,
+)
 from .base import Batch, Distinct, Format, Header, Plan, ReadContext, constant
 
 CHARGE_CATEGORY = {
@@ -287,8 +297,14 @@ class AwsCurPlan(Plan):
         return tags
 
     def _tags_from_map(self, batch: Batch, raw: pa.Array) -> pa.Array:
-        """Parquet CUR 2.0: ``resource_tags`` is a map, normalized once per distinct map."""
+        """Parquet CUR 2.0: ``resource_tags`` is a map. Keys are normalized once per distinct
+        key and values trimmed in one pass; a batch where the rule needs more than that (two
+        keys of a row that normalize to one, a key or value past the limits) is normalized
+        once per distinct map, row by row."""
         assert self.tag_map is not None
+        fast = _cur2_tags_columnar(raw)
+        if fast is not None:
+            return fast
         values, bad = map_tag_rows(raw, lambda pairs: normalize_tags(AWS, [(normalize_cur2_key(k), v)
                                                                            for k, v in pairs]))
         batch.report(bad, self.tag_map)
@@ -307,3 +323,33 @@ def _cur2_tags(text: str | None) -> list[dict[str, str]] | None:
         raise TagError(f"resource_tags is not a JSON object: {exc}") from None
     tags = normalize_tags(AWS, [(normalize_cur2_key(k), v) for k, v in raw.items()])
     return [{"key": k, "value": v} for k, v in tags.items()]
+
+
+def _cur2_tags_columnar(tags: pa.Array | pa.ChunkedArray) -> pa.Array | None:
+    """The ``Tags`` map of a CUR 2.0 ``resource_tags`` map column, or ``None`` when a row
+    needs the per-row rule (see :meth:`AwsCurPlan._tags_from_map`)."""
+    tags = tags.combine_chunks() if isinstance(tags, pa.ChunkedArray) else tags
+    n = len(tags)
+    counts = tag_counts(tags)
+    parents, keys, values = tag_entries(tags)
+    if len(keys) == 0:
+        return tag_list_to_map(pa.array([[]] * n, TAG_LIST)) if n else pa.array([], TAGS)
+    distinct = Distinct(keys)
+    if None in distinct.values or distinct.codes.null_count:
+        return None
+    normalized = [normalize_key(AWS, normalize_cur2_key(str(k))) for k in distinct.values]
+    kept = [k for k in normalized if k]
+    if len(set(kept)) != len(kept) or any(len(k) > MAX_KEY_LENGTH for k in kept):
+        return None  # two spellings of one key, or a key past the limit: the per-row rule
+    values = pc.utf8_trim_whitespace(pc.fill_null(values.cast(pa.string()), ""))
+    if len(values) and pc.max(pc.utf8_length(values)).as_py() > MAX_VALUE_LENGTH:
+        return None
+    new_keys = pa.array(normalized, pa.string()).take(distinct.codes)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    if "" in normalized:  # empty keys are dropped
+        keep = to_np(pc.not_equal(new_keys, ""))
+        new_keys, values = new_keys.filter(keep), values.filter(keep)
+        offsets[1:] = np.cumsum(np.bincount(to_np(parents)[keep], minlength=n))
+    return pa.MapArray.from_arrays(pa.array(offsets.astype(np.int32)), new_keys, values, type=TAGS)
+

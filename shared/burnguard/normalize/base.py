@@ -119,6 +119,7 @@ class Batch:
         #: CSV batches come with blanks and NULL already null (the parser did it).
         self.blanks_are_null = blanks_are_null
         self._text_cache: dict[str, pa.Array] = {}
+        self._clean: set[str] = set()
 
     def __len__(self) -> int:
         return int(self.table.num_rows)
@@ -126,9 +127,24 @@ class Batch:
     def raw(self, name: str | None) -> pa.Array | pa.ChunkedArray | None:
         if name is None or name not in self.table.column_names:
             return None
-        arr, bad = decode_utf8(self.table.column(name))
+        column = self.table.column(name)
+        if pa.types.is_dictionary(column.type):
+            # Parquet string columns are read dictionary-encoded (see Normalizer): decoded here.
+            column = pc.cast(column, column.type.value_type)
+        arr, bad = decode_utf8(column)
         self.report(bad, name)
         return arr
+
+    def _clean_dictionary(self, name: str) -> None:
+        """Blanks and ``NULL`` to null in a dictionary column's (few) distinct values, before
+        it is decoded: one pass over the dictionary instead of one over the rows."""
+        column = self.table.column(name)
+        if not pa.types.is_dictionary(column.type) or not pa.types.is_string(column.type.value_type):
+            return
+        chunks = [pa.DictionaryArray.from_arrays(c.indices, blank_to_null(c.dictionary)) for c in column.chunks]
+        cleaned = pa.chunked_array(chunks, type=column.type)
+        self.table = self.table.set_column(self.table.column_names.index(name), name, cleaned)
+        self._clean.add(name)
 
     def report(self, bad: list[BadValue], name: str, drop: bool = True) -> None:
         """Record bad values found by a converter (``drop`` removes their rows)."""
@@ -142,11 +158,13 @@ class Batch:
         """A string column with blanks (and ``NULL``) as null; all-null when absent."""
         if name is not None and name in self._text_cache:
             return self._text_cache[name]
+        if nulls and not self.blanks_are_null and name is not None and name in self.table.column_names:
+            self._clean_dictionary(name)
         arr = self.raw(name)
         if arr is None:
             return pa.nulls(len(self), pa.string())
         s = as_string(arr)
-        if nulls and not self.blanks_are_null:
+        if nulls and not self.blanks_are_null and name not in self._clean:
             s = blank_to_null(s)
         if name is not None:
             self._text_cache[name] = s
