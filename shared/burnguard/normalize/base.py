@@ -141,9 +141,12 @@ class Batch:
         column = self.table.column(name)
         if not pa.types.is_dictionary(column.type) or not pa.types.is_string(column.type.value_type):
             return
-        chunks = [pa.DictionaryArray.from_arrays(c.indices, blank_to_null(c.dictionary)) for c in column.chunks]
-        cleaned = pa.chunked_array(chunks, type=column.type)
-        self.table = self.table.set_column(self.table.column_names.index(name), name, cleaned)
+        dictionaries = [c.dictionary for c in column.chunks]
+        cleaned = [blank_to_null(d) for d in dictionaries]
+        if any(c is not d for c, d in zip(cleaned, dictionaries, strict=True)):
+            chunks = [pa.DictionaryArray.from_arrays(c.indices, d) for c, d in zip(column.chunks, cleaned, strict=True)]
+            column = pa.chunked_array(chunks, type=column.type)
+            self.table = self.table.set_column(self.table.column_names.index(name), name, column)
         self._clean.add(name)
 
     def report(self, bad: list[BadValue], name: str, drop: bool = True) -> None:
