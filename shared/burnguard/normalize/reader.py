@@ -314,8 +314,10 @@ class Normalizer:
         try:
             for chunk in self._prefetched():
                 rows = sum(raw.num_rows for raw in chunk)
-                yield self._transform(chunk, done)
+                table = self._transform(chunk, done)
+                del chunk  # the raw rows are not kept while the caller holds the line items
                 done += rows
+                yield table
         except (pa.ArrowInvalid, OSError, EOFError) as exc:
             raise InputError(self._describe_failure(exc, done), file=self.name) from None
         finally:
