@@ -91,6 +91,11 @@ def blank_to_null(arr: pa.Array | pa.ChunkedArray, null_texts: pa.Array = NULL_T
     """Strings: ``""`` (and ``NULL``/``null`` by default) become null."""
     if not pa.types.is_string(arr.type):
         return arr
+    if null_texts is NULL_TEXTS:
+        # Most columns hold none of them: lengths (from the offsets) rule that out cheaply.
+        lengths = pc.binary_length(arr)
+        if not pc.any(pc.or_(pc.equal(lengths, 0), pc.equal(lengths, 4))).as_py():
+            return arr
     return pc.if_else(pc.is_in(arr, value_set=null_texts), pa.scalar(None, arr.type), arr)
 
 
@@ -173,8 +178,7 @@ def to_timestamp(arr: pa.Array | pa.ChunkedArray, *, day_first: bool = False) ->
     every export's format."""
     t = arr.type
     if pa.types.is_timestamp(t):
-        if t.tz is None:
-            arr = pc.assume_timezone(arr, "UTC")
+        # Naive timestamps are UTC: the cast keeps the values (no time zone database lookup).
         return pc.cast(pc.cast(arr, pa.timestamp(t.unit, tz="UTC")), TIMESTAMP, safe=False), []
     if pa.types.is_date(t):
         return pc.cast(pc.cast(arr, pa.timestamp("s")), TIMESTAMP), []
@@ -273,14 +277,15 @@ def tags_from_columns(columns: Sequence[tuple[str, pa.Array | pa.ChunkedArray]],
     if k == 0 or length == 0:
         return empty, []
     arrays = [_combine(as_string(col)) for _, col in columns]
-    present = np.zeros((length, k), dtype=bool)
-    for j, arr in enumerate(arrays):
+    masks: list[np.ndarray] = []
+    for arr in arrays:
         if arr.null_count == len(arr):
-            continue
-        if blanks_are_null:
-            present[:, j] = pc.is_valid(arr).to_numpy(zero_copy_only=False)
+            masks.append(np.zeros(length, dtype=bool))
+        elif blanks_are_null:
+            masks.append(pc.is_valid(arr).to_numpy(zero_copy_only=False))
         else:
-            present[:, j] = pc.fill_null(pc.not_equal(pc.utf8_length(arr), 0), False).to_numpy(zero_copy_only=False)
+            masks.append(pc.fill_null(pc.not_equal(pc.binary_length(arr), 0), False).to_numpy(zero_copy_only=False))
+    present = np.stack(masks, axis=1)  # (rows, keys), row-major: cells in row order
     first_of: dict[str, int] = {}
     for j, key in enumerate(names):
         if key in first_of:  # a later spelling of the same key: only where no earlier one is set
@@ -290,18 +295,21 @@ def tags_from_columns(columns: Sequence[tuple[str, pa.Array | pa.ChunkedArray]],
     cells = np.flatnonzero(present.ravel())
     if len(cells) == 0:
         return empty, []
-    rows, cols = np.divmod(cells, k)
+    rows = cells // k
+    cols = cells - rows * k
     stacked = pa.concat_arrays(arrays)
     values = pc.utf8_trim_whitespace(stacked.take(pa.array(cols * length + rows)))
     keys = pa.array(names, pa.string()).take(pa.array(cols))
     bad: list[BadValue] = []
-    lengths = pc.utf8_length(values).to_numpy(zero_copy_only=False)
-    for i in np.flatnonzero(lengths > MAX_VALUE_LENGTH):
-        key = names[int(cols[i])]
-        bad.append(BadValue(int(rows[i]), f"{key}=<{int(lengths[i])} characters>",
-                            f"value of tag {key!r} is {int(lengths[i])} characters (limit {MAX_VALUE_LENGTH})"))
+    # Bytes bound characters: the character count is needed only past the limit in bytes.
+    if pc.max(pc.binary_length(values)).as_py() > MAX_VALUE_LENGTH:
+        lengths = pc.utf8_length(values).to_numpy(zero_copy_only=False)
+        for i in np.flatnonzero(lengths > MAX_VALUE_LENGTH):
+            key = names[int(cols[i])]
+            bad.append(BadValue(int(rows[i]), f"{key}=<{int(lengths[i])} characters>",
+                                f"value of tag {key!r} is {int(lengths[i])} characters (limit {MAX_VALUE_LENGTH})"))
     offsets = np.zeros(length + 1, dtype=np.int32)
-    np.cumsum(present.sum(axis=1), out=offsets[1:])
+    np.cumsum(np.bincount(rows, minlength=length), out=offsets[1:])
     return pa.MapArray.from_arrays(pa.array(offsets), keys, values, type=TAGS), bad
 
 

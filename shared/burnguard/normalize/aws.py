@@ -21,6 +21,7 @@ import re
 from functools import lru_cache
 from typing import ClassVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -33,14 +34,24 @@ from burnguard.core.columnar import (
     dec_zero,
     map_distinct,
     map_tag_rows,
+    tag_counts,
+    tag_entries,
     tag_list_to_map,
     tags_from_columns,
     to_np,
 )
 from burnguard.core.errors import InputError
 from burnguard.core.lineitem import TAGS
-from burnguard.core.tags import TagError, normalize_cur2_key, normalize_key, normalize_tags, parse_tag_object
-from burnguard.normalize.base import Batch, Format, Header, Plan, ReadContext, constant, lookup
+from burnguard.core.tags import (
+    MAX_KEY_LENGTH,
+    MAX_VALUE_LENGTH,
+    TagError,
+    normalize_cur2_key,
+    normalize_key,
+    normalize_tags,
+    parse_tag_object,
+)
+from burnguard.normalize.base import Batch, Distinct, Format, Header, Plan, ReadContext, constant
 
 CHARGE_CATEGORY = {
     "Usage": "Usage", "DiscountedUsage": "Usage", "SavingsPlanCoveredUsage": "Usage",
@@ -91,6 +102,16 @@ def instance_type_from_usage(usage_type: str | None) -> str | None:
 def _classify(instance_type: str | None) -> tuple[str | None, str | None]:
     acc = classify_instance_type(AWS, instance_type)
     return (acc.cls, acc.family) if acc else (None, None)
+
+
+_CLASSES = pa.struct([("c", pa.string()), ("f", pa.string())])
+
+
+def _classify_safe(instance_type: str) -> tuple[str | None, str | None] | None:
+    try:
+        return _classify(instance_type)
+    except (ValueError, TagError):
+        return None
 
 
 class AwsCurFormat(Format):
@@ -159,6 +180,9 @@ class AwsCurPlan(Plan):
         n = len(batch)
         line_type = batch.text(c["type"])
         batch.require_present(line_type, c["type"] or "lineItem/LineItemType", "line item type")
+        # Line item types, usage types and instance types repeat: derived columns are
+        # computed once per distinct value (see Distinct), never per row.
+        types = Distinct(line_type)
         unblended = batch.money(c["unblended"], required=True, label="unblended cost")
         if c["currency"]:
             currency = batch.text(c["currency"])
@@ -168,16 +192,16 @@ class AwsCurPlan(Plan):
         else:
             currency = constant(self.ctx.default_currency, n)
         start = batch.timestamp(c["start"], required=True)
-        effective = self._effective(batch, line_type, unblended)
+        effective = self._effective(batch, types, unblended)
         usage_type = batch.text(c["usage_type"])
+        usages = Distinct(usage_type)
         instance_type = batch.text(c["instance_type"])
-        derived, _ = map_distinct(usage_type, instance_type_from_usage, pa.string())
-        instance_type = pc.coalesce(instance_type, derived)
-        classes, _ = map_distinct(instance_type, _classify, pa.struct([("c", pa.string()), ("f", pa.string())]))
+        instance_type = pc.coalesce(instance_type, usages.map(instance_type_from_usage, pa.string()))
+        classes = Distinct(instance_type).map(_classify_safe, _CLASSES)
         product_code = batch.text(c["product_code"])
-        pricing = lookup(line_type, {"SavingsPlanCoveredUsage": "Committed", "DiscountedUsage": "Committed",
-                                     "Usage": "Standard"})
-        spot = pc.fill_null(pc.match_substring(usage_type, "SpotUsage"), False)
+        pricing = types.lookup({"SavingsPlanCoveredUsage": "Committed", "DiscountedUsage": "Committed",
+                                "Usage": "Standard"})
+        spot = pc.fill_null(usages.map(lambda v: "SpotUsage" in v, pa.bool_()), False)
         pricing = pc.if_else(spot, pa.scalar("Dynamic"), pricing)
         return batch.assemble({
             "ProviderName": "AWS",
@@ -189,8 +213,8 @@ class AwsCurPlan(Plan):
             "BillingPeriodEnd": batch.timestamp(c["period_end"]),
             "ChargePeriodStart": start,
             "ChargePeriodEnd": batch.timestamp(c["end"]),
-            "ChargeCategory": lookup(line_type, CHARGE_CATEGORY, "Adjustment"),
-            "ChargeFrequency": lookup(line_type, CHARGE_FREQUENCY, "Usage-Based"),
+            "ChargeCategory": types.lookup(CHARGE_CATEGORY, "Adjustment"),
+            "ChargeFrequency": types.lookup(CHARGE_FREQUENCY, "Usage-Based"),
             "ChargeDescription": batch.text(c["description"]),
             "BilledCost": unblended,
             "EffectiveCost": effective,
@@ -201,7 +225,7 @@ class AwsCurPlan(Plan):
             "ConsumedQuantity": batch.money(c["usage_amount"]),
             "ConsumedUnit": batch.text(c["unit"]),
             "ServiceName": pc.coalesce(batch.text(c["product_name"]), product_code),
-            "ServiceCategory": lookup(product_code, SERVICE_CATEGORY, "Other"),
+            "ServiceCategory": Distinct(product_code).lookup(SERVICE_CATEGORY, "Other"),
             "SkuId": batch.text(c["sku"]),
             "ResourceId": batch.text(c["resource"]),
             "RegionId": pc.coalesce(batch.text(c["region_code"]), batch.text(c["region"])),
@@ -214,43 +238,43 @@ class AwsCurPlan(Plan):
             "x_UsageType": usage_type,
         })
 
-    def _effective(self, batch: Batch, line_type: pa.Array, unblended: pa.Array) -> pa.Array:
+    def _effective(self, batch: Batch, types: Distinct, unblended: pa.Array) -> pa.Array:
         c = self.col
         zero = dec_zero()
 
-        def is_(value: str) -> pa.Array:
-            return pc.fill_null(pc.equal(line_type, value), False)
+        def is_(value: str) -> np.ndarray:
+            return types.equals(value)
 
         eff = unblended
         sp_cov = is_("SavingsPlanCoveredUsage")
-        if pc.any(sp_cov).as_py():
+        if sp_cov.any():
             sp_eff = batch.money(c["sp_effective"])
-            batch.flag(to_np(sp_cov) & to_np(pc.is_null(sp_eff)),
+            batch.flag(sp_cov & to_np(pc.is_null(sp_eff)),
                        c["sp_effective"] or "savingsPlan/SavingsPlanEffectiveCost",
                        "SavingsPlanCoveredUsage row without a Savings Plan effective cost")
             eff = pc.if_else(sp_cov, sp_eff, eff)
         sp_fee = is_("SavingsPlanRecurringFee")
-        if pc.any(sp_fee).as_py():
+        if sp_fee.any():
             total = pc.fill_null(batch.money(c["sp_total"]), zero)
             used = pc.fill_null(batch.money(c["sp_used"]), zero)
             eff = pc.if_else(sp_fee, dec_sub(total, used), eff)
-        eff = pc.if_else(pc.or_(is_("SavingsPlanNegation"), is_("SavingsPlanUpfrontFee")), zero, eff)
+        eff = pc.if_else(is_("SavingsPlanNegation") | is_("SavingsPlanUpfrontFee"), zero, eff)
         ri_use = is_("DiscountedUsage")
-        if pc.any(ri_use).as_py():
+        if ri_use.any():
             ri_eff = batch.money(c["ri_effective"])
-            batch.flag(to_np(ri_use) & to_np(pc.is_null(ri_eff)),
+            batch.flag(ri_use & to_np(pc.is_null(ri_eff)),
                        c["ri_effective"] or "reservation/EffectiveCost",
                        "DiscountedUsage row without a reservation effective cost")
             eff = pc.if_else(ri_use, ri_eff, eff)
         ri_fee = is_("RIFee")
-        if pc.any(ri_fee).as_py():
+        if ri_fee.any():
             upfront = pc.fill_null(batch.money(c["ri_unused_upfront"]), zero)
             recurring = pc.fill_null(batch.money(c["ri_unused_recurring"]), zero)
             eff = pc.if_else(ri_fee, dec_add(upfront, recurring), eff)
         fee = is_("Fee")
-        if c["ri_arn"] and pc.any(fee).as_py():
-            has_ri = pc.fill_null(pc.is_valid(batch.text(c["ri_arn"])), False)
-            eff = pc.if_else(pc.and_(fee, has_ri), zero, eff)
+        if c["ri_arn"] and fee.any():
+            has_ri = to_np(pc.is_valid(batch.text(c["ri_arn"])))
+            eff = pc.if_else(fee & has_ri, zero, eff)
         return eff
 
     def _tags(self, batch: Batch) -> pa.Array:
@@ -274,8 +298,14 @@ class AwsCurPlan(Plan):
         return tags
 
     def _tags_from_map(self, batch: Batch, raw: pa.Array) -> pa.Array:
-        """Parquet CUR 2.0: ``resource_tags`` is a map, normalized once per distinct map."""
+        """Parquet CUR 2.0: ``resource_tags`` is a map. Keys are normalized once per distinct
+        key and values trimmed in one pass; a batch where the rule needs more than that (two
+        keys of a row that normalize to one, a key or value past the limits) is normalized
+        once per distinct map, row by row."""
         assert self.tag_map is not None
+        fast = _cur2_tags_columnar(raw)
+        if fast is not None:
+            return fast
         values, bad = map_tag_rows(raw, lambda pairs: normalize_tags(AWS, [(normalize_cur2_key(k), v)
                                                                            for k, v in pairs]))
         batch.report(bad, self.tag_map)
@@ -294,3 +324,33 @@ def _cur2_tags(text: str | None) -> list[dict[str, str]] | None:
         raise TagError(f"resource_tags is not a JSON object: {exc}") from None
     tags = normalize_tags(AWS, [(normalize_cur2_key(k), v) for k, v in raw.items()])
     return [{"key": k, "value": v} for k, v in tags.items()]
+
+
+def _cur2_tags_columnar(tags: pa.Array | pa.ChunkedArray) -> pa.Array | None:
+    """The ``Tags`` map of a CUR 2.0 ``resource_tags`` map column, or ``None`` when a row
+    needs the per-row rule (see :meth:`AwsCurPlan._tags_from_map`)."""
+    tags = tags.combine_chunks() if isinstance(tags, pa.ChunkedArray) else tags
+    n = len(tags)
+    counts = tag_counts(tags)
+    parents, keys, values = tag_entries(tags)
+    if len(keys) == 0:
+        return tag_list_to_map(pa.array([[]] * n, TAG_LIST)) if n else pa.array([], TAGS)
+    distinct = Distinct(keys)
+    if None in distinct.values or distinct.codes.null_count:
+        return None
+    normalized = [normalize_key(AWS, normalize_cur2_key(str(k))) for k in distinct.values]
+    kept = [k for k in normalized if k]
+    if len(set(kept)) != len(kept) or any(len(k) > MAX_KEY_LENGTH for k in kept):
+        return None  # two spellings of one key, or a key past the limit: the per-row rule
+    values = pc.utf8_trim_whitespace(pc.fill_null(values.cast(pa.string()), ""))
+    if len(values) and pc.max(pc.utf8_length(values)).as_py() > MAX_VALUE_LENGTH:
+        return None
+    new_keys = pa.array(normalized, pa.string()).take(distinct.codes)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    if "" in normalized:  # empty keys are dropped
+        keep = to_np(pc.not_equal(new_keys, ""))
+        new_keys, values = new_keys.filter(keep), values.filter(keep)
+        offsets[1:] = np.cumsum(np.bincount(to_np(parents)[keep], minlength=n))
+    return pa.MapArray.from_arrays(pa.array(offsets.astype(np.int32)), new_keys, values, type=TAGS)
+

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -129,6 +129,7 @@ class Batch:
         #: CSV batches come with blanks and NULL already null (the parser did it).
         self.blanks_are_null = blanks_are_null
         self._text_cache: dict[str, pa.Array] = {}
+        self._clean: set[str] = set()
 
     def __len__(self) -> int:
         return int(self.table.num_rows)
@@ -136,9 +137,27 @@ class Batch:
     def raw(self, name: str | None) -> pa.Array | pa.ChunkedArray | None:
         if name is None or name not in self.table.column_names:
             return None
-        arr, bad = decode_utf8(self.table.column(name))
+        column = self.table.column(name)
+        if pa.types.is_dictionary(column.type):
+            # Parquet string columns are read dictionary-encoded (see Normalizer): decoded here.
+            column = pc.cast(column, column.type.value_type)
+        arr, bad = decode_utf8(column)
         self.report(bad, name)
         return arr
+
+    def _clean_dictionary(self, name: str) -> None:
+        """Blanks and ``NULL`` to null in a dictionary column's (few) distinct values, before
+        it is decoded: one pass over the dictionary instead of one over the rows."""
+        column = self.table.column(name)
+        if not pa.types.is_dictionary(column.type) or not pa.types.is_string(column.type.value_type):
+            return
+        dictionaries = [c.dictionary for c in column.chunks]
+        cleaned = [blank_to_null(d) for d in dictionaries]
+        if any(c is not d for c, d in zip(cleaned, dictionaries, strict=True)):
+            chunks = [pa.DictionaryArray.from_arrays(c.indices, d) for c, d in zip(column.chunks, cleaned, strict=True)]
+            column = pa.chunked_array(chunks, type=column.type)
+            self.table = self.table.set_column(self.table.column_names.index(name), name, column)
+        self._clean.add(name)
 
     def report(self, bad: list[BadValue], name: str, drop: bool = True) -> None:
         """Record bad values found by a converter (``drop`` removes their rows)."""
@@ -152,11 +171,13 @@ class Batch:
         """A string column with blanks (and ``NULL``) as null; all-null when absent."""
         if name is not None and name in self._text_cache:
             return self._text_cache[name]
+        if nulls and not self.blanks_are_null and name is not None and name in self.table.column_names:
+            self._clean_dictionary(name)
         arr = self.raw(name)
         if arr is None:
             return pa.nulls(len(self), pa.string())
         s = as_string(arr)
-        if nulls and not self.blanks_are_null:
+        if nulls and not self.blanks_are_null and name not in self._clean:
             s = blank_to_null(s)
         if name is not None:
             self._text_cache[name] = s
@@ -291,6 +312,48 @@ def constant(value: str | None, n: int) -> pa.Array:
 def coalesce(*arrays: pa.Array | pa.ChunkedArray | None) -> pa.Array | pa.ChunkedArray:
     present = [a for a in arrays if a is not None]
     return pc.coalesce(*present) if len(present) > 1 else present[0]
+
+
+class Distinct:
+    """A low-cardinality string column (line item types, usage types, instance types) as its
+    distinct values and one code per row: columns derived from it are computed once per
+    distinct value and spread back with one ``take``, and comparisons compare codes."""
+
+    def __init__(self, arr: pa.Array | pa.ChunkedArray):
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+        encoded = pc.dictionary_encode(arr)
+        self.array = arr
+        self.values: list[str | None] = encoded.dictionary.to_pylist()
+        #: int32 codes into :attr:`values`, null where the column is null
+        self.codes: pa.Array = encoded.indices
+        self._np: np.ndarray | None = None
+
+    def np_codes(self) -> np.ndarray:
+        """The codes as numpy, ``-1`` for null."""
+        if self._np is None:
+            self._np = pc.fill_null(self.codes, -1).to_numpy(zero_copy_only=False)
+        return self._np
+
+    def map(self, func: Callable[[str], object], out_type: pa.DataType) -> pa.Array:
+        """``func`` of each distinct (non-null) value, spread to the rows; null stays null."""
+        return pa.array([func(v) if v is not None else None for v in self.values], out_type).take(self.codes)
+
+    def lookup(self, mapping: dict[str, str], default: str | None = None) -> pa.Array:
+        """:func:`lookup` on the distinct values (case-insensitive; null and unknown get ``default``)."""
+        folded = {k.casefold(): v for k, v in mapping.items()}
+        out = pa.array([folded.get(v.casefold(), default) if v is not None else default for v in self.values],
+                       pa.string()).take(self.codes)
+        return pc.fill_null(out, default) if default is not None else out
+
+    def equals(self, value: str) -> np.ndarray:
+        """Rows whose value is exactly ``value`` (null rows are not)."""
+        try:
+            code = self.values.index(value)
+        except ValueError:
+            return np.zeros(len(self.array), dtype=bool)
+        out: np.ndarray = self.np_codes() == code
+        return out
 
 
 def lookup(arr: pa.Array | pa.ChunkedArray, mapping: dict[str, str],

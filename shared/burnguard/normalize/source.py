@@ -11,6 +11,17 @@ or Blob download stream). Nothing here reads a whole file into memory:
 * Parquet needs random access: a non-seekable stream is spooled to a temporary file first
   (Lambda's /tmp, a Cloud Function's memory-backed /tmp), then read row group by row group;
 * ZIP (legacy CUR's other compression) is also spooled, then its single member streamed.
+
+Why Arrow's CSV reader and not polars' (issue 15, measured on a 1M-row, 131-column CUR):
+
+* polars cannot say that a row has a wrong number of fields when only some columns are read:
+  a short row is padded with nulls, a long row is cut (pola-rs/polars#28350, still so in
+  polars 2.1), so a shifted row would be read as good data. Arrow stops on such a row, and the
+  row handler then names and skips it;
+* on the 39 columns a CUR plan reads, polars' streaming reader is not faster than Arrow's here
+  (1.7 s wall and 3.3 CPU s against 1.9 s and 2.4 CPU s; it is 0.8 s on 20 columns);
+* polars' runtime library is 178 MB, more than what is left under Lambda's 250 MB unzipped
+  limit next to pyarrow and numpy.
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ from tests.emulators import QuietHandler, http_server
 PAGE = 2  # instances per aggregatedList page: the pager must follow nextPageToken
 
 
-def vm(project: str, zone: str, name: str, machine: str, labels: dict[str, str], *, status: str = "RUNNING",
+def vm(  # noqa: PLR0913 - one keyword per instance field
+        project: str, zone: str, name: str, machine: str, labels: dict[str, str], *, status: str = "RUNNING",
        accelerators: list[tuple[str, int]] = (), local_ssd: bool = False, spot: bool = False) -> dict[str, Any]:
     base = f"https://www.googleapis.com/compute/v1/projects/{project}/zones/{zone}"
     disks = [{"type": "PERSISTENT", "boot": True, "deviceName": "boot"}]
@@ -57,7 +58,7 @@ class FakeCompute:
         self.instances[(project, instance["zone"].rsplit("/", 1)[-1], instance["name"])] = instance
 
 
-def handler_for(fake: FakeCompute) -> type[QuietHandler]:
+def handler_for(fake: FakeCompute) -> type[QuietHandler]:  # noqa: C901 - one branch per endpoint of the fake
     class Handler(QuietHandler):
         def _send(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()

@@ -71,3 +71,37 @@ def test_csv_json_tags_and_amortized_cost() -> None:
     assert out.column("EffectiveCost").to_pylist() == [COSTS[0], COSTS[1], Decimal("0.7")]
     [err] = n.stats.errors
     assert (err.row, err.field) == (4, "resource_tags") and "not a JSON object" in str(err)
+
+
+def test_columnar_map_tags_match_the_per_row_rule() -> None:
+    # GIVEN resource_tags maps with prefixes, blanks, white space, null values and null maps
+    import random
+
+    from burnguard.columnar import map_tag_rows
+    from burnguard.lineitem import AWS
+    from burnguard.normalize.aws import _cur2_tags_columnar
+    from burnguard.tags import normalize_cur2_key, normalize_tags
+
+    rng = random.Random(15)
+    keys = ["user_team", "user_env", "aws_created_by", " user_x ", "", "user_", "team2", "user:owner"]
+    values = ["a", " b ", "", None, "ml research", "x\t"]
+    map_type = pa.map_(pa.string(), pa.string())
+    used = 0
+    for _ in range(200):
+        rows: list[list[tuple[str, str | None]] | None] = []
+        for _ in range(rng.randint(0, 30)):
+            rows.append(None if rng.random() < 0.1 else
+                        [(k, rng.choice(values)) for k in rng.sample(keys, rng.randint(0, 4))])
+        tags = pa.array(rows, map_type)
+        # WHEN they are normalized column-wise and row by row
+        fast = _cur2_tags_columnar(tags)
+        slow, _ = map_tag_rows(tags, lambda pairs: normalize_tags(AWS, [(normalize_cur2_key(k), v)
+                                                                        for k, v in pairs]))
+        # THEN both give the same tags
+        assert fast is not None
+        assert fast.to_pylist() == slow.to_pylist()
+        used += 1
+    assert used == 200
+    # AND two keys of one normalized name, or a value past the limit, take the per-row rule
+    assert _cur2_tags_columnar(pa.array([[("user_team", "a"), ("team", "b")]], map_type)) is None
+    assert _cur2_tags_columnar(pa.array([[("user_team", "x" * 2000)]], map_type)) is None
