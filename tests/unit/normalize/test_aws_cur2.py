@@ -77,10 +77,10 @@ def test_columnar_map_tags_match_the_per_row_rule() -> None:
     # GIVEN resource_tags maps with prefixes, blanks, white space, null values and null maps
     import random
 
-    from burnguard.columnar import map_tag_rows
-    from burnguard.lineitem import AWS
+    from burnguard.core.clouds import AWS
+    from burnguard.core.columnar import map_tag_rows
+    from burnguard.core.tags import normalize_cur2_key, normalize_tags
     from burnguard.normalize.aws import _cur2_tags_columnar
-    from burnguard.tags import normalize_cur2_key, normalize_tags
 
     rng = random.Random(15)
     keys = ["user_team", "user_env", "aws_created_by", " user_x ", "", "user_", "team2", "user:owner"]
