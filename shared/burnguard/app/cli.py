@@ -5,7 +5,7 @@ Subcommands are thin: parse arguments, call a service, print. See ``burnguard --
 Exit codes (documented in the README and ``burnguard --help``):
 
 * 0 – done;
-* 1 – done, with findings: a delivery rejected, a stop that failed, a message dead-lettered;
+* 1 – done, with findings: a delivery rejected or unreadable, a stop that failed, a message dead-lettered;
 * 2 – bad usage or input: an unknown option, a name that does not exist (a guardrail, a tag, a
   file), a file that cannot be read or written, damaged local state. One line on stderr says
   what is wrong and how to fix it;
@@ -45,8 +45,9 @@ from burnguard.core.errors import BurnguardError, InputError
 DATA_SUFFIXES = (".csv", ".csv.gz", ".gz", ".json", ".jsonl", ".json.gz", ".jsonl.gz", ".ndjson", ".parquet", ".zip")
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 DEBUG_ENV = "BURNGUARD_DEBUG"
-EXIT_CODES = ("exit codes: 0 done; 1 done with findings (a rejected delivery, a failed stop, a dead letter); "
-              "2 bad usage or input (one line on stderr says what and how to fix it); 3 a bug in burnguard")
+EXIT_CODES = ("exit codes: 0 done; 1 done with findings (a rejected or unreadable delivery, a failed stop, "
+              "a dead letter); 2 bad usage or input (one line on stderr says what and how to fix it); "
+              "3 a bug in burnguard")
 
 
 class UsageError(InputError):
