@@ -156,6 +156,37 @@ def test_top_resources_most_expensive_first(ledger: Ledger) -> None:
         D(150)]
 
 
+def test_gpu_spend_per_resource_over_hours(ledger: Ledger) -> None:
+    """Hourly GPU facts per resource over ``[start, end)``: two more GPU resources on the 11th at
+    06:00 (one on AWS, one on Google Cloud); sums by hand from the rows."""
+    vm = "//compute.googleapis.com/projects/p/zones/z/instances/42"
+    load(ledger, [*ROWS, row(11, 6, "12", "8", ML_LLM, resource="i-b"),
+                  row(11, 6, "7", "7", {"team": "ml"}, cloud="gcp", resource=vm, service="Compute Engine")])
+    eleventh = (datetime(2024, 9, 11, tzinfo=UTC), datetime(2024, 9, 12, tzinfo=UTC))
+
+    def got(rows: list[Any]) -> list[tuple[str, str, str, bool, str, Decimal]]:
+        return [(r.resource_id, r.cloud, r.instance_type, r.gpu, r.currency, r.amount) for r in rows]
+
+    assert got(ledger.gpu_by_resource(Scope("team", "ml"), *eleventh)) == [
+        ("i-a", "aws", "", True, "USD", D(40)), ("i-b", "aws", "", True, "USD", D(8)),
+        (vm, "gcp", "", True, "USD", D(7))]
+    assert got(ledger.gpu_by_resource(Scope("team", "ml"), *eleventh, basis="billed")) == [
+        ("i-a", "aws", "", True, "USD", D(50)), ("i-b", "aws", "", True, "USD", D(12)),
+        (vm, "gcp", "", True, "USD", D(7))]
+    # The end is excluded: 05:00-06:00 holds i-a's hour only.
+    five = datetime(2024, 9, 11, 5, tzinfo=UTC)
+    assert got(ledger.gpu_by_resource(Scope("team"), five, five + timedelta(hours=1))) == [
+        ("i-a", "aws", "", True, "USD", D(40))]
+    assert got(ledger.gpu_by_resource(Scope("team", "ml"), *eleventh, clouds=["gcp"])) == [
+        (vm, "gcp", "", True, "USD", D(7))]
+    # The whole month, every value of the key: i-a 90 + 40; i-e 10 EUR; non-GPU rows never.
+    assert got(ledger.gpu_by_resource(Scope("team"), datetime(2024, 9, 1, tzinfo=UTC),
+                                      datetime(2024, 10, 1, tzinfo=UTC))) == [
+        ("i-a", "aws", "", True, "USD", D(130)), ("i-e", "aws", "", True, "EUR", D(10)),
+        ("i-b", "aws", "", True, "USD", D(8)), (vm, "gcp", "", True, "USD", D(7))]
+    assert ledger.gpu_by_resource(Scope("team", "web"), *eleventh) == []
+
+
 def test_spend_by_cloud_and_service(ledger: Ledger) -> None:
     load(ledger)
     got = {(s.cloud, s.service, s.currency): s.amount for s in ledger.by_service(Scope("team"), SEPTEMBER)}
@@ -298,7 +329,7 @@ def test_every_method_of_every_ledger_port_is_called_in_this_module() -> None:
                  port.EffectLog)
     declared = {name for proto in protocols for name in vars(proto) if callable(vars(proto)[name])
                 and not name.startswith("_")}
-    assert len(declared) == 27
+    assert len(declared) == 28
     source = Path(__file__).read_text()
     assert {m for m in declared if f".{m}(" not in source} == set()
     union = {name for name in dir(port.Ledger) if not name.startswith("_")}

@@ -556,6 +556,67 @@ def test_burn_rate_decision_and_status(demo: DemoRun) -> None:
     assert {names[i] for i in STOPS.stopped[g["name"]]} == set(re.findall(r" (\S+) \(", stopped_line))
 
 
+def gpu_by_resource(charges: Iterable[Charge], key: str, value: str, since: datetime,
+                    until: datetime) -> dict[tuple[str, str], Decimal]:
+    """GPU effective cost per (cloud, resource) over the hours ``[since, until)`` (spread evenly
+    over the hours a charge covers, as :func:`gpu_burn`)."""
+    out: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for c in charges:
+        if not (c.gpu and c.dated and c.end > c.start and c.resource and tag(c.tags, key) == value):
+            continue
+        n = math.ceil((c.end - c.start) / HOUR)
+        first = c.start.replace(minute=0, second=0, microsecond=0)
+        out[(c.cloud, c.resource)] += c.effective / n * sum(since <= first + i * HOUR < until for i in range(n))
+    return {k: v for k, v in out.items() if v}
+
+
+def test_the_burn_rate_alert_covers_its_window_and_saves_no_more_than_the_burn(demo: DemoRun) -> None:
+    """Per cloud and top resources over the alert's hours (not the whole day); the saving from
+    each stopped instance's effective cost in those hours (a Savings Plan covered one at its
+    effective cost, not its on-demand price), so never more than the burn it stops."""
+    g = guardrail("inference-burn-rate")
+    key, value = scope(g)
+    assert value is not None
+    hours = g["burn_rate"]["window_hours"]
+    limit = Decimal(str(g["burn_rate"]["gpu_per_hour"]["limit"]))
+    # The delivery after which the burn first crossed (the decisions are edge-triggered).
+    charges, until = next((cs, data_end(cs)) for cs in ([c for d in counted for c in d.charges]
+                                                        for _, counted in STEPS if counted is not None)
+                          if gpu_burn(cs, key, value, data_end(cs), hours).get(value, Decimal(0)) > limit)
+    rate = gpu_burn(charges, key, value, until, hours)[value]
+    spent = gpu_by_resource(charges, key, value, until - timedelta(hours=hours), until)
+    _, headline, lines = next(m for m in demo.messages() if m[1].startswith(f"{g['name']}:"))
+    assert f"burns {usd(rate.quantize(Decimal('0.01')))}/h" in headline
+    per_cloud: dict[str, Decimal] = defaultdict(Decimal)
+    for (cloud, _), amount in spent.items():
+        per_cloud[cloud] += amount
+    names = {"aws": "AWS", "gcp": "Google Cloud", "azure": "Azure"}
+    assert next(ln for ln in lines if ln.startswith("Per cloud: ")) == "Per cloud: " + ", ".join(
+        f"{names[c]} {cents(a):,}" for c, a in sorted(per_cloud.items(), key=lambda kv: -kv[1]))
+    top = sorted(spent.items(), key=lambda kv: (-kv[1], kv[0][1]))[:5]
+    shown = re.findall(r"(\S+) \([^)]*\) ([\d,.]+) USD", next(ln for ln in lines if ln.startswith("Top resources: ")))
+    assert shown == [(rid, f"{cents(a):,}") for (_, rid), a in top]
+    # The saving: each stopped instance's share of the burn; one with no GPU spend in the window
+    # is named apart (its on-demand price is not part of the burn).
+    inventory = {i["id"]: i for i in INVENTORY}
+    stopped = [inventory[i] for i in STOPS.stopped[g["name"]]]
+
+    def billed(inst: dict[str, Any]) -> Decimal | None:
+        mine = [a for (cloud, rid), a in spent.items() if cloud == inst["cloud"]
+                and (rid.lower() == inst["id"].lower() or rid.lower().endswith("/" + inst["id"].lower()))]
+        return sum(mine, Decimal(0)) / hours if mine else None
+
+    saving = sum((b for i in stopped if (b := billed(i)) is not None), Decimal(0))
+    on_demand = sum((Decimal(i["hourly_cost"]) for i in stopped), Decimal(0))
+    assert saving <= rate < on_demand  # the on-demand prices would claim more than the burn
+    saving_line = next(ln for ln in lines if ln.startswith("Estimated saving: "))
+    assert saving_line.startswith(f"Estimated saving: {usd(saving)}/h")
+    outside = sorted(i["name"] for i in stopped if billed(i) is None)
+    if outside:
+        apart = next(ln for ln in lines if ln.startswith("No GPU spend in the window"))
+        assert re.findall(r"(\S+) \(on-demand", apart) == outside
+
+
 def test_stops_follow_the_safety_rules(demo: DemoRun, ledger: Any) -> None:
     # The story: each stop decision leaves protected instances running, and one stop fails.
     assert STOPS.protected["ml-research-monthly"] and STOPS.protected["inference-burn-rate"]

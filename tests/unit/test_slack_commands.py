@@ -297,3 +297,18 @@ def test_questions_are_judged_as_of_the_data_and_snoozes_run_in_real_time(world:
     assert event.at == wall
     request = CommandRequest("top", ADMIN, wall, "c", as_of=NOW)
     assert CommandRequest.from_dict(json.loads(json.dumps(request.to_dict()))) == request
+
+
+def test_guardrails_shows_a_snooze_against_the_real_time_not_the_data_time(world: World) -> None:
+    """The embedded mode judges September 2024 at its end; a snooze taken now (real time) shows
+    as running until it ends in real time, and not once it has, whatever the data's time."""
+    wall = datetime(2026, 11, 26, 22, 0, tzinfo=UTC)
+    c = commands(world)
+    c.complete(CommandRequest("snooze ml-monthly 2h", ADMIN, wall, "s", as_of=NOW))
+
+    def ml_row(at: datetime) -> str:
+        answer = c.complete(CommandRequest("guardrails", ADMIN, at, f"g-{at:%H%M}", as_of=NOW))
+        return next(row for row in answer.text.splitlines() if row.startswith("ml-monthly"))
+
+    assert "snoozed until 2026-11-27 00:00 UTC" in ml_row(wall + timedelta(hours=1))
+    assert "snoozed" not in ml_row(wall + timedelta(hours=3))  # over in real time (the data's time is 2024)

@@ -5,7 +5,7 @@ Subcommands are thin: parse arguments, call a service, print. See ``burnguard --
 Exit codes (documented in the README and ``burnguard --help``):
 
 * 0 – done;
-* 1 – done, with findings: a delivery rejected, a stop that failed, a message dead-lettered;
+* 1 – done, with findings: a delivery rejected or unreadable, a stop that failed, a message dead-lettered;
 * 2 – bad usage or input: an unknown option, a name that does not exist (a guardrail, a tag, a
   file), a file that cannot be read or written, damaged local state. One line on stderr says
   what is wrong and how to fix it;
@@ -45,8 +45,9 @@ from burnguard.core.errors import BurnguardError, InputError
 DATA_SUFFIXES = (".csv", ".csv.gz", ".gz", ".json", ".jsonl", ".json.gz", ".jsonl.gz", ".ndjson", ".parquet", ".zip")
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 DEBUG_ENV = "BURNGUARD_DEBUG"
-EXIT_CODES = ("exit codes: 0 done; 1 done with findings (a rejected delivery, a failed stop, a dead letter); "
-              "2 bad usage or input (one line on stderr says what and how to fix it); 3 a bug in burnguard")
+EXIT_CODES = ("exit codes: 0 done; 1 done with findings (a rejected or unreadable delivery, a failed stop, "
+              "a dead letter); 2 bad usage or input (one line on stderr says what and how to fix it); "
+              "3 a bug in burnguard")
 
 
 class UsageError(InputError):
@@ -398,18 +399,18 @@ def _money_text(value: Decimal, currency: str) -> str:
 
 # -- ingest and demo ------------------------------------------------------------------------------
 
-def _print_outcomes(outcomes: Sequence[Any], before: dict[str, tuple[str, bool]] | None = None) -> None:
+def _print_outcomes(outcomes: Sequence[Any]) -> None:
+    """What became of each object offered. A delivery's own objects say only that they were read:
+    what became of the delivery (counted, waiting, rejected...) is the deliveries table's."""
     # A data file waits for its delivery's manifest: said only when no manifest beside it came in this run.
     delivered = {str(Path(o.path).parent) for o in outcomes if o.action != "skipped" or o.delivery_id}
     shown = [o for o in outcomes if o.action != "skipped" or "manifest" not in o.reason
              or str(Path(o.path).parent) not in delivered]
     rows = []
     for o in shown:
-        action, reason = o.action, o.reason
+        action, reason = ("read" if o.action == "ingested" else o.action), o.reason
         if o.action == "skipped" and "manifest" in o.reason and str(Path(o.path).parent) not in delivered:
             action, reason = "waiting", f"{reason}: counted when its manifest arrives (ingest the folder)"
-        if o.action == "ingested" and before and o.delivery_id in before and before[o.delivery_id][1]:
-            action, reason = "unchanged", f"already counted ({reason}); nothing new"
         reason = reason.replace(f"{Path.cwd()}/", "")  # paths below the current folder, relative
         rows.append((action, _rel(o.path), reason.replace(o.path, _rel(o.path)) if "same delivery" not in reason
                      else "same delivery as " + _rel(reason.removeprefix("same delivery as "))))
@@ -425,34 +426,36 @@ def _rel(path: str) -> str:
         return path
 
 
-def _snapshot(local: Any) -> dict[str, tuple[str, bool]]:
-    return {d.delivery.delivery_id: (d.status, d.counted) for d in local.ledger.deliveries(include_superseded=True)}
-
-
-def _delivery_fate(status: Any, before: tuple[str, bool] | None) -> str:
-    if before is not None and before[1] and status.counted:
+def _fate(outcome: Any) -> str:
+    """One delivery's outcome (``LocalMode.delivery_outcomes``) in words."""
+    if outcome.state == "counted":
+        return f"counted: {outcome.rows:,} line items"
+    if outcome.state == "already-counted":
         return "already counted: nothing new"
-    if status.status == "complete" and status.counted:
-        return f"counted: {status.rows:,} line items"
-    if status.status == "complete":
-        return "complete, not counted: a later version of the same export counts"
-    if status.status == "waiting":
-        return f"waiting: {status.reason or 'for its other parts'}"
-    return f"{status.status}: {status.reason}" if status.reason else status.status
+    return f"{outcome.state}: {outcome.reason}" if outcome.reason else outcome.state
 
 
-def _print_delivery_fates(local: Any, outcomes: Sequence[Any], before: dict[str, tuple[str, bool]]) -> int:
-    """What became of each delivery this run offered; returns how many were rejected."""
-    touched = {o.delivery_id for o in outcomes if o.delivery_id}
-    statuses = [d for d in local.ledger.deliveries(include_superseded=True) if d.delivery.delivery_id in touched]
-    if not statuses:
+def _print_delivery_outcomes(local: Any, outcomes: Sequence[Any]) -> int:
+    """What became of each delivery this run offered (``LocalMode.delivery_outcomes``); returns
+    how many were rejected or failed."""
+    from burnguard.app.embedded import locate
+
+    fates = local.delivery_outcomes(outcomes)
+    if not fates:
         return 0
-    rows = [(d.delivery.provider, d.delivery.source, d.delivery.billing_period, d.delivery.version,
-             _delivery_fate(d, before.get(d.delivery.delivery_id))) for d in statuses]
+    named = {d.delivery.delivery_id: d.delivery for d in local.ledger.deliveries(include_superseded=True)}
+    rows = []
+    for f in fates:
+        d = named.get(f.delivery_id or "")
+        if d is not None:
+            rows.append((d.provider, d.source, d.billing_period or "", d.version, _fate(f)))
+        else:  # no message of it reached the ledger, or it could not even be read
+            where = locate(Path(f.path))
+            rows.append((where[0] if where else "", _rel(f.path), "", "", _fate(f)))
     print()
     render(rows, ["cloud", "source", "period", "version", "what became of it"],
            widths={"source": 48, "version": 36}, title="deliveries of this run")
-    return sum(d.status == "rejected" for d in statuses)
+    return sum(f.state in ("rejected", "failed") for f in fates)
 
 
 def _print_drain(report: Any) -> int:
@@ -549,21 +552,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                          "`burnguard normalize`" if unplaced else "holds no billing export and no budget notification",
                          file=str(where))
     local = _local(args)
-    before = _snapshot(local)
     outcomes: list[Any] = [Outcome(str(p), "rejected", "not in a <aws|gcp|azure>/<bucket>/ folder: no delivery "
                                                        "identity (see events/README.md)") for p in unplaced]
     # The guardrail consumes the queue while the exports are read, as the cloud's functions do.
     with local.guardrail_alongside(local.service(_clock(args, local))) as report:
-        if placed:
-            outcomes += local.ingest(placed, progress=Progress(), default_currency=args.currency)
-        if notifications:
-            outcomes += local.ingest_notifications(notifications)
-    _print_outcomes(outcomes, before)
-    rejected = _print_delivery_fates(local, outcomes, before)
+        exported = local.ingest(placed, progress=Progress(), default_currency=args.currency) if placed else []
+        alerts = local.ingest_notifications(notifications) if notifications else []
+    # An export that could not be read is a failed delivery: said once, in the deliveries table.
+    _print_outcomes(outcomes + [o for o in exported if o.action != "failed"] + alerts)
+    bad_deliveries = _print_delivery_outcomes(local, exported)
     findings = _print_drain(report)
     local.close()
-    failed = sum(o.action in ("failed", "rejected") for o in outcomes)
-    return EXIT_FINDINGS if failed or rejected or findings else EXIT_OK
+    bad_objects = sum(o.action in ("failed", "rejected") for o in outcomes + alerts)
+    return EXIT_FINDINGS if bad_deliveries or bad_objects or findings else EXIT_OK
 
 
 def _looks_like_notification(path: Path) -> bool:

@@ -50,7 +50,7 @@ from burnguard.app.slack import ConfigurationError
 from burnguard.core.budget import parse_gcp_pubsub_cloudevent
 from burnguard.core.errors import InputError
 from burnguard.core.messages import Message
-from burnguard.core.policy import load_policy
+from burnguard.core.policy import Policy, load_policy
 from burnguard.ports.instances import InstanceController
 from burnguard.ports.ledger import Ledger
 from burnguard.ports.notify import Notifier
@@ -177,18 +177,31 @@ def azure_controller(env: Mapping[str, str]) -> InstanceController:
     return factory(tenant_id=env[AZURE_TENANT], client_id=env[AZURE_CLIENT], scopes=scopes)
 
 
-def notifier_from_env(env: Mapping[str, str]) -> Notifier:
+def notifier_from_env(env: Mapping[str, str], *, ledger: Ledger | None = None, policy: Policy | None = None,
+                      clock: Callable[[], datetime] | None = None, client: Any = None) -> Notifier:
+    """Slack when a bot token is configured (else the log). Given the guardrail's ledger and
+    policy, a threshold alert is followed by the scope's spend chart (``ChartNotifier``: uploads
+    only where the app may, never holding the alert back). ``client``: a slack-sdk WebClient
+    (built from the token's secret when none is given)."""
     ref = env.get(SLACK_TOKEN_REF)
     if not ref:
         from burnguard.adapters.local.notifier import ConsoleNotifier
 
         return ConsoleNotifier(sys.stdout)
-    from slack_sdk import WebClient
-
-    from burnguard.adapters.gcp.secrets import gcp_secret
     from burnguard.adapters.slack.notifier import SlackNotifier, with_retries
 
-    return SlackNotifier(with_retries(WebClient(token=gcp_secret(ref, None))), env.get(SLACK_CHANNEL) or None)
+    if client is None:
+        from slack_sdk import WebClient
+
+        from burnguard.adapters.gcp.secrets import gcp_secret
+
+        client = with_retries(WebClient(token=gcp_secret(ref, None)))
+    slack = SlackNotifier(client, env.get(SLACK_CHANNEL) or None)
+    if ledger is None or policy is None:
+        return slack
+    from burnguard.app.chart_notifier import ChartNotifier
+
+    return ChartNotifier(slack, client, ledger, policy, clock or (lambda: datetime.now(UTC)))
 
 
 # -- the three functions ----------------------------------------------------------------------
@@ -255,6 +268,8 @@ def build_guardrail(env: Mapping[str, str], *, ledger: Ledger | None = None,
         from burnguard.app.slack import open_ledger
 
         ledger = open_ledger(env[LEDGER])
+    if notifier is None:  # Slack, with the spend chart after a threshold alert
+        notifier = notifier_from_env(env, ledger=ledger, policy=policy, clock=clock)
     service = GuardrailService(policy, ledger, notifier or notifier_from_env(env),
                                controllers if controllers is not None else cloud_controllers(env),
                                **({"clock": clock} if clock else {}))

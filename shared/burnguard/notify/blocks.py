@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from burnguard.core.clouds import cloud_name
 from burnguard.core.money import Money, cents
+from burnguard.notify.saving import Saving, estimate
 from burnguard.rules.actions import SkipCode
 
 if TYPE_CHECKING:
@@ -224,7 +225,7 @@ def _decision_fields(d: Decision) -> list[tuple[str, str]]:
 
 
 def decision_blocks(report: Outcome, top: Sequence[ResourceRow] = (),
-                    per_cloud: Mapping[str, Decimal] | None = None) -> list[Block]:
+                    per_cloud: Mapping[str, Decimal] | None = None, saving: Saving | None = None) -> list[Block]:
     """A crossing (threshold, forecast, burn rate, native budget alert) and, when the
     guardrail acted on it, the stop: which instances on which cloud, dry-run or done, the
     estimated hourly saving and how to resume."""
@@ -244,7 +245,7 @@ def decision_blocks(report: Outcome, top: Sequence[ResourceRow] = (),
             for c, a in sorted(per_cloud.items(), key=lambda kv: -kv[1]))))
     if top:
         blocks.append(bullets("Top resources", [_resource_line(r) for r in top]))
-    blocks += stop_blocks(report)
+    blocks += stop_blocks(report, saving)
     notes = []
     if len(d.crossed) > 1:
         notes.append(f"Crossed at once: {', '.join(d.crossed)}")
@@ -256,8 +257,10 @@ def decision_blocks(report: Outcome, top: Sequence[ResourceRow] = (),
     return finish(blocks)
 
 
-def stop_blocks(report: Outcome) -> list[Block]:
-    """The stop part of a decision's message (empty when nothing was, or would be, stopped)."""
+def stop_blocks(report: Outcome, saving: Saving | None = None) -> list[Block]:
+    """The stop part of a decision's message (empty when nothing was, or would be, stopped).
+    ``saving``: priced from the billing data where known (:mod:`burnguard.notify.saving`);
+    without it, at the instances' on-demand prices."""
     d = report.decision
     out: list[Block] = []
     if report.stopped:
@@ -265,14 +268,18 @@ def stop_blocks(report: Outcome) -> list[Block]:
                  else f"Stopped {len(report.stopped)} GPU instance(s)")
         out.append(divider())
         out.append(bullets(title, [_instance_line(i) for i in report.stopped]))
-        saving = report.hourly_saving
-        pairs = [("Estimated saving", f"{amount(saving)}/h" if saving is not None else "unknown (no hourly cost)")]
+        saving = saving or estimate(report, None)
+        figure = saving.amount
+        pairs = [("Estimated saving", f"{amount(figure)}/h" if figure is not None else "unknown (no hourly cost)")]
         if not report.dry_run:
             slash, cli = code(f"/burnguard resume {d.guardrail}"), code(f"burnguard resume {d.guardrail}")
             pairs.append(("Resume", f"{slash}\nor {cli}"))
         else:
             pairs.append(("Mode", "dry-run (set safety.dry_run: false to act)"))
         out.append(fields(pairs))
+        note = _saving_note(saving)
+        if note:
+            out.append(context(note))
     elif "stop" in d.actions:
         out.append(section("No instance to stop in scope"
                            + (f" ({len(report.skipped)} skipped)" if report.skipped else "") + "."))
@@ -280,6 +287,21 @@ def stop_blocks(report: Outcome) -> list[Block]:
     if protected:
         out.append(context("Protected, left running: " + ", ".join(code(i.name or i.instance_id) for i in protected)))
     return out
+
+
+def _saving_note(saving: Saving) -> str:
+    """How the saving was priced, when it says more than its figure."""
+    notes = []
+    if saving.amount is not None and saving.measured:
+        notes.append("Saving: the effective cost from the billing data" + (
+            f"; {len(saving.listed)} instance(s) at the on-demand price (not in the billing data)"
+            if saving.listed else ""))
+    elif saving.amount is not None and saving.listed:
+        notes.append("Saving at on-demand prices")
+    if saving.outside:
+        notes.append("No GPU spend in the window (not part of the burn, not in the saving): " + ", ".join(
+            code(name) for name, _ in saving.outside))
+    return " · ".join(notes)
 
 
 def failure_blocks(report: Outcome) -> list[Block]:

@@ -5,6 +5,7 @@ to them. Pure: data in, :class:`~burnguard.ports.instances.Notification` out."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -13,12 +14,13 @@ from burnguard.core.clouds import cloud_name
 from burnguard.core.ledger import ResourceRow, Window
 from burnguard.core.money import Money, cents
 from burnguard.notify.blocks import decision_blocks, failure_blocks, resume_blocks
+from burnguard.notify.saving import Saving, estimate, rate_window
 from burnguard.ports.ledger import ContextView
 from burnguard.ports.notify import Notification
 from burnguard.rules.actions import SkipCode
 
 if TYPE_CHECKING:
-    from burnguard.core.policy import Policy
+    from burnguard.core.policy import Guardrail, Policy
     from burnguard.rules.decisions import Decision
     from burnguard.rules.registry import Outcome, ResumeOutcome
 
@@ -29,26 +31,53 @@ def money(m: Money | None) -> str:
     return f"{cents(m.amount):,} {m.currency}" if m is not None else "n/a"
 
 
-def context(decision: Decision, view: ContextView | None) -> tuple[list[ResourceRow], dict[str, Decimal]]:
+def context(decision: Decision, view: ContextView | None, guardrail: Guardrail | None = None,
+            ) -> tuple[list[ResourceRow], dict[str, Decimal]]:
     """Top resources of the decision's scope and window, and its spend per cloud.
 
     A budget decision looks at its period (all spend, monthly charges included); a burn-rate
-    decision at the days its window touches, GPU spend only, as its headline does.
+    decision at the hours of its window, GPU spend only, in the guardrail's cost basis and
+    clouds: the figures its headline's burn is made of.
     """
     if view is None or decision.window_start is None or decision.window_end is None:
         return [], {}
     per_cloud: dict[str, Decimal] = defaultdict(Decimal)
     if decision.kind == "burn-rate":
-        window = Window(decision.window_start.date(), decision.window_end.date() + timedelta(days=1))
-        rows = view.top_resources(decision.scope, window, limit=50, gpu_only=True)
+        rows = burn_rows(decision, view, guardrail)
+        currency = decision.spend.currency if decision.spend is not None else None
         for r in rows:
-            per_cloud[r.cloud] += r.amount
-        return rows[:TOP], dict(per_cloud)
+            if currency is None or r.currency == currency:
+                per_cloud[r.cloud] += r.amount
+        # The hourly facts keep no instance type: the days of the window have it.
+        days = Window(decision.window_start.date(), decision.window_end.date() + timedelta(days=1))
+        types = {(r.resource_id, r.cloud): r.instance_type
+                 for r in view.top_resources(decision.scope, days, limit=50, gpu_only=True)}
+        top = [replace(r, instance_type=types.get((r.resource_id, r.cloud), "")) for r in rows[:TOP]]
+        return top, dict(per_cloud)
     window = Window(decision.window_start.date(), decision.window_end.date(),
                     (decision.period,) if len(decision.period) == 7 else ())
     for s in view.by_service(decision.scope, window):
         per_cloud[s.cloud] += s.amount
     return view.top_resources(decision.scope, window, limit=TOP), dict(per_cloud)
+
+
+def burn_rows(decision: Decision, view: ContextView, guardrail: Guardrail | None) -> list[ResourceRow]:
+    """GPU spend per resource over the decision's window: a burn-rate decision's own hours, else
+    the last hour of billing data (:func:`burnguard.notify.saving.rate_window`)."""
+    window = rate_window(decision)
+    if window is None:
+        return []
+    return view.gpu_by_resource(decision.scope, *window, basis=guardrail.cost if guardrail else "effective",
+                                clouds=guardrail.clouds if guardrail else None)
+
+
+def saving_of(report: Outcome, view: ContextView | None, guardrail: Guardrail | None = None) -> Saving:
+    """The stop's hourly saving, from each instance's effective cost in the billing data when
+    the ledger has it (:mod:`burnguard.notify.saving`)."""
+    if not report.stopped:
+        return Saving(None)
+    rows = burn_rows(report.decision, view, guardrail) if view is not None else None
+    return estimate(report, rows)
 
 
 def headline(decision: Decision) -> str:
@@ -69,17 +98,18 @@ def render_decision(report: Outcome, policy: Policy, view: ContextView | None = 
     d = report.decision
     guardrail = policy.guardrail(d.guardrail)
     lines = [headline(d), *_spend_lines(d)]
-    top, per_cloud = context(d, view)
+    top, per_cloud = context(d, view, guardrail)
+    saving = saving_of(report, view, guardrail)
     if per_cloud:
         lines.append("Per cloud: " + ", ".join(f"{cloud_name(c)} {cents(a):,}" for c, a in
                                                 sorted(per_cloud.items(), key=lambda kv: -kv[1])))
     if top:
         lines.append("Top resources: " + "; ".join(
             f"{r.resource_id} ({r.instance_type or r.cloud}) {cents(r.amount):,} {r.currency}" for r in top))
-    lines += _stop_lines(report)
+    lines += _stop_lines(report, saving)
     kind = "stop" if report.stopped else d.kind
-    return Notification(policy.channel_for(guardrail), "\n".join(lines), decision_blocks(report, top, per_cloud),
-                        kind=kind)
+    return Notification(policy.channel_for(guardrail), "\n".join(lines),
+                        decision_blocks(report, top, per_cloud, saving), kind=kind)
 
 
 def _spend_lines(d: Decision) -> list[str]:
@@ -103,7 +133,7 @@ def _spend_lines(d: Decision) -> list[str]:
     return lines
 
 
-def _stop_lines(report: Outcome) -> list[str]:
+def _stop_lines(report: Outcome, saving: Saving | None = None) -> list[str]:
     """What the stop action did: stopped (or would have), nothing to stop, where it cannot."""
     d = report.decision
     lines = []
@@ -112,9 +142,7 @@ def _stop_lines(report: Outcome) -> list[str]:
         lines.append(f"{verb} {len(report.stopped)} GPU instance(s): " + ", ".join(
             f"{cloud_name(i.cloud)} {i.name or i.instance_id} ({i.instance_type})"
             for i in report.stopped))
-        saving = report.hourly_saving
-        if saving is not None:
-            lines.append(f"Estimated saving: {money(saving)}/h")
+        lines += saving_lines(saving or estimate(report, None))
         if not report.dry_run:
             lines.append(f"Resume with: burnguard resume {d.guardrail}  (or /burnguard resume {d.guardrail})")
     elif "stop" in d.actions:
@@ -126,6 +154,21 @@ def _stop_lines(report: Outcome) -> list[str]:
     if protected:
         lines.append("Protected, left running: " + ", ".join(s.instance.name or s.instance.instance_id
                                                              for s in protected))
+    return lines
+
+
+def saving_lines(saving: Saving) -> list[str]:
+    """The saving, and how the instances were priced when not all from the billing data."""
+    lines = []
+    if saving.amount is not None:
+        how = (" (effective cost from the billing data)" if saving.measured and not saving.listed
+               else f" ({len(saving.listed)} instance(s) at the on-demand price: not in the billing data)"
+               if saving.listed and saving.measured else " (on-demand prices)" if saving.listed else "")
+        lines.append(f"Estimated saving: {money(saving.amount)}/h{how}")
+    if saving.outside:
+        lines.append("No GPU spend in the window (not part of the burn, not in the saving): " + ", ".join(
+            f"{name}" + (f" (on-demand {money(price)}/h)" if price is not None else "")
+            for name, price in saving.outside))
     return lines
 
 

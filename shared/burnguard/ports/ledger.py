@@ -133,6 +133,13 @@ class SpendQueries(Protocol):
     def top_resources(self, scope: Scope, window: Window, *, limit: int = 10, basis: CostBasis = "effective",
                       gpu_only: bool = False) -> list[ResourceRow]: ...
 
+    def gpu_by_resource(self, scope: Scope, start: datetime, end: datetime, *, basis: CostBasis = "effective",
+                        clouds: Sequence[str] | None = None) -> list[ResourceRow]:
+        """GPU spend per resource and currency over the hours ``[start, end)``, largest first
+        (the hourly facts: the last days of data only). ``instance_type`` is empty: the hourly
+        facts do not keep it (:meth:`top_resources` has it)."""
+        ...
+
     def by_service(self, scope: Scope, window: Window, *, basis: CostBasis = "effective") -> list[ServiceRow]: ...
 
     def top_tag_values(self, key: str, window: Window, *, limit: int = 10,
@@ -210,6 +217,9 @@ class LedgerView(Protocol):
 class ContextView(Protocol):
     def top_resources(self, scope: Scope, window: Window, *, limit: int = 10, basis: CostBasis = "effective",
                       gpu_only: bool = False) -> list[ResourceRow]: ...
+
+    def gpu_by_resource(self, scope: Scope, start: datetime, end: datetime, *, basis: CostBasis = "effective",
+                        clouds: Sequence[str] | None = None) -> list[ResourceRow]: ...
 
     def by_service(self, scope: Scope, window: Window, *, basis: CostBasis = "effective") -> list[ServiceRow]: ...
 

@@ -268,7 +268,8 @@ class SlashCommands:
     def _guardrails(self, cmd: Command, request: CommandRequest) -> SlashAnswer:
         from burnguard.services.status import guardrail_status
 
-        statuses = guardrail_status(self.policy, self.ledger, request.judged_at)
+        # Figures as of the data's time; snoozes against the real time the request came in.
+        statuses = guardrail_status(self.policy, self.ledger, request.judged_at, wall=request.at)
         data = self.ledger.latest_data()
         note = f"billing data until {utc(data)}" if data is not None else "no billing data yet"
         lines = []

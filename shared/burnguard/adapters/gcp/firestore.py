@@ -616,6 +616,21 @@ class FirestoreLedger:
                 out[r["value"]][r["hour"].astimezone(UTC)][r["currency"]] = r[f"{col}_sum"]
         return {k: dict(v) for k, v in out.items()}
 
+    def gpu_by_resource(self, scope: Scope, start: datetime, end: datetime, *, basis: CostBasis = "effective",
+                        clouds: Sequence[str] | None = None) -> list[ResourceRow]:
+        col = self._basis(basis)
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        facts = self._scoped("hourly", scope, start.date().isoformat(), None, clouds=clouds)
+        if facts is None or not facts.num_rows:
+            return []
+        hour = facts["hour"]
+        facts = facts.filter(pc.and_(pc.and_(pc.greater_equal(hour, pa.scalar(start, hour.type)),
+                                             pc.less(hour, pa.scalar(end, hour.type))),
+                                     pc.not_equal(facts["resource_id"], "")))
+        sums = facts.group_by(["resource_id", "cloud", "currency"]).aggregate([(col, "sum")]).to_pylist()
+        sums.sort(key=lambda r: (-r[f"{col}_sum"], r["resource_id"], r["cloud"], r["currency"]))
+        return [ResourceRow(r["resource_id"], r["cloud"], "", True, r["currency"], r[f"{col}_sum"]) for r in sums]
+
     def top_resources(self, scope: Scope, window: Window, *, limit: int = 10, basis: CostBasis = "effective",
                       gpu_only: bool = False) -> list[ResourceRow]:
         col = self._basis(basis)

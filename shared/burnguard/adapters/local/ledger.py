@@ -370,6 +370,16 @@ class SqliteLedger(SqliteStore):
         return [ResourceRow(rid, cloud, itype, bool(gpu), cur, from_nanos(a))
                 for rid, cloud, itype, gpu, cur, a in rows]
 
+    def gpu_by_resource(self, scope: Scope, start: datetime, end: datetime, *, basis: CostBasis = "effective",
+                        clouds: Sequence[str] | None = None) -> list[ResourceRow]:
+        where, params = self._where(scope, None, clouds, alias="h")
+        rows = self._money_query(lambda total: (
+            f"SELECT h.resource_id, h.cloud, h.currency, {total('h', basis)} FROM gpu_hourly h JOIN tagset_tags t"
+            f" ON t.tagset = h.tagset WHERE {where} AND h.hour >= ? AND h.hour < ? AND h.resource_id != ''"
+            f" GROUP BY h.resource_id, h.cloud, h.currency", [*params, _ts(start), _ts(end)]))
+        out = [ResourceRow(rid, cloud, "", True, cur, from_nanos(a)) for rid, cloud, cur, a in rows]
+        return sorted(out, key=lambda r: (-r.amount, r.resource_id, r.cloud, r.currency))
+
     def by_service(self, scope: Scope, window: Window, *, basis: CostBasis = "effective") -> list[ServiceRow]:
         where, params = self._where(scope, window, None)
         rows = self._money_query(lambda total: (
