@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from burnguard.app import gcp
-from burnguard.app.slack import ConfigurationError
+from burnguard.app.config import ConfigurationError, open_firestore_ledger
 
 
 def test_each_bad_setting_names_its_variable() -> None:
@@ -21,8 +21,8 @@ def test_each_bad_setting_names_its_variable() -> None:
         gcp.max_attempts({"BURNGUARD_MAX_DELIVERY_ATTEMPTS": "3"})
     assert gcp.max_attempts({}) == 5 and gcp.max_attempts({"BURNGUARD_MAX_DELIVERY_ATTEMPTS": "12"}) == 12
     with pytest.raises(ConfigurationError, match="BURNGUARD_LEDGER must be firestore://projects/<project>"):
-        gcp.open_firestore_ledger("firestore://projects/acme/ledger", client=object())
-    ledger = gcp.open_firestore_ledger("firestore://projects/acme-finops/databases/(default)?prefix=prod_",
+        open_firestore_ledger("firestore://projects/acme/ledger", client=object())
+    ledger = open_firestore_ledger("firestore://projects/acme-finops/databases/(default)?prefix=prod_",
                                        client=object())
     assert ledger.prefix == "prod_"
     with pytest.raises(ConfigurationError, match="BURNGUARD_POLICY, BURNGUARD_LEDGER"):

@@ -55,6 +55,7 @@ from urllib.parse import parse_qs, urlsplit
 from burnguard.adapters.azure.blob import BlobStore
 from burnguard.adapters.azure.eventgrid import BLOB_CREATED, blob_created, event_fields
 from burnguard.adapters.azure.webhook import EntraAuth, SecretAuth
+from burnguard.app.config import ConfigurationError
 from burnguard.app.invoke import InvokeContext, invoker
 from burnguard.app.slack import AZURE_DEFER_QUEUE, azure_deferrer
 from burnguard.core.budget import parse_azure_budget_alert
@@ -86,10 +87,6 @@ MAX_WEBHOOK_BODY = 256 * 1024
 #: the Azure slash deferral lives with the slash bootstrap (``app/slack.py``); named here too for the Azure app
 DEFER_QUEUE = AZURE_DEFER_QUEUE
 slack_deferrer = azure_deferrer
-
-
-class ConfigurationError(BurnguardError):
-    """The function's environment is missing something or is malformed (names the variable)."""
 
 
 class IngestFailed(BurnguardError):
@@ -499,8 +496,8 @@ def invoke_slack(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
     signature is the HTTP function's concern; a local run is trusted and not signed."""
     import uuid
 
+    from burnguard.app.config import LEDGER, POLICY, open_ledger
     from burnguard.app.embedded import LocalMode
-    from burnguard.app.slack import LEDGER, POLICY, open_ledger
     from burnguard.core.policy import load_policy
     from burnguard.ports.slack import CommandRequest
     from burnguard.services.commands import SlashCommands

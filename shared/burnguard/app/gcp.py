@@ -41,12 +41,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from burnguard.adapters.gcp.firestore import FirestoreLedger
 from burnguard.adapters.gcp.pubsub import DEFAULT_MAX_ATTEMPTS, PushConsumer, PushOutcome
+from burnguard.app.config import LEDGER, POLICY, ConfigurationError, open_ledger
 from burnguard.app.invoke import InvokeContext, invoker
-from burnguard.app.slack import ConfigurationError
 from burnguard.core.budget import parse_gcp_pubsub_cloudevent
 from burnguard.core.errors import InputError
 from burnguard.core.messages import Message
@@ -62,8 +60,6 @@ from burnguard.services.objects import ingest_object
 TOPIC = "BURNGUARD_TOPIC"
 DEAD_LETTER_TOPIC = "BURNGUARD_DEAD_LETTER_TOPIC"
 MAX_ATTEMPTS = "BURNGUARD_MAX_DELIVERY_ATTEMPTS"
-POLICY = "BURNGUARD_POLICY"
-LEDGER = "BURNGUARD_LEDGER"
 GCP_PROJECTS = "BURNGUARD_GCP_PROJECTS"
 LOCAL_SSD = "BURNGUARD_GCE_LOCAL_SSD"
 SLACK_TOKEN_REF = "BURNGUARD_SLACK_BOT_TOKEN_REF"
@@ -77,8 +73,6 @@ AZURE_SCOPES = "BURNGUARD_AZURE_SCOPES"
 LOCAL_BUCKETS = "BURNGUARD_LOCAL_BUCKETS"
 
 _TOPIC_PATH = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][\w.~+%-]{2,254}$")
-_FIRESTORE_URL = re.compile(r"^firestore://projects/(?P<project>[a-z][a-z0-9-]{4,28}[a-z0-9])"
-                            r"/databases/(?P<database>\(default\)|[a-z][a-z0-9-]{2,62})$")
 
 
 # -- settings -----------------------------------------------------------------------------
@@ -106,21 +100,6 @@ def gcp_projects(env: Mapping[str, str]) -> list[str]:
     if bad:
         raise ConfigurationError(f"{GCP_PROJECTS}: {bad[0]!r} is not a project id")
     return projects
-
-
-def open_firestore_ledger(url: str, client: Any = None) -> FirestoreLedger:
-    """``firestore://projects/<p>/databases/<d>[?prefix=<collection prefix>]``."""
-    parts = urlsplit(url)
-    match = _FIRESTORE_URL.match(f"{parts.scheme}://{parts.netloc}{parts.path}")
-    if match is None:
-        raise ConfigurationError(f"{LEDGER} must be firestore://projects/<project>/databases/<database>, "
-                                 f"not {url[:80]!r}")
-    prefix = parse_qs(parts.query).get("prefix", ["burnguard_"])[0]
-    if client is None:
-        from google.cloud import firestore
-
-        client = firestore.Client(project=match["project"], database=match["database"])
-    return FirestoreLedger(client, prefix=prefix)
 
 
 # -- controllers ----------------------------------------------------------------------------
@@ -265,8 +244,6 @@ def build_guardrail(env: Mapping[str, str], *, ledger: Ledger | None = None,
         raise ConfigurationError(f"missing environment variable(s): {', '.join(missing)}")
     policy = load_policy(Path(env[POLICY]))
     if ledger is None:
-        from burnguard.app.slack import open_ledger
-
         ledger = open_ledger(env[LEDGER])
     if notifier is None:  # Slack, with the spend chart after a threshold alert
         notifier = notifier_from_env(env, ledger=ledger, policy=policy, clock=clock)
@@ -435,8 +412,6 @@ def invoke_slack(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
     now = datetime.now(UTC)
     as_of = None
     if ctx.env.get(LEDGER):
-        from burnguard.app.slack import open_ledger
-
         if not ctx.env.get(POLICY):
             raise ConfigurationError(f"{POLICY} is not set")
         commands = SlashCommands(open_ledger(ctx.env[LEDGER]), load_policy(Path(ctx.env[POLICY])))

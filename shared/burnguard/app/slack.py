@@ -42,23 +42,16 @@ from burnguard.adapters.aws.deferral import LambdaSelfInvokeDeferrer
 from burnguard.adapters.gcp.deferral import PubSubDeferrer
 from burnguard.adapters.slack.respond import WebhookResponder
 from burnguard.adapters.slack.verify import LedgerReplayGuard, SlackRequestVerifier, TtlReplayCache
+from burnguard.app.config import LEDGER, POLICY, ConfigurationError, open_ledger
 from burnguard.core.clouds import AZURE, CLOUDS
-from burnguard.core.errors import BurnguardError
 from burnguard.core.policy import load_policy
-from burnguard.ports.ledger import Ledger
 from burnguard.ports.secrets import SecretError
 from burnguard.ports.slack import Deferrer
 from burnguard.services.slack_endpoint import SlashService, UnavailableDeferrer
 
 SIGNING_SECRET_REF = "BURNGUARD_SLACK_SIGNING_SECRET_REF"
-POLICY = "BURNGUARD_POLICY"
-LEDGER = "BURNGUARD_LEDGER"
 REPLAY = "BURNGUARD_SLACK_REPLAY"
 DEFER_TOPIC = "BURNGUARD_SLACK_DEFER_TOPIC"
-
-
-class ConfigurationError(BurnguardError):
-    """The function's environment is missing something, or asks for what does not exist."""
 
 
 @dataclass(frozen=True)
@@ -83,20 +76,6 @@ class SlashSettings:
             raise ConfigurationError(f"{REPLAY} is memory or ledger, not {replay!r}")
         return cls(cloud, env[SIGNING_SECRET_REF], Path(env[POLICY]), env[LEDGER], replay,
                    env.get(DEFER_TOPIC) or None, env.get("AWS_LAMBDA_FUNCTION_NAME") or None)
-
-
-def open_ledger(url: str) -> Ledger:
-    """The ledger named by ``BURNGUARD_LEDGER``."""
-    if url.startswith("sqlite:///"):
-        from burnguard.adapters.local.ledger import SqliteLedger
-
-        return SqliteLedger(url.removeprefix("sqlite:///") or ":memory:")
-    if url.startswith("firestore://"):
-        from burnguard.app.gcp import open_firestore_ledger
-
-        return open_firestore_ledger(url)
-    raise ConfigurationError("BURNGUARD_LEDGER must be sqlite:///<path> or firestore://projects/<p>/databases/<d>, "
-                             f"not {url[:40]!r}")
 
 
 def default_deferrer(settings: SlashSettings) -> Deferrer:
