@@ -141,7 +141,8 @@ module "aws" {
       memory_mb   = 2048
       timeout_s   = 900
       trigger     = { type = "s3", bucket = var.aws_export_bucket, prefix = var.aws_export_prefix }
-      grants      = ["read_exports", "queue_publish"]
+      # markers in the module's state bucket; deliveries of 2+ files fan out to the parts queue
+      grants = ["read_exports", "queue_publish", "state", "fan_out"]
     }
     # AWS Budgets notifications through the module's SNS topic (billing.budgets below).
     budget = {
