@@ -54,7 +54,7 @@ module "gcp" {
       timeout_s     = 540
       max_instances = 5
       trigger       = { type = "pubsub", topic = "queue" }
-      grants        = ["ledger", "slack_notify", "stop_instances"]
+      grants        = ["ledger", "slack_notify", "stop_instances", "dead_letter"]
     }
     # The BigQuery billing export, extracted daily to this bucket (billing_export below).
     ingest = {
