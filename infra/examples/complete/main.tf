@@ -192,7 +192,16 @@ module "azure" {
       entry_point = "slack_command"
       description = "/burnguard slash command"
       trigger     = { type = "http", public = true, route = "slack/command" }
-      grants      = ["slack_signing_secret", "ledger"]
+      grants      = ["slack_signing_secret", "ledger", "slack_defer"]
+    }
+    # Completes commands acknowledged within Slack's 3 s, from the queue the slash command fills
+    # (in the slash command's storage account, which this app's host shares).
+    slack_deferred = {
+      entry_point  = "slack_deferred"
+      description  = "/burnguard deferred answers"
+      host_storage = "slack_command"
+      trigger      = { type = "queue", queue = "slack_defer" }
+      grants       = ["slack_signing_secret", "ledger"]
     }
     # The Cost Management export's blobs (billing.export below; BlobCreated through Event Grid).
     ingest = {
