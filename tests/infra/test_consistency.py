@@ -72,7 +72,9 @@ REACH_AZURE = {"BURNGUARD_AZURE_TENANT_ID", "BURNGUARD_AZURE_CLIENT_ID", "BURNGU
 REACH = REACH_AWS | REACH_AZURE | {"BURNGUARD_GCP_PROJECTS", "BURNGUARD_GCE_LOCAL_SSD"}
 #: publishing to Pub/Sub from Azure: the external-account configuration and the Entra audience
 AZURE_WIF = {"BURNGUARD_GCP_WIF_CONFIG", "BURNGUARD_AZURE_WIF_AUDIENCE"}
-#: (cloud, function stem) -> the environment variables it reads (the brief's names)
+#: (cloud, function stem) -> the environment variables it reads (the brief's names). The AWS and
+#: Azure slash commands get BURNGUARD_GCP_WIF_CONFIG for their ledger grant (Firestore from outside
+#: Google Cloud); burnguard.app.slack.open_ledger does not build federated credentials from it yet.
 READS: dict[tuple[str, str], set[str]] = {
     ("aws", "slack_command"): SLASH | {"BURNGUARD_GCP_WIF_CONFIG"},
     ("aws", "ingest"): {"BURNGUARD_TOPIC", "BURNGUARD_GCP_WIF_CONFIG", "BURNGUARD_DEAD_LETTER_URL",
