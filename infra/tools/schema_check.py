@@ -96,45 +96,65 @@ def check_block(body: dict[str, Any], schema: dict[str, Any], where: str, meta: 
     if schema.get("unchecked"):
         return
     arguments, blocks = schema["arguments"], schema["blocks"]
-    dynamic_names: set[str] = set()
-    for dyn in body.get("dynamic", []) if "dynamic" not in arguments else []:
-        for name, spec in dyn.items():
-            if name == "__is_block__":
-                continue
-            dynamic_names.add(name)
-            if name not in blocks:
-                yield f"{where}: dynamic block {name!r} is not a block of the schema" + (
-                    " (it is an argument)" if name in arguments else "")
-                continue
-            for content in spec.get("content", []):
-                yield from check_block(content, blocks[name]["block"], f"{where}.{name}", set())
+    yield from _check_dynamic_blocks(body, arguments, blocks, where)
     for key, value in body.items():
         if (key in ("__is_block__", "dynamic") and key not in arguments) or key in meta:
             continue
-        if key in blocks:
-            if not _is_block(value):
-                yield f"{where}: {key!r} is a block of the schema, written as an argument (write `{key} {{ ... }}`)"
-                continue
-            spec = blocks[key]
-            if not spec["list"] and len(value) > 1:
-                yield f"{where}: block {key!r} appears {len(value)} times; the schema allows one"
-            for item in value:
-                yield from check_block(item, spec["block"], f"{where}.{key}", set())
-        elif key in arguments:
-            if _is_block(value) and arguments[key]["type"] != "object":
-                yield f"{where}: {key!r} is an argument of the schema, written as a block (write `{key} = ...`)"
-                continue
-            problem = _type_problem(arguments[key]["type"], value)
-            if problem:
-                yield f"{where}: {key}: {problem}"
-        else:
-            kind = "block" if _is_block(value) else "argument"
-            yield f"{where}: unknown {kind} {key!r}"
+        yield from _check_entry(key, value, arguments, blocks, where)
+    yield from _check_required(body, arguments, blocks, _dynamic_blocks(body, arguments), where)
+
+
+def _dynamic_blocks(body: dict[str, Any], arguments: dict[str, Any]) -> dict[str, Any]:
+    """The ``dynamic "<name>"`` blocks of a body (unless the schema has an argument named dynamic)."""
+    if "dynamic" in arguments:
+        return {}
+    return {name: spec for dyn in body.get("dynamic", []) for name, spec in dyn.items() if name != "__is_block__"}
+
+
+def _check_dynamic_blocks(body: dict[str, Any], arguments: dict[str, Any], blocks: dict[str, Any],
+                          where: str) -> Iterator[str]:
+    for name, spec in _dynamic_blocks(body, arguments).items():
+        if name not in blocks:
+            yield f"{where}: dynamic block {name!r} is not a block of the schema" + (
+                " (it is an argument)" if name in arguments else "")
+            continue
+        for content in spec.get("content", []):
+            yield from check_block(content, blocks[name]["block"], f"{where}.{name}", set())
+
+
+def _check_entry(key: str, value: Any, arguments: dict[str, Any], blocks: dict[str, Any], where: str) -> Iterator[str]:
+    """One argument or block of a body against the schema."""
+    if key in blocks:
+        yield from _check_nested_block(key, value, blocks[key], where)
+    elif key in arguments:
+        if _is_block(value) and arguments[key]["type"] != "object":
+            yield f"{where}: {key!r} is an argument of the schema, written as a block (write `{key} = ...`)"
+            return
+        problem = _type_problem(arguments[key]["type"], value)
+        if problem:
+            yield f"{where}: {key}: {problem}"
+    else:
+        kind = "block" if _is_block(value) else "argument"
+        yield f"{where}: unknown {kind} {key!r}"
+
+
+def _check_nested_block(key: str, value: Any, spec: dict[str, Any], where: str) -> Iterator[str]:
+    if not _is_block(value):
+        yield f"{where}: {key!r} is a block of the schema, written as an argument (write `{key} {{ ... }}`)"
+        return
+    if not spec["list"] and len(value) > 1:
+        yield f"{where}: block {key!r} appears {len(value)} times; the schema allows one"
+    for item in value:
+        yield from check_block(item, spec["block"], f"{where}.{key}", set())
+
+
+def _check_required(body: dict[str, Any], arguments: dict[str, Any], blocks: dict[str, Any],
+                    dynamic: dict[str, Any], where: str) -> Iterator[str]:
     for name, spec in arguments.items():
         if spec["required"] and name not in body:
             yield f"{where}: required argument {name!r} is not set"
     for name, spec in blocks.items():
-        if spec["required"] and name not in body and name not in dynamic_names:
+        if spec["required"] and name not in body and name not in dynamic:
             yield f"{where}: required block {name!r} is not set"
 
 
@@ -216,23 +236,29 @@ def check_references(config: Config, schemas: Schemas) -> Iterator[str]:
         for text in _strings(parsed):
             for expression in _expressions(text):
                 for m in REFERENCE.finditer(expression):
-                    kind, name, attr = m.group("kind"), m.group("name"), m.group("attr")
-                    if kind in ("var", "local", "module"):
-                        if name not in declared[kind]:
-                            yield f"{file}: {kind}.{name} is not declared"
-                        elif kind == "module" and attr and name in outputs and attr not in outputs[name]:
-                            yield f"{file}: module.{name}.{attr}: the module has no output {attr!r}"
-                    elif kind.startswith("data."):
-                        address = f"{kind[5:]}.{name}"
-                        if address not in declared["data"]:
-                            yield f"{file}: data.{address} is not declared"
-                        else:
-                            yield from _attribute(file, schemas, "data_sources", kind[5:], name=name, attr=attr)
-                    elif kind not in NOT_REFERENCES and schemas.provider_of(kind) is not None:
-                        if f"{kind}.{name}" not in declared["resource"]:
-                            yield f"{file}: {kind}.{name} is not declared"
-                        else:
-                            yield from _attribute(file, schemas, "resources", kind, name=name, attr=attr)
+                    yield from _check_reference(file, m, declared, outputs, schemas)
+
+
+def _check_reference(file: str, m: re.Match[str], declared: dict[str, set[str]], outputs: dict[str, set[str]],
+                     schemas: Schemas) -> Iterator[str]:
+    """One reference: to a variable, local, module output, data source or resource (attribute)."""
+    kind, name, attr = m.group("kind"), m.group("name"), m.group("attr")
+    if kind in ("var", "local", "module"):
+        if name not in declared[kind]:
+            yield f"{file}: {kind}.{name} is not declared"
+        elif kind == "module" and attr and name in outputs and attr not in outputs[name]:
+            yield f"{file}: module.{name}.{attr}: the module has no output {attr!r}"
+    elif kind.startswith("data."):
+        address = f"{kind[5:]}.{name}"
+        if address not in declared["data"]:
+            yield f"{file}: data.{address} is not declared"
+        else:
+            yield from _attribute(file, schemas, "data_sources", kind[5:], name=name, attr=attr)
+    elif kind not in NOT_REFERENCES and schemas.provider_of(kind) is not None:
+        if f"{kind}.{name}" not in declared["resource"]:
+            yield f"{file}: {kind}.{name} is not declared"
+        else:
+            yield from _attribute(file, schemas, "resources", kind, name=name, attr=attr)
 
 
 def _attribute(file: str, schemas: Schemas, kind: str, rtype: str, *, name: str, attr: str | None) -> Iterator[str]:

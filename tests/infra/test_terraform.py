@@ -202,11 +202,13 @@ def test_descriptive_files_and_one_for_each_over_the_functions_map(name: str) ->
 
 
 def test_no_iam_action_wildcards_anywhere() -> None:
-    # the one wildcard allowed: the export bucket's Deny of anything over plain HTTP
-    tls_only = 'Effect    = "Deny"\n        Principal = "*"\n        Action    = "s3:*"\n'
+    # the one wildcard allowed: a bucket's Deny of anything over plain HTTP (the export bucket's
+    # and the ingest state bucket's)
+    tls_only = re.compile(r'Effect +?= "Deny"\n +Principal = "\*"\n +Action +?= "s3:\*"\n +Resource +?= [^\n]*\n'
+                          r' +Condition = \{ Bool = \{ "aws:SecureTransport" = "false" \} \}')
     text = all_text(*ALL)
-    assert text.count(tls_only) == 1 and 'Condition = { Bool = { "aws:SecureTransport" = "false" } }' in text
-    text = text.replace(tls_only, "")
+    assert len(tls_only.findall(text)) == 2
+    text = tls_only.sub("", text)
     # "ec2:*", "s3:Get*", "*" as an action, "Microsoft.Compute/*", "compute.instances.*"
     assert not re.findall(r'"[A-Za-z0-9-]+:[A-Za-z0-9]*\*[A-Za-z0-9*]*"', text)
     assert not re.findall(r'Action\s*=\s*\[?\s*"\*"', text)
@@ -232,7 +234,7 @@ def test_aws_stop_policy_never_terminates_and_is_tag_scoped() -> None:
     (operator, condition), = protected["Condition"].items()
     (key, value), = condition.items()
     assert operator.startswith("StringEquals") and key.startswith("aws:ResourceTag/") and "protect" in key + value
-    assert stop["stop_statement_describe"]["Action"] == ["ec2:DescribeInstances"]
+    assert stop["stop_statement_describe"]["Action"] == ["ec2:DescribeInstances", "ec2:DescribeInstanceTypes"]
     scoped = stop["stop_statements_scoped"]
     assert 'Action = ["ec2:StopInstances", "ec2:StartInstances"]' in scoped
     assert 'Null = {"aws:ResourceTag/${key}" = "false"}' in scoped and "for i, key in local.stop.scope_tag_keys" in scoped
@@ -397,7 +399,12 @@ def test_azure_custom_role_reads_deallocates_and_starts_never_deletes() -> None:
     builtin = {body["role_definition_name"] for body in azure["resource"]["azurerm_role_assignment"].values()
                if "role_definition_name" in body}
     assert builtin <= {"Storage Blob Data Owner", "Monitoring Metrics Publisher", "Key Vault Secrets User",
-                       "Storage Blob Data Reader", "Storage Blob Data Contributor"}
+                       "Storage Blob Data Reader", "Storage Blob Data Contributor",
+                       # deferred slash answers: sender and reader, on the two queues only
+                       "Storage Queue Data Message Sender", "Storage Queue Data Contributor"}
+    for name in ("slack_defer_send", "slack_defer_read"):
+        scope = azure["resource"]["azurerm_role_assignment"][name]["scope"]
+        assert "/queueServices/default/queues/${azurerm_storage_queue.slack_defer[" in scope, (name, scope)
     # Contributor only for Event Grid's dead letters, on the app's own dead-letter container
     contributor = [b for b in azure["resource"]["azurerm_role_assignment"].values()
                    if b.get("role_definition_name") == "Storage Blob Data Contributor"]

@@ -54,7 +54,7 @@ module "gcp" {
       timeout_s     = 540
       max_instances = 5
       trigger       = { type = "pubsub", topic = "queue" }
-      grants        = ["ledger", "slack_notify", "stop_instances"]
+      grants        = ["ledger", "slack_notify", "stop_instances", "dead_letter"]
     }
     # The BigQuery billing export, extracted daily to this bucket (billing_export below).
     ingest = {
@@ -141,7 +141,8 @@ module "aws" {
       memory_mb   = 2048
       timeout_s   = 900
       trigger     = { type = "s3", bucket = var.aws_export_bucket, prefix = var.aws_export_prefix }
-      grants      = ["read_exports", "queue_publish"]
+      # markers in the module's state bucket; deliveries of 2+ files fan out to the parts queue
+      grants = ["read_exports", "queue_publish", "state", "fan_out"]
     }
     # AWS Budgets notifications through the module's SNS topic (billing.budgets below).
     budget = {
@@ -191,7 +192,16 @@ module "azure" {
       entry_point = "slack_command"
       description = "/burnguard slash command"
       trigger     = { type = "http", public = true, route = "slack/command" }
-      grants      = ["slack_signing_secret", "ledger"]
+      grants      = ["slack_signing_secret", "ledger", "slack_defer"]
+    }
+    # Completes commands acknowledged within Slack's 3 s, from the queue the slash command fills
+    # (in the slash command's storage account, which this app's host shares).
+    slack_deferred = {
+      entry_point  = "slack_deferred"
+      description  = "/burnguard deferred answers"
+      host_storage = "slack_command"
+      trigger      = { type = "queue", queue = "slack_defer" }
+      grants       = ["slack_signing_secret", "ledger"]
     }
     # The Cost Management export's blobs (billing.export below; BlobCreated through Event Grid).
     ingest = {

@@ -162,7 +162,8 @@ resource "aws_lambda_permission" "sns" {
 # --- dead letters of asynchronous invocations -----------------------------------------------
 
 resource "aws_sqs_queue" "dead_letter" {
-  count = length(local.async_functions) > 0 ? 1 : 0
+  # Also the redrive target of the parts queue (ingest_state.tf).
+  count = length(local.async_functions) > 0 || local.fan_out_enabled ? 1 : 0
 
   name                      = "${var.name_prefix}-dead-letter"
   message_retention_seconds = 1209600

@@ -6,7 +6,7 @@
 #
 # What the role may do is the least the guardrail needs, with the safety rules of
 # ARCHITECTURE.md enforced by IAM itself, not only by the code:
-#   * describe instances (DescribeInstances has no resource-level permissions);
+#   * describe instances and instance types (GPU counts; neither has resource-level permissions);
 #   * stop/start only instances that carry one of the scope tag keys, of a GPU instance type;
 #   * never an instance with the protect tag (explicit Deny, wins over any Allow);
 #   * never terminate (explicit Deny, even if someone attaches a broader policy).
@@ -23,7 +23,7 @@ locals {
   stop_statement_describe = {
     Sid      = "DescribeInstances"
     Effect   = "Allow"
-    Action   = ["ec2:DescribeInstances"]
+    Action   = ["ec2:DescribeInstances", "ec2:DescribeInstanceTypes"]
     Resource = "*"
   }
 

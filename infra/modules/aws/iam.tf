@@ -53,11 +53,30 @@ locals {
       Action   = ["s3:GetObject"]
       Resource = ["arn:${local.partition}:s3:::${f.trigger.bucket}/${f.trigger.prefix}*"]
     }] : [],
-    contains(keys(local.async_functions), k) ? [{
+    contains(["s3", "sns"], f.trigger.type) ? [{
       Sid      = "SendToDeadLetterQueue"
       Effect   = "Allow"
       Action   = ["sqs:SendMessage"]
       Resource = [one(aws_sqs_queue.dead_letter[*].arn)]
+    }] : [],
+    contains(f.grants, "state") ? [{
+      Sid      = "ReadWriteMarkers"
+      Effect   = "Allow"
+      Action   = ["s3:GetObject", "s3:PutObject"]
+      Resource = ["${one(aws_s3_bucket.state[*].arn)}/${var.state.prefix}*"]
+    }] : [],
+    contains(f.grants, "state") ? [{
+      Sid       = "ListMarkers"
+      Effect    = "Allow"
+      Action    = ["s3:ListBucket"]
+      Resource  = [one(aws_s3_bucket.state[*].arn)]
+      Condition = { StringLike = { "s3:prefix" = ["${var.state.prefix}*"] } }
+    }] : [],
+    contains(f.grants, "fan_out") ? [{
+      Sid      = "SendAndReceiveParts"
+      Effect   = "Allow"
+      Action   = ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+      Resource = [one(aws_sqs_queue.parts[*].arn)]
     }] : [],
   ) }
 }

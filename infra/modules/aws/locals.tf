@@ -50,6 +50,17 @@ locals {
     } : {},
     contains(f.grants, "queue_publish") ? { BURNGUARD_TOPIC = var.control_plane.queue_topic } : {},
     contains(f.grants, "queue_publish") || contains(f.grants, "ledger") ? { BURNGUARD_GCP_WIF_CONFIG = local.gcp_credentials } : {},
+    # A bad event goes to the dead-letter queue with its reason (the code sends it there itself;
+    # Lambda sends what still fails after its retries).
+    f.trigger.type == "s3" || f.trigger.type == "sns" ? { BURNGUARD_DEAD_LETTER_URL = one(aws_sqs_queue.dead_letter[*].url) } : {},
+    contains(f.grants, "state") ? {
+      BURNGUARD_STATE_BUCKET = one(aws_s3_bucket.state[*].bucket)
+      BURNGUARD_STATE_PREFIX = var.state.prefix
+    } : {},
+    contains(f.grants, "fan_out") ? {
+      BURNGUARD_PARTS_QUEUE_URL = one(aws_sqs_queue.parts[*].url)
+      BURNGUARD_FAN_OUT_PARTS   = tostring(f.fan_out_parts)
+    } : {},
     f.environment,
   ) }
 }

@@ -50,3 +50,13 @@ output "artifacts_bucket" {
   description = "Bucket holding the uploaded function bundles."
   value       = aws_s3_bucket.artifacts.id
 }
+
+output "state_bucket" {
+  description = "Bucket of the ingest markers (BURNGUARD_STATE_BUCKET; null without a function granted state)."
+  value       = one(aws_s3_bucket.state[*].bucket)
+}
+
+output "parts_queue_url" {
+  description = "SQS queue of the part jobs of big deliveries (BURNGUARD_PARTS_QUEUE_URL; null without a function granted fan_out)."
+  value       = one(aws_sqs_queue.parts[*].url)
+}

@@ -77,6 +77,12 @@ variable "functions" {
                   "queue_publish"        publish to the Pub/Sub queue through workload identity
                                          federation (no AWS permission; GCP binds the role)
                   "ledger"               use the Firestore ledger the same way
+                  "state"                marker records in the module's state bucket
+                                         (var.state; BURNGUARD_STATE_BUCKET/_PREFIX)
+                  "fan_out"              big deliveries fan out to the parts queue, which
+                                         triggers this function (needs "state"; one function;
+                                         BURNGUARD_PARTS_QUEUE_URL, BURNGUARD_FAN_OUT_PARTS =
+                                         fan_out_parts)
       environment extra variables (no secret values: names that look like secrets must end in
                   _REF, _ARN, _ID or _URI)
   EOT
@@ -86,6 +92,7 @@ variable "functions" {
     memory_mb            = optional(number, 512)
     timeout_s            = optional(number, 30)
     reserved_concurrency = optional(number)
+    fan_out_parts        = optional(number, 2)
     trigger = object({
       type      = string
       public    = optional(bool, false)
@@ -111,9 +118,14 @@ variable "functions" {
   }
   validation {
     condition = alltrue([for f in values(var.functions) : alltrue([
-      for g in f.grants : contains(["slack_signing_secret", "self_invoke", "read_exports", "queue_publish", "ledger"], g)
+      for g in f.grants : contains(["slack_signing_secret", "self_invoke", "read_exports", "queue_publish", "ledger", "state", "fan_out"], g)
     ])])
-    error_message = "functions[*].grants: slack_signing_secret, self_invoke, read_exports, queue_publish, ledger."
+    error_message = "functions[*].grants: slack_signing_secret, self_invoke, read_exports, queue_publish, ledger, state, fan_out."
+  }
+  validation {
+    # The parts queue triggers the function that fans out; two would take each other's parts.
+    condition     = length([for f in values(var.functions) : f if contains(f.grants, "fan_out")]) <= 1 && alltrue([for f in values(var.functions) : !contains(f.grants, "fan_out") || (contains(f.grants, "state") && f.fan_out_parts >= 1)])
+    error_message = "functions[*].grants: fan_out for one function at most, with the state grant (parts record their summaries there) and fan_out_parts >= 1."
   }
   validation {
     # A URL with authorization NONE is open to the internet. Only a function that verifies
@@ -247,6 +259,27 @@ variable "guardrail_stop" {
   validation {
     condition     = var.guardrail_stop == null || try(var.guardrail_stop.max_session_duration_s >= 3600 && var.guardrail_stop.max_session_duration_s <= 43200, false)
     error_message = "guardrail_stop.max_session_duration_s: 3600-43200."
+  }
+}
+
+variable "state" {
+  description = <<-EOT
+    The state bucket of functions granted "state" (<prefix>-state-<account>-<region>) and the
+    parts queue of the one granted "fan_out":
+      prefix             key prefix of the markers (BURNGUARD_STATE_PREFIX), ending in "/"
+      expiration_days    markers older than this are deleted (a delivery re-sent later counts again)
+      max_receive_count  receives of a part job before it moves to the dead-letter queue
+  EOT
+  type = object({
+    prefix            = optional(string, "burnguard-state/")
+    expiration_days   = optional(number, 90)
+    max_receive_count = optional(number, 5)
+  })
+  default = {}
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9!_.*'()/-]+/$", var.state.prefix)) && var.state.expiration_days >= 1 && var.state.max_receive_count >= 1 && var.state.max_receive_count <= 1000
+    error_message = "state: prefix a key prefix ending in /, expiration_days >= 1, max_receive_count 1-1000."
   }
 }
 

@@ -16,9 +16,10 @@ resource "azurerm_storage_account" "function" {
   #checkov:skip=CKV2_AZURE_33:Flex Consumption without VNet integration reaches its storage publicly; shared keys are disabled, every access is Entra ID
   #checkov:skip=CKV2_AZURE_38:holds the host state and the deployment package, both recreated by a deploy; nothing to recover
   #checkov:skip=CKV_AZURE_206:LRS: the contents are recreated by a deploy; geo-replication adds cost only
-  #checkov:skip=CKV_AZURE_33:no queue is used (Event Grid delivers to the function); shared keys are disabled
+  #checkov:skip=CKV_AZURE_33:its only queues carry deferred slash answers (minutes-lived messages, read and written with Entra ID); shared keys are disabled
   #checkov:skip=CKV_AZURE_59:the Function App reaches it over the public endpoint (no VNet); nested public items are disabled and shared keys off
-  for_each = var.functions
+  # A queue-triggered app hosts on its sender's account (host_storage): no account of its own.
+  for_each = local.storage_owners
 
   name                            = local.storage_names[each.key]
   resource_group_name             = local.resource_group_name
@@ -37,8 +38,8 @@ resource "azurerm_storage_container" "deployment" {
   #checkov:skip=CKV2_AZURE_21:the package container is written by az functionapp deploy with Entra ID; Azure activity logs record it
   for_each = var.functions
 
-  name                  = "deployment"
-  storage_account_id    = azurerm_storage_account.function[each.key].id
+  name                  = local.deployment_containers[each.key]
+  storage_account_id    = azurerm_storage_account.function[local.storage_owner[each.key]].id
   container_access_type = "private"
 }
 
@@ -69,7 +70,7 @@ resource "azurerm_function_app_flex_consumption" "this" {
   maximum_instance_count = each.value.max_instances
 
   storage_container_type            = "blobContainer"
-  storage_container_endpoint        = "${azurerm_storage_account.function[each.key].primary_blob_endpoint}${azurerm_storage_container.deployment[each.key].name}"
+  storage_container_endpoint        = "${azurerm_storage_account.function[local.storage_owner[each.key]].primary_blob_endpoint}${azurerm_storage_container.deployment[each.key].name}"
   storage_authentication_type       = "UserAssignedIdentity"
   storage_user_assigned_identity_id = azurerm_user_assigned_identity.function[each.key].id
 
@@ -107,7 +108,7 @@ resource "azurerm_function_app_flex_consumption" "this" {
     }
   }
 
-  depends_on = [azurerm_role_assignment.host_storage]
+  depends_on = [azurerm_role_assignment.host_storage, azurerm_role_assignment.slack_defer_read]
 }
 
 # --- observability: Application Insights, Entra ID ingestion only -------------------------------
@@ -208,4 +209,16 @@ resource "azurerm_eventgrid_system_topic_event_subscription" "exports" {
   }
 
   depends_on = [azurerm_role_assignment.event_grid_dead_letter]
+}
+
+# --- trigger: queue (deferred slash answers) ------------------------------------------------------
+# The slash command (grant slack_defer) puts slow commands on this queue; slack_deferred (queue
+# trigger, hosted on the same account) answers them. A message failing five times goes to the
+# poison queue, created here so that its reader needs no account-wide right.
+
+resource "azurerm_storage_queue" "slack_defer" {
+  for_each = toset(local.slack_defer_sender == null ? [] : [local.slack_defer_queue, "${local.slack_defer_queue}-poison"])
+
+  name               = each.key
+  storage_account_id = azurerm_storage_account.function[local.slack_defer_sender].id
 }

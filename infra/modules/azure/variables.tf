@@ -84,7 +84,12 @@ variable "functions" {
                    the platform; route: the @app.route of function_app.py), or "blob_events" (storage_account_id, container, prefix:
                    BlobCreated events through an Event Grid system topic subscription to the
                    function's Event Grid trigger, retried, dead-lettered to its storage account;
-                   created once runtime.code_deployed is true)
+                   created once runtime.code_deployed is true), or "queue" (queue = "slack_defer":
+                   the Storage queue of deferred slash answers, which lives in the storage
+                   account of the function granted slack_defer; host_storage must name that
+                   function, so that both apps' AzureWebJobsStorage is the queue's account)
+      host_storage the key of another function whose storage account this app's host uses
+                   (AzureWebJobsStorage); only for a queue trigger. null: its own account
       grants       "slack_signing_secret" Key Vault Secrets User on the one secret
                    "webhook_secret"       Key Vault Secrets User on the budget webhook's secret
                                           (slack.webhook_secret_uri; BURNGUARD_WEBHOOK_SECRET_REF):
@@ -92,12 +97,16 @@ variable "functions" {
                    "read_exports"         Storage Blob Data Reader on the trigger's container
                    "queue_publish", "ledger"  reach Google Cloud by workload identity federation
                                           (no Azure role; the gcp module binds them)
+                   "slack_defer"          Storage Queue Data Message Sender on the queue of
+                                          deferred slash answers (BURNGUARD_SLACK_DEFER_QUEUE),
+                                          created in this function's storage account
       environment  extra app settings (no secret values)
   EOT
   type = map(object({
     entry_point   = string
     description   = optional(string, "")
     max_instances = optional(number, 40)
+    host_storage  = optional(string)
     trigger = object({
       type               = string
       public             = optional(bool, false)
@@ -105,6 +114,7 @@ variable "functions" {
       storage_account_id = optional(string)
       container          = optional(string)
       prefix             = optional(string, "")
+      queue              = optional(string)
     })
     grants      = optional(set(string), [])
     environment = optional(map(string), {})
@@ -119,14 +129,23 @@ variable "functions" {
     error_message = "functions[*].entry_point: the name of a function in function_app.py."
   }
   validation {
-    condition     = alltrue([for f in values(var.functions) : contains(["http", "blob_events"], f.trigger.type)])
-    error_message = "functions[*].trigger.type: http or blob_events."
+    condition     = alltrue([for f in values(var.functions) : contains(["http", "blob_events", "queue"], f.trigger.type)])
+    error_message = "functions[*].trigger.type: http, blob_events or queue."
   }
   validation {
     condition = alltrue([for f in values(var.functions) : alltrue([
-      for g in f.grants : contains(["slack_signing_secret", "webhook_secret", "read_exports", "queue_publish", "ledger"], g)
+      for g in f.grants : contains(["slack_signing_secret", "webhook_secret", "read_exports", "queue_publish", "ledger", "slack_defer"], g)
     ])])
-    error_message = "functions[*].grants: slack_signing_secret, webhook_secret, read_exports, queue_publish, ledger."
+    error_message = "functions[*].grants: slack_signing_secret, webhook_secret, read_exports, queue_publish, ledger, slack_defer."
+  }
+  validation {
+    # One queue of deferred answers, in the sender's account; its reader hosts on that account.
+    condition = length([for f in values(var.functions) : f if contains(f.grants, "slack_defer")]) <= 1 && alltrue([for k, f in var.functions :
+      (f.trigger.type == "queue") == (f.host_storage != null) && (f.trigger.type != "queue" || (
+        f.trigger.queue == "slack_defer" && contains(keys(var.functions), f.host_storage) && f.host_storage != k &&
+        try(contains(var.functions[f.host_storage].grants, "slack_defer") && var.functions[f.host_storage].host_storage == null, false)
+    ))])
+    error_message = "functions[*]: a queue trigger (queue = \"slack_defer\") needs host_storage = the key of the one function granted slack_defer (the queue is in its storage account); host_storage only with a queue trigger."
   }
   validation {
     condition     = alltrue([for f in values(var.functions) : !f.trigger.public || (f.trigger.type == "http" && (contains(f.grants, "slack_signing_secret") || contains(f.grants, "webhook_secret")))])

@@ -74,3 +74,21 @@ resource "google_firestore_database" "ledger" {
 
   depends_on = [google_project_service.this]
 }
+
+# audit_log(guardrail=...) of the Firestore ledger (burnguard.adapters.gcp.firestore): equality on
+# guardrail, newest first by seq. The ledger's collections are <prefix>audit, prefix from
+# BURNGUARD_LEDGER's ?prefix= (default burnguard_).
+resource "google_firestore_index" "audit_by_guardrail" {
+  project    = var.project_id
+  database   = google_firestore_database.ledger.name
+  collection = "${var.ledger.collection_prefix}audit"
+
+  fields {
+    field_path = "guardrail"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "seq"
+    order      = "DESCENDING"
+  }
+}

@@ -15,18 +15,20 @@ resource "google_service_account" "function" {
 
 # Compute Engine has no label conditions in IAM: the role is limited to what a stop needs, the
 # tag scope and the protect label are enforced by the guardrail's code, and the projects are
-# the ones listed.
+# the ones listed. suspend: what BURNGUARD_GCE_LOCAL_SSD=suspend does to an instance with local
+# SSDs (memory and disks kept); the adapter declares it (burnguard.adapters.gcp.compute).
 resource "google_project_iam_custom_role" "instance_stop" {
   for_each = var.guardrail_stop == null ? toset([]) : toset(var.guardrail_stop.projects)
 
   project     = each.value
   role_id     = "${replace(var.name_prefix, "-", "_")}_instance_stop"
   title       = "burnguard: stop and start instances"
-  description = "Read, stop and start Compute Engine instances. No delete, no setMachineType, no disks."
+  description = "Read, stop, suspend and start Compute Engine instances. No delete, no setMachineType, no disks."
   permissions = [
     "compute.instances.get",
     "compute.instances.list",
     "compute.instances.stop",
+    "compute.instances.suspend",
     "compute.instances.start",
     "compute.zoneOperations.get",
   ]

@@ -39,6 +39,15 @@ resource "google_pubsub_topic_iam_member" "queue_publish" {
   member  = each.value.member
 }
 
+resource "google_pubsub_topic_iam_member" "dead_letter" {
+  for_each = { for k, v in local.function_grants : k => v if v.grant == "dead_letter" }
+
+  project = var.project_id
+  topic   = google_pubsub_topic.dead_letter.name
+  role    = "roles/pubsub.publisher"
+  member  = each.value.member
+}
+
 resource "google_project_iam_member" "ledger" {
   for_each = { for k, v in local.all_grants : k => v if v.grant == "ledger" }
 

@@ -34,7 +34,10 @@ locals {
 
   # The guardrail's reach (grant stop_instances), under the names burnguard.app.gcp reads.
   reach_environment = merge(
-    var.guardrail_stop == null ? {} : { BURNGUARD_GCP_PROJECTS = join(",", var.guardrail_stop.projects) },
+    var.guardrail_stop == null ? {} : {
+      BURNGUARD_GCP_PROJECTS  = join(",", var.guardrail_stop.projects)
+      BURNGUARD_GCE_LOCAL_SSD = var.guardrail_stop.local_ssd
+    },
     var.guardrail_reach.aws == null ? {} : {
       BURNGUARD_AWS_ROLE_ARN = var.guardrail_reach.aws.role_arn
       BURNGUARD_AWS_REGIONS  = join(",", var.guardrail_reach.aws.regions)
@@ -62,6 +65,12 @@ locals {
       BURNGUARD_SLACK_CHANNEL       = var.slack.channel
     } : {},
     contains(f.grants, "stop_instances") ? local.reach_environment : {},
+    # The guardrail dead-letters a message it can never apply (with its reason), and one that
+    # failed as many times as the subscription allows, itself: both before Pub/Sub would.
+    contains(f.grants, "dead_letter") ? {
+      BURNGUARD_DEAD_LETTER_TOPIC     = google_pubsub_topic.dead_letter.id
+      BURNGUARD_MAX_DELIVERY_ATTEMPTS = tostring(f.trigger.max_delivery_attempts)
+    } : {},
     f.environment,
   ) }
 }

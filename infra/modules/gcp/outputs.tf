@@ -36,8 +36,8 @@ output "ledger_database" {
 }
 
 output "ledger_url" {
-  description = "BURNGUARD_LEDGER for the Firestore ledger (use once its adapter exists)."
-  value       = "firestore://${local.ledger_database}"
+  description = "BURNGUARD_LEDGER of the Firestore ledger (control_plane.ledger_url of every module)."
+  value       = var.ledger.collection_prefix == "burnguard_" ? "firestore://${local.ledger_database}" : "firestore://${local.ledger_database}?prefix=${var.ledger.collection_prefix}"
 }
 
 output "aws_workload_identity_audience" {

@@ -89,8 +89,13 @@ variable "functions" {
                    "slack_notify"         secretAccessor on the Slack bot token (BURNGUARD_SLACK_BOT_TOKEN_REF,
                                           BURNGUARD_SLACK_CHANNEL)
                    "stop_instances"       the guardrail only: its reach into the clouds
-                                          (BURNGUARD_GCP_PROJECTS, BURNGUARD_AWS_*, BURNGUARD_AZURE_*);
-                                          the identities themselves are guardrail_stop's
+                                          (BURNGUARD_GCP_PROJECTS, BURNGUARD_GCE_LOCAL_SSD,
+                                          BURNGUARD_AWS_*, BURNGUARD_AZURE_*); the identities
+                                          themselves are guardrail_stop's
+                   "dead_letter"          publisher on the dead-letter topic: a pubsub function
+                                          that dead-letters itself (BURNGUARD_DEAD_LETTER_TOPIC,
+                                          BURNGUARD_MAX_DELIVERY_ATTEMPTS = the subscription's
+                                          max_delivery_attempts)
       environment  extra variables (no secret values)
   EOT
   type = map(object({
@@ -128,9 +133,13 @@ variable "functions" {
   }
   validation {
     condition = alltrue([for f in values(var.functions) : alltrue([
-      for g in f.grants : contains(["slack_signing_secret", "slack_defer", "queue_publish", "ledger", "read_exports", "slack_notify", "stop_instances"], g)
+      for g in f.grants : contains(["slack_signing_secret", "slack_defer", "queue_publish", "ledger", "read_exports", "slack_notify", "stop_instances", "dead_letter"], g)
     ])])
-    error_message = "functions[*].grants: slack_signing_secret, slack_defer, queue_publish, ledger, read_exports, slack_notify, stop_instances."
+    error_message = "functions[*].grants: slack_signing_secret, slack_defer, queue_publish, ledger, read_exports, slack_notify, stop_instances, dead_letter."
+  }
+  validation {
+    condition     = alltrue([for f in values(var.functions) : !contains(f.grants, "dead_letter") || f.trigger.type == "pubsub"])
+    error_message = "functions[*].grants: dead_letter is for a pubsub function (its subscription's max_delivery_attempts is the function's)."
   }
   validation {
     # The stop roles on every cloud trust the guardrail's service account, and only it.
@@ -215,13 +224,19 @@ variable "control_plane" {
 }
 
 variable "ledger" {
-  description = "The Firestore (native mode) database of the ledger."
+  description = "The Firestore (native mode) database of the ledger; collection_prefix names its collections (<prefix>deliveries, <prefix>audit, ...: the ledger_url output's ?prefix=)."
   type = object({
     database_id       = optional(string)
     location_id       = optional(string)
     delete_protection = optional(bool, true)
+    collection_prefix = optional(string, "burnguard_")
   })
   default = {}
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{0,64}$", var.ledger.collection_prefix))
+    error_message = "ledger.collection_prefix: letters, digits, '_' and '-' (burnguard_ by default)."
+  }
 
   validation {
     condition     = var.ledger.database_id == null || can(regex("^[a-z][a-z0-9-]{2,61}[a-z0-9]$", var.ledger.database_id))
@@ -291,15 +306,20 @@ variable "federation" {
 }
 
 variable "guardrail_stop" {
-  description = "Projects whose Compute Engine instances the guardrail may stop and start (a custom role: get, list, stop, start; never delete). null: none."
+  description = "Projects whose Compute Engine instances the guardrail may stop and start (a custom role: get, list, stop, suspend, start; never delete), and what it does with an instance that has local SSDs (local_ssd: refuse, discard or suspend; BURNGUARD_GCE_LOCAL_SSD). null: none."
   type = object({
-    projects = list(string)
+    projects  = list(string)
+    local_ssd = optional(string, "refuse")
   })
   default = null
 
   validation {
     condition     = var.guardrail_stop == null || try(length(var.guardrail_stop.projects) > 0 && alltrue([for p in var.guardrail_stop.projects : can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", p))]), false)
     error_message = "guardrail_stop.projects: at least one project id."
+  }
+  validation {
+    condition     = var.guardrail_stop == null || try(contains(["refuse", "discard", "suspend"], var.guardrail_stop.local_ssd), false)
+    error_message = "guardrail_stop.local_ssd: refuse, discard or suspend (BURNGUARD_GCE_LOCAL_SSD)."
   }
 }
 

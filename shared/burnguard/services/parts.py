@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from burnguard.core.delivery import Delivery
 from burnguard.core.errors import InputError
 from burnguard.core.messages import (
     DELIVERY_SUMMARY,
@@ -122,53 +123,83 @@ class DeliveryIngestor:
         when every part is recorded."""
         if self.markers is None:
             raise InputError("part jobs need a marker store (BURNGUARD_STATE_BUCKET)")
-        try:
-            bucket, trigger, part, index = str(job["bucket"]), str(job["trigger"]), str(job["part"]), int(job["index"])
-        except (KeyError, TypeError, ValueError):
-            raise InputError("a part job has bucket, trigger, part and index", field="burnguard_part") from None
+        bucket, trigger, part, index = _part_job(job)
+        delivery, keys = self._part_delivery(bucket, trigger, part, index)
+        did = delivery.delivery_id
+        if self._done(did):
+            return Outcome("skipped", "delivery already published (a repeated part job)", did)
+        messages = self._ingest_part(delivery, bucket, part, f"parts/{did}/{index:06d}")
+        recorded = sorted(self.markers.list(f"parts/{did}"))
+        if len(recorded) < len(keys):
+            return Outcome("part-ingested", f"part {index + 1} of {len(keys)}; {len(recorded)} recorded", did,
+                           messages)
+        files, missing = self._recorded_parts(did, len(keys))
+        if missing is not None:
+            return Outcome("part-ingested", f"part {missing} not recorded yet", did, messages)
+        summary = self._close(delivery, files)
+        return Outcome("closed", f"every part of {len(keys)} recorded; summary published", did, messages + 1, summary)
+
+    def _part_delivery(self, bucket: str, trigger: str, part: str, index: int) -> tuple[Delivery, list[str]]:
+        """The part's delivery, still whole, whose manifest names ``part`` at ``index``."""
         delivery, reason = identify(self.provider, bucket, trigger, self.store)
         if delivery is None:
             raise InputError(f"the part's delivery is not whole any more: {reason}", file=trigger)
         keys = [f.key for f in delivery.files] or [trigger]
         if index >= len(keys) or keys[index] != part:
             raise InputError(f"part {index} of the manifest is not {part!r}", file=trigger)
-        did = delivery.delivery_id
-        if self._done(did):
-            return Outcome("skipped", "delivery already published (a repeated part job)", did)
-        ref = delivery_ref(delivery)
-        name = f"parts/{did}/{index:06d}"
-        messages = 0
-        if self.markers.get(name) is None:
-            def publish_chunks(batch: Sequence[Message]) -> None:
-                nonlocal messages
-                chunks = [m for m in batch if m.attributes.get("kind") != DELIVERY_SUMMARY]
-                if chunks:
-                    self.publish(chunks)
-                    messages += len(chunks)
+        return delivery, keys
 
-            basis = delivery.cost_basis if delivery.cost_basis in ("actual", "amortized") else None
-            report = _ingest_files(ref, [SourceFile(part, _opener(self.store, bucket, part),
-                                                    self.store.local_path(bucket, part))],
-                                   publish_chunks, default_currency=self.default_currency, cost_basis=basis,
-                                   compression=self.compression)
-            self.markers.put(name, report.summary.files[0].model_dump(mode="json"))
-        recorded = sorted(self.markers.list(f"parts/{did}"))
-        if len(recorded) < len(keys):
-            return Outcome("part-ingested", f"part {index + 1} of {len(keys)}; {len(recorded)} recorded", did,
-                           messages)
-        files = []
-        for n in range(len(keys)):
+    def _ingest_part(self, delivery: Delivery, bucket: str, part: str, name: str) -> int:
+        """Publish one part's chunks (not its summary) and record the summary under ``name``,
+        unless it is recorded already. The number of messages published."""
+        assert self.markers is not None
+        if self.markers.get(name) is not None:
+            return 0
+        messages = 0
+
+        def publish_chunks(batch: Sequence[Message]) -> None:
+            nonlocal messages
+            chunks = [m for m in batch if m.attributes.get("kind") != DELIVERY_SUMMARY]
+            if chunks:
+                self.publish(chunks)
+                messages += len(chunks)
+
+        basis = delivery.cost_basis if delivery.cost_basis in ("actual", "amortized") else None
+        report = _ingest_files(delivery_ref(delivery), [SourceFile(part, _opener(self.store, bucket, part),
+                                                                   self.store.local_path(bucket, part))],
+                               publish_chunks, default_currency=self.default_currency, cost_basis=basis,
+                               compression=self.compression)
+        self.markers.put(name, report.summary.files[0].model_dump(mode="json"))
+        return messages
+
+    def _recorded_parts(self, did: str, count: int) -> tuple[list[FileSummary], int | None]:
+        """Every part's recorded summary, or the index of the first one not recorded yet."""
+        assert self.markers is not None
+        files: list[FileSummary] = []
+        for n in range(count):
             value = self.markers.get(f"parts/{did}/{n:06d}")
             if value is None:
-                return Outcome("part-ingested", f"part {n} not recorded yet", did, messages)
+                return files, n
             files.append(FileSummary.model_validate(value))
+        return files, None
+
+    def _close(self, delivery: Delivery, files: list[FileSummary]) -> DeliverySummary:
+        """Publish the delivery's closing summary from its parts' and mark it done."""
         total = Totals(rows=0)
         for f in files:
             total = add_totals(total, f.totals)
-        summary = DeliverySummary(delivery=ref, files=files, totals=total, expected_rows=delivery.expected_rows)
+        summary = DeliverySummary(delivery=delivery_ref(delivery), files=files, totals=total,
+                                  expected_rows=delivery.expected_rows)
         self.publish([encode_summary(summary)])
         self._mark_done(summary)
-        return Outcome("closed", f"every part of {len(keys)} recorded; summary published", did, messages + 1, summary)
+        return summary
+
+
+def _part_job(job: Mapping[str, Any]) -> tuple[str, str, str, int]:
+    try:
+        return str(job["bucket"]), str(job["trigger"]), str(job["part"]), int(job["index"])
+    except (KeyError, TypeError, ValueError):
+        raise InputError("a part job has bucket, trigger, part and index", field="burnguard_part") from None
 
 
 def _opener(store: ObjectStore, bucket: str, key: str) -> Callable[[], Any]:

@@ -26,9 +26,11 @@ from tests.emulators import QuietHandler, http_server
 PAGE = 2  # instances per aggregatedList page: the pager must follow nextPageToken
 
 
-def vm(  # noqa: PLR0913 - one keyword per instance field
-        project: str, zone: str, name: str, machine: str, labels: dict[str, str], *, status: str = "RUNNING",
-       accelerators: list[tuple[str, int]] = (), local_ssd: bool = False, spot: bool = False) -> dict[str, Any]:
+def vm(project: str, zone: str, name: str, machine: str, labels: dict[str, str], *, status: str = "RUNNING",
+       accelerators: list[tuple[str, int]] = (), **flags: bool) -> dict[str, Any]:
+    """An instance resource; flags: local_ssd (a SCRATCH disk), spot (provisioning model SPOT)."""
+    assert set(flags) <= {"local_ssd", "spot"}, flags
+    local_ssd, spot = flags.get("local_ssd", False), flags.get("spot", False)
     base = f"https://www.googleapis.com/compute/v1/projects/{project}/zones/{zone}"
     disks = [{"type": "PERSISTENT", "boot": True, "deviceName": "boot"}]
     if local_ssd:
@@ -58,93 +60,99 @@ class FakeCompute:
         self.instances[(project, instance["zone"].rsplit("/", 1)[-1], instance["name"])] = instance
 
 
-def handler_for(fake: FakeCompute) -> type[QuietHandler]:  # noqa: C901 - one branch per endpoint of the fake
-    class Handler(QuietHandler):
-        def _send(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+class ComputeHandler(QuietHandler):
+    """The Compute Engine FAKE's HTTP side: the documented response shapes of instances,
+    aggregatedList and zone operations, over the state of ``fake``."""
 
-        def do_GET(self) -> None:
-            url = urlsplit(self.path)
-            parts = url.path.strip("/").split("/")  # compute v1 projects P ...
-            query = {k: v[0] for k, v in parse_qs(url.query).items()}
-            with fake.lock:
-                fake.requests.append(("GET", self.path))
-                if parts[4:] == ["aggregated", "instances"]:
-                    return self._aggregated(parts[3], query)
-                if len(parts) == 8 and parts[6] == "operations":
-                    return self._operation(parts[7])
-                if len(parts) == 8 and parts[6] == "instances":
-                    inst = fake.instances.get((parts[3], parts[5], parts[7]))
-                    return self._send(200, inst) if inst else self._not_found()
-            return self._not_found()
+    fake: FakeCompute
 
-        def do_POST(self) -> None:
-            url = urlsplit(self.path)
-            parts = url.path.strip("/").split("/")
-            query = {k: v[0] for k, v in parse_qs(url.query).items()}
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            with fake.lock:
-                fake.requests.append(("POST", self.path))
-                if len(parts) != 9 or parts[6] != "instances":
-                    return self._not_found()
-                project, zone, name, verb = parts[3], parts[5], parts[7], parts[8]
-                if (project, zone, name) not in fake.instances:
-                    return self._not_found()
-                op_name = f"operation-{len(fake.operations) + 1}-{verb}"
-                base = f"https://www.googleapis.com/compute/v1/projects/{project}/zones/{zone}"
-                op = {"kind": "compute#operation", "id": str(len(fake.operations) + 1), "name": op_name,
-                      "zone": base, "operationType": verb, "targetLink": f"{base}/instances/{name}",
-                      "status": "RUNNING", "progress": 0, "selfLink": f"{base}/operations/{op_name}",
-                      "_polls": 0, "_key": (project, zone, name), "_verb": verb, "_query": query}
-                fake.operations[op_name] = op
-                return self._send(200, self._public(op))
+    def _send(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
-        def _public(self, op: dict[str, Any]) -> dict[str, Any]:
-            return {k: v for k, v in op.items() if not k.startswith("_")}
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        parts = url.path.strip("/").split("/")  # compute v1 projects P ...
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        with self.fake.lock:
+            self.fake.requests.append(("GET", self.path))
+            if parts[4:] == ["aggregated", "instances"]:
+                return self._aggregated(parts[3], query)
+            if len(parts) == 8 and parts[6] == "operations":
+                return self._operation(parts[7])
+            if len(parts) == 8 and parts[6] == "instances":
+                inst = self.fake.instances.get((parts[3], parts[5], parts[7]))
+                return self._send(200, inst) if inst else self._not_found()
+        return self._not_found()
 
-        def _operation(self, name: str) -> None:
-            op = fake.operations.get(name)
-            if op is None:
+    def do_POST(self) -> None:
+        url = urlsplit(self.path)
+        parts = url.path.strip("/").split("/")
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with self.fake.lock:
+            self.fake.requests.append(("POST", self.path))
+            if len(parts) != 9 or parts[6] != "instances":
                 return self._not_found()
-            op["_polls"] += 1
-            if op["status"] != "DONE" and not fake.never_done and op["_polls"] > fake.polls_before_done:
-                op["status"], op["progress"] = "DONE", 100
-                if fake.fail_next:
-                    op["error"] = {"errors": [{"code": "RESOURCE_NOT_READY", "message": fake.fail_next}]}
-                    op["httpErrorStatusCode"], op["httpErrorMessage"] = 400, "BAD REQUEST"
-                    fake.fail_next = None
-                else:
-                    new = {"stop": "TERMINATED", "start": "RUNNING", "suspend": "SUSPENDED", "resume": "RUNNING"}
-                    fake.instances[op["_key"]]["status"] = new[op["_verb"]]
+            project, zone, name, verb = parts[3], parts[5], parts[7], parts[8]
+            if (project, zone, name) not in self.fake.instances:
+                return self._not_found()
+            op_name = f"operation-{len(self.fake.operations) + 1}-{verb}"
+            base = f"https://www.googleapis.com/compute/v1/projects/{project}/zones/{zone}"
+            op = {"kind": "compute#operation", "id": str(len(self.fake.operations) + 1), "name": op_name,
+                  "zone": base, "operationType": verb, "targetLink": f"{base}/instances/{name}",
+                  "status": "RUNNING", "progress": 0, "selfLink": f"{base}/operations/{op_name}",
+                  "_polls": 0, "_key": (project, zone, name), "_verb": verb, "_query": query}
+            self.fake.operations[op_name] = op
             return self._send(200, self._public(op))
 
-        def _aggregated(self, project: str, query: dict[str, str]) -> None:
-            label_filter = query.get("filter", "")
-            listed = [(zone, inst) for (p, zone, _n), inst in sorted(fake.instances.items()) if p == project]
-            start = int(query.get("pageToken") or 0)
-            page = listed[start:start + PAGE]
-            items: dict[str, Any] = {}
-            for zone, inst in page:
-                items.setdefault(f"zones/{zone}", {"instances": []})["instances"].append(inst)
-            items["zones/asia-east1-a"] = {"warning": {"code": "NO_RESULTS_ON_PAGE", "message": "no results",
-                                                       "data": [{"key": "scope", "value": "zones/asia-east1-a"}]}}
-            body: dict[str, Any] = {"kind": "compute#instanceAggregatedList", "id": f"projects/{project}/aggregated/"
-                                    "instances", "items": items, "_filter": label_filter}
-            if start + PAGE < len(listed):
-                body["nextPageToken"] = str(start + PAGE)
-            body.pop("_filter")
-            return self._send(200, body)
+    def _public(self, op: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in op.items() if not k.startswith("_")}
 
-        def _not_found(self) -> None:
-            self._send(404, {"error": {"code": 404, "message": "The resource was not found",
-                                       "errors": [{"message": "not found", "domain": "global", "reason": "notFound"}]}})
+    def _operation(self, name: str) -> None:
+        op = self.fake.operations.get(name)
+        if op is None:
+            return self._not_found()
+        op["_polls"] += 1
+        if op["status"] != "DONE" and not self.fake.never_done and op["_polls"] > self.fake.polls_before_done:
+            op["status"], op["progress"] = "DONE", 100
+            if self.fake.fail_next:
+                op["error"] = {"errors": [{"code": "RESOURCE_NOT_READY", "message": self.fake.fail_next}]}
+                op["httpErrorStatusCode"], op["httpErrorMessage"] = 400, "BAD REQUEST"
+                self.fake.fail_next = None
+            else:
+                new = {"stop": "TERMINATED", "start": "RUNNING", "suspend": "SUSPENDED", "resume": "RUNNING"}
+                self.fake.instances[op["_key"]]["status"] = new[op["_verb"]]
+        return self._send(200, self._public(op))
 
-    return Handler
+    def _aggregated(self, project: str, query: dict[str, str]) -> None:
+        label_filter = query.get("filter", "")
+        listed = [(zone, inst) for (p, zone, _n), inst in sorted(self.fake.instances.items()) if p == project]
+        start = int(query.get("pageToken") or 0)
+        page = listed[start:start + PAGE]
+        items: dict[str, Any] = {}
+        for zone, inst in page:
+            items.setdefault(f"zones/{zone}", {"instances": []})["instances"].append(inst)
+        items["zones/asia-east1-a"] = {"warning": {"code": "NO_RESULTS_ON_PAGE", "message": "no results",
+                                                   "data": [{"key": "scope", "value": "zones/asia-east1-a"}]}}
+        body: dict[str, Any] = {"kind": "compute#instanceAggregatedList", "id": f"projects/{project}/aggregated/"
+                                "instances", "items": items, "_filter": label_filter}
+        if start + PAGE < len(listed):
+            body["nextPageToken"] = str(start + PAGE)
+        body.pop("_filter")
+        return self._send(200, body)
+
+    def _not_found(self) -> None:
+        self._send(404, {"error": {"code": 404, "message": "The resource was not found",
+                                   "errors": [{"message": "not found", "domain": "global", "reason": "notFound"}]}})
+
+
+def handler_for(fake: FakeCompute) -> type[QuietHandler]:
+    return type("Handler", (ComputeHandler,), {"fake": fake})
 
 
 @pytest.fixture

@@ -18,7 +18,11 @@ mock_provider "aws" {
   }
   mock_resource "aws_sqs_queue" {
     override_during = plan
-    defaults        = { arn = "arn:aws:sqs:eu-west-1:123456789012:bgtest-dead-letter" }
+    defaults        = { arn = "arn:aws:sqs:eu-west-1:123456789012:bgtest-dead-letter", url = "https://sqs.eu-west-1.amazonaws.com/123456789012/bgtest-queue" }
+  }
+  mock_resource "aws_s3_bucket" {
+    override_during = plan
+    defaults        = { arn = "arn:aws:s3:::bgtest-state-123456789012-eu-west-1" }
   }
 }
 
@@ -138,7 +142,7 @@ run "stop_role_is_tag_scoped_and_never_terminates" {
   }
   assert {
     condition = alltrue([for s in jsondecode(aws_iam_role_policy.guardrail_stop[0].policy).Statement :
-    s.Resource != "*" || s.Effect == "Deny" || s.Action == ["ec2:DescribeInstances"]])
+    s.Resource != "*" || s.Effect == "Deny" || s.Action == ["ec2:DescribeInstances", "ec2:DescribeInstanceTypes"]])
     error_message = "Resource \"*\" only for DescribeInstances (no resource-level permissions) and Deny statements."
   }
 }
@@ -403,4 +407,87 @@ run "billing_export_and_budgets_feed_ingest_and_budget" {
     condition     = length(aws_sns_topic_subscription.this) == 1 && length(aws_lambda_permission.sns) == 1
     error_message = "The budget function subscribes to the module's budget topic."
   }
+}
+
+run "ingest_keeps_markers_and_fans_out_big_deliveries" {
+  command = plan
+
+  variables {
+    control_plane = {
+      queue_topic                = "projects/bg-control/topics/bgtest-queue"
+      workload_identity_audience = "//iam.googleapis.com/projects/123456789/locations/global/workloadIdentityPools/bgtest-publishers/providers/aws"
+    }
+    functions = {
+      ingest = {
+        handler       = "ingest.lambda_handler"
+        timeout_s     = 900
+        fan_out_parts = 3
+        trigger       = { type = "s3", bucket = "bgtest-cur", prefix = "cur/" }
+        grants        = ["read_exports", "queue_publish", "state", "fan_out"]
+      }
+      budget = {
+        handler = "budget.lambda_handler"
+        trigger = { type = "sns", topic_arn = "budget" }
+        grants  = ["queue_publish"]
+      }
+    }
+  }
+
+  assert {
+    # burnguard.app.aws.INGEST_PERMISSIONS, and the logs
+    condition = toset(flatten([for s in jsondecode(aws_iam_role_policy.function["ingest"].policy).Statement : s.Action])) == toset([
+      "logs:CreateLogStream", "logs:PutLogEvents", "s3:GetObject", "s3:ListBucket", "s3:PutObject",
+      "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+    ])
+    error_message = "ingest: exports, markers, parts and dead letters; nothing else."
+  }
+  assert {
+    condition     = toset(flatten([for s in jsondecode(aws_iam_role_policy.function["budget"].policy).Statement : s.Action])) == toset(["logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage"])
+    error_message = "budget: burnguard.app.aws.BUDGET_PERMISSIONS (dead letters) and its logs."
+  }
+  assert {
+    condition = [for s in jsondecode(aws_iam_role_policy.function["ingest"].policy).Statement : s.Resource if s.Sid == "ReadWriteMarkers"][0] == ["arn:aws:s3:::bgtest-state-123456789012-eu-west-1/burnguard-state/*"] && [
+      for s in jsondecode(aws_iam_role_policy.function["ingest"].policy).Statement : s.Condition.StringLike["s3:prefix"] if s.Sid == "ListMarkers"
+    ][0] == ["burnguard-state/*"]
+    error_message = "Markers are read, written and listed under the state prefix only."
+  }
+  assert {
+    condition = toset(keys(aws_lambda_function.this["ingest"].environment[0].variables)) == toset([
+      "BURNGUARD_POLICY", "BURNGUARD_LEDGER", "BURNGUARD_TOPIC", "BURNGUARD_GCP_WIF_CONFIG", "BURNGUARD_DEAD_LETTER_URL",
+      "BURNGUARD_STATE_BUCKET", "BURNGUARD_STATE_PREFIX", "BURNGUARD_PARTS_QUEUE_URL", "BURNGUARD_FAN_OUT_PARTS",
+    ])
+    error_message = "ingest gets what burnguard.app.aws.AwsSettings reads."
+  }
+  assert {
+    condition     = aws_lambda_function.this["ingest"].environment[0].variables["BURNGUARD_STATE_BUCKET"] == "bgtest-state-123456789012-eu-west-1" && aws_lambda_function.this["ingest"].environment[0].variables["BURNGUARD_FAN_OUT_PARTS"] == "3"
+    error_message = "The state bucket's name and the fan-out threshold."
+  }
+  assert {
+    condition     = aws_lambda_event_source_mapping.parts["ingest"].batch_size == 1 && aws_lambda_event_source_mapping.parts["ingest"].function_response_types == toset(["ReportBatchItemFailures"])
+    error_message = "The parts queue triggers ingest one record at a time, with partial batch failures."
+  }
+  assert {
+    condition     = aws_sqs_queue.parts[0].visibility_timeout_seconds == 5400 && jsondecode(aws_sqs_queue.parts[0].redrive_policy).maxReceiveCount == 5
+    error_message = "A part job stays invisible for 6x the timeout and moves to the dead-letter queue after 5 receives."
+  }
+  assert {
+    condition     = !contains(keys(aws_lambda_function.this["budget"].environment[0].variables), "BURNGUARD_STATE_BUCKET") && contains(keys(aws_lambda_function.this["budget"].environment[0].variables), "BURNGUARD_DEAD_LETTER_URL")
+    error_message = "budget dead-letters bad notifications; it keeps no markers."
+  }
+}
+
+run "fan_out_without_state_is_refused" {
+  command = plan
+
+  variables {
+    functions = {
+      ingest = {
+        handler = "ingest.lambda_handler"
+        trigger = { type = "s3", bucket = "bgtest-cur" }
+        grants  = ["read_exports", "fan_out"]
+      }
+    }
+  }
+
+  expect_failures = [var.functions]
 }
