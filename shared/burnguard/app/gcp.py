@@ -48,7 +48,7 @@ from urllib.parse import parse_qs, urlsplit
 from burnguard.adapters.gcp.firestore import FirestoreLedger
 from burnguard.adapters.gcp.pubsub import DEFAULT_MAX_ATTEMPTS, PushConsumer, PushOutcome
 from burnguard.app.invoke import InvokeContext, invoker
-from burnguard.app.slack import ConfigurationError
+from burnguard.app.slack import RESUMERS, ConfigurationError
 from burnguard.core.budget import parse_gcp_pubsub_cloudevent
 from burnguard.core.errors import InputError
 from burnguard.core.messages import Message
@@ -211,6 +211,20 @@ def azure_controller(env: Mapping[str, str], *, credential: Any = None, id_token
     if controller is None:
         raise ConfigurationError(f"missing environment variable(s): {AZURE_TENANT}, {AZURE_CLIENT}, {AZURE_SCOPES}")
     return controller
+
+
+def resume_guardrails(env: Mapping[str, str], **controller_options: Any) -> Callable[[Any, Ledger], GuardrailService]:
+    """What ``/burnguard resume`` acts through in the slash function: a guardrail service on the
+    slash function's ledger and policy, with the guardrail's controllers (built when a resume
+    is completed, not at cold start). ``controller_options``: see :func:`cloud_controllers`."""
+
+    def build(policy: Any, ledger: Ledger) -> GuardrailService:
+        return GuardrailService(policy, ledger, notifier_from_env(env), cloud_controllers(env, **controller_options))
+
+    return build
+
+
+RESUMERS["gcp"] = resume_guardrails
 
 
 def notifier_from_env(env: Mapping[str, str]) -> Notifier:
