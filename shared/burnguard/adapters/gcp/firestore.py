@@ -55,6 +55,7 @@ from burnguard.core.ledger import (
     check_delivery,
 )
 from burnguard.core.messages import DeliveryRef, DeliverySummary, Totals
+from burnguard.ports.ledger import ClaimState
 
 #: Firestore actions the ledger needs (``roles/datastore.user`` on the database).
 PERMISSIONS = (
@@ -84,6 +85,8 @@ SUM = pa.decimal256(76, 9)
 WIDE = pa.decimal256(76, 18)
 NO_DAY = "P"
 WAITING_SUMMARY = "its closing summary has not arrived"
+#: announcements written per commit when a claim settles with many other crossings (under 500)
+SETTLE_WRITES = 400
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
@@ -196,6 +199,8 @@ class FirestoreLedger:
         self._cached = 0
         self._cache_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="firestore-ledger")
+        self._seq = 0
+        self._seq_lock = threading.Lock()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
@@ -656,21 +661,150 @@ class FirestoreLedger:
         return _dt(max(ends)) if ends else None
 
     # -- alert state, audit, stops, snoozes -------------------------------------------------
+    def _announcement(self, key: str) -> Any:
+        return self._col("announcements").document(_key(key))
+
+    @staticmethod
+    def _announcement_data(key: str, at: datetime, details: Mapping[str, Any] | str) -> dict[str, Any]:
+        text = details if isinstance(details, str) else json.dumps(dict(details), sort_keys=True, default=str)
+        return {"key": key, "at": _ts(at), "details": text}
+
     def announce(self, key: str, at: datetime, details: Mapping[str, Any]) -> bool:
-        """Claim-once in a transaction: ``False`` if the key was announced before."""
+        """Claim-once by ``create()`` (atomic, and no transaction to lock the document):
+        ``False`` if the key was announced before."""
+        from google.api_core.exceptions import AlreadyExists, Conflict
+
+        try:
+            self._announcement(key).create(self._announcement_data(key, at, details))
+        except (AlreadyExists, Conflict):
+            return False
+        return True
+
+    # -- effect log: claims/{hash(key)} and claims/{hash(key)}/effects/{hash(effect)} --------
+    def _claim(self, key: str) -> Any:
+        return self._col("claims").document(_key(key))
+
+    def _effect(self, key: str, effect: str) -> Any:
+        return self._claim(key).collection("effects").document(_key(effect))
+
+    def claim(self, key: str, at: datetime, details: Mapping[str, Any]) -> ClaimState:
         from google.cloud import firestore
 
-        ref = self._col("announcements").document(_key(key))
+        ref, announced = self._claim(key), self._announcement(key)
 
         @firestore.transactional
-        def claim(tx: Any) -> bool:
-            if ref.get(transaction=tx).exists:
-                return False
-            tx.create(ref, {"key": key, "at": _ts(at),
+        def open_claim(tx: Any) -> ClaimState:
+            snaps = {s.reference.path: s for s in tx.get_all([ref, announced])}
+            if snaps[announced.path].exists:
+                return "settled"
+            claim = snaps[ref.path]
+            if claim.exists:
+                return "settled" if claim.get("settled") else "pending"
+            tx.create(ref, {"key": key, "at": _ts(at), "settled": False, "settled_at": None,
                             "details": json.dumps(dict(details), sort_keys=True, default=str)})
+            return "new"
+
+        state: ClaimState = open_claim(self.client.transaction())
+        return state
+
+    def effects(self, key: str) -> dict[str, dict[str, Any]]:
+        return {d["effect"]: {"state": d["state"], "outcome": d["outcome"], "details": json.loads(d["details"])}
+                for d in (doc.to_dict() for doc in self._claim(key).collection("effects").stream())}
+
+    def begin_effect(self, key: str, effect: str, at: datetime, details: Mapping[str, Any]) -> bool:
+        """``create()``: atomic, ``False`` if the effect is recorded (pending or done)."""
+        from google.api_core.exceptions import AlreadyExists, Conflict
+
+        try:
+            self._effect(key, effect).create({
+                "effect": effect, "state": "pending", "outcome": "", "at": _ts(at),
+                "details": json.dumps(dict(details), sort_keys=True, default=str)})
+        except (AlreadyExists, Conflict):
+            return False
+        return True
+
+    def complete_effect(self, key: str, effect: str, outcome: str, at: datetime, *, details: Mapping[str, Any],
+                        audit: AuditEvent, stop: StopRecord | None = None) -> bool:
+        """One transaction: the effect marked done, the audit event and the stop written (at
+        most three writes)."""
+        from google.cloud import firestore
+
+        ref = self._effect(key, effect)
+        data = {"effect": effect, "state": "done", "outcome": outcome, "at": _ts(at),
+                "details": json.dumps(dict(details), sort_keys=True, default=str)}
+
+        @firestore.transactional
+        def complete(tx: Any) -> bool:
+            snap = ref.get(transaction=tx)
+            if snap.exists and snap.get("state") == "done":
+                return False
+            tx.set(ref, data)
+            tx.create(*self._audit_doc(audit))
+            if stop is not None:
+                tx.set(*self._stop_doc(stop))
             return True
 
-        return bool(claim(self.client.transaction()))
+        return bool(complete(self.client.transaction()))
+
+    def drop_effect(self, key: str, effect: str) -> None:
+        from google.cloud import firestore
+
+        ref = self._effect(key, effect)
+
+        @firestore.transactional
+        def drop(tx: Any) -> None:
+            snap = ref.get(transaction=tx)
+            if snap.exists and snap.get("state") == "pending":
+                tx.delete(ref)
+
+        drop(self.client.transaction())
+
+    def settle(self, key: str, at: datetime, also: Sequence[str] = ()) -> None:
+        """One transaction: the claim settled and its keys announced (those not yet announced).
+        Should a decision report more crossings than one commit takes, the surplus is announced
+        first, in batches: until the last transaction the claim is pending and its own key
+        unannounced, so a retry resumes it."""
+        from google.cloud import firestore
+
+        keys = list(dict.fromkeys([key, *also]))
+        ref = self._claim(key)
+        details = ref.get().to_dict() or {}
+        text = details.get("details", "{}")
+        for i in range(SETTLE_WRITES, len(keys), SETTLE_WRITES):
+            self._announce_missing(keys[i:i + SETTLE_WRITES], at, text)
+        head = keys[:SETTLE_WRITES]
+
+        @firestore.transactional
+        def settle(tx: Any) -> None:
+            refs = [ref, *(self._announcement(k) for k in head)]
+            snaps = {s.reference.path: s for s in tx.get_all(refs)}
+            claim = snaps[ref.path]
+            if claim.exists and not claim.get("settled"):
+                tx.update(ref, {"settled": True, "settled_at": _ts(at)})
+            for k in head:
+                if not snaps[self._announcement(k).path].exists:
+                    tx.create(self._announcement(k), self._announcement_data(k, at, text))
+
+        settle(self.client.transaction())
+
+    def _announce_missing(self, keys: Sequence[str], at: datetime, details: str) -> None:
+        from google.cloud import firestore
+
+        @firestore.transactional
+        def announce(tx: Any) -> None:
+            refs = [self._announcement(k) for k in keys]
+            snaps = {s.reference.path: s for s in tx.get_all(refs)}
+            for k, r in zip(keys, refs, strict=True):
+                if not snaps[r.path].exists:
+                    tx.create(r, self._announcement_data(k, at, details))
+
+        announce(self.client.transaction())
+
+    def pending_claims(self) -> dict[str, dict[str, Any]]:
+        docs = [d.to_dict() for d in self._col("claims").where(filter=_f("settled", "==", False)).stream()]
+        docs.sort(key=lambda d: (d["at"], d["key"]))
+        return {d["key"]: {"at": _dt(d["at"]), "details": json.loads(d["details"]), "effects": self.effects(d["key"])}
+                for d in docs}
 
     def announced(self, prefix: str) -> dict[str, datetime]:
         q = self._col("announcements").where(filter=_f("key", ">=", prefix)).where(
@@ -678,14 +812,24 @@ class FirestoreLedger:
         return {d["key"]: v for doc in q.stream() if (v := _dt((d := doc.to_dict())["at"])) is not None}
 
     def audit(self, event: AuditEvent) -> None:
-        # Ids sort by time, then by arrival (nanosecond clock), then a random tail: one new
-        # document per event, never an update.
-        at = event.at.astimezone(UTC)
-        doc_id = f"{at.strftime('%Y%m%dT%H%M%S%f')}-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
-        self._col("audit").document(doc_id).set({
-            "at": _ts(at), "kind": event.kind, "actor": event.actor, "outcome": event.outcome,
-            "guardrail": event.guardrail, "scope": event.scope, "seq": doc_id,
-            "details": json.dumps(event.details, sort_keys=True, default=str)})
+        ref, data = self._audit_doc(event)
+        ref.create(data)
+
+    def _audit_doc(self, event: AuditEvent) -> tuple[Any, dict[str, Any]]:
+        """A new audit document: its id sorts by arrival (a nanosecond clock, strictly
+        increasing within this process), then a random tail. One document per event, never
+        an update."""
+        with self._seq_lock:
+            self._seq = max(self._seq + 1, time.time_ns())
+            seq = self._seq
+        doc_id = f"{seq:020d}-{uuid.uuid4().hex[:8]}"
+        return self._col("audit").document(doc_id), self._audit_doc_data(event, doc_id)
+
+    @staticmethod
+    def _audit_doc_data(event: AuditEvent, doc_id: str) -> dict[str, Any]:
+        return {"at": _ts(event.at), "kind": event.kind, "actor": event.actor, "outcome": event.outcome,
+                "guardrail": event.guardrail, "scope": event.scope, "seq": doc_id,
+                "details": json.dumps(event.details, sort_keys=True, default=str)}
 
     def audit_log(self, *, limit: int = 100, guardrail: str | None = None) -> list[AuditEvent]:
         from google.cloud import firestore
@@ -705,14 +849,18 @@ class FirestoreLedger:
         return out
 
     def record_stop(self, record: StopRecord) -> None:
+        ref, data = self._stop_doc(record)
+        ref.set(data)
+
+    def _stop_doc(self, record: StopRecord) -> tuple[Any, dict[str, Any]]:
         doc_id = _key(record.guardrail, record.cloud, record.instance_id, _ts(record.stopped_at) or "")
-        self._col("stops").document(doc_id).set({
+        return self._col("stops").document(doc_id), {
             "guardrail": record.guardrail, "scope": record.scope, "cloud": record.cloud,
             "instance_id": record.instance_id, "name": record.name, "location": record.location,
             "instance_type": record.instance_type, "stopped_at": _ts(record.stopped_at),
             "dry_run": record.dry_run,
             "hourly_cost": str(record.hourly_cost) if record.hourly_cost is not None else None,
-            "currency": record.currency, "resumed_at": _ts(record.resumed_at)})
+            "currency": record.currency, "resumed_at": _ts(record.resumed_at)}
 
     def stops(self, guardrail: str | None = None, *, active_only: bool = True) -> list[StopRecord]:
         q = self._col("stops")
