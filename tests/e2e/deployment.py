@@ -49,7 +49,6 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/burnguard-guardrail-stop"
 #: the guardrail's clock: the morning after the sample data (through 2024-09-20T23:00Z)
 NOW = datetime(2024, 9, 21, 6, tzinfo=UTC)
 ADMIN, STRANGER = "U0E2EADMIN", "U0E2ESTRANGER"
-SIGNING_SECRET = "e2e-signing-secret-9f3b1c"
 WEBHOOK_SECRET = "e2e-webhook-" + "s" * 24
 
 POLICY = f"""
@@ -275,17 +274,6 @@ def push_envelope(message: Any, subscription: str) -> dict[str, Any]:
     return {"message": {"data": base64.b64encode(message.data).decode(), "attributes": dict(message.attributes),
                         "messageId": message.message_id or uuid.uuid4().hex, "publishTime": "2024-09-21T06:00:00Z"},
             "subscription": subscription}
-
-
-@dataclass
-class Clock:
-    """Step timings of the story, for its narration."""
-
-    marks: list[tuple[str, float]] = field(default_factory=list)
-    start: float = field(default_factory=time.perf_counter)
-
-    def mark(self, what: str) -> None:
-        self.marks.append((what, time.perf_counter()))
 
 
 def id_token_stand_in(audience: str) -> str:

@@ -86,16 +86,11 @@ REGIONS = ["us-east-1", "us-west-2"]
 AZURE_SUBSCRIPTIONS = "5f1c3a7e-2b4d-4c6e-8f0a-1b3d5e7f9a2c,9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
 ML_GPUS = {"aws": {"trainer-p4d-1", "notebook-g5-1"}, "gcp": {"trainer-a100-1", "nb-t4-1"},
            "azure": {"trainer-a100-az"}}
-LEDGER_HAS_EFFECTS = all(hasattr(FirestoreLedger, m) for m in ("claim", "begin_effect", "settle", "pending_claims"))
 
 
-def ledger_url(firestore: Any, tmp: Path) -> str:
-    """Firestore, as deployed. Until the Firestore ledger has the effect log the guardrail
-    needs (branch fseffects), the story runs its ledger on SQLite; the test says so."""
-    if LEDGER_HAS_EFFECTS:
-        return f"firestore://projects/{firestore.project}/databases/(default)?prefix=e2e_"
-    say("NOTE: the Firestore ledger has no effect log yet: this run keeps the ledger in SQLite")
-    return f"sqlite:///{tmp / 'ledger.sqlite'}"
+def ledger_url(firestore: Any) -> str:
+    """The control plane's ledger, as deployed: Firestore (its emulator)."""
+    return f"firestore://projects/{firestore.project}/databases/(default)?prefix=e2e_"
 
 
 class Deployment:
@@ -105,7 +100,7 @@ class Deployment:
         self.tmp, self.monkeypatch, self.slack = tmp, monkeypatch, slack
         (tmp / "policy.yaml").write_text(POLICY)
         self.topics = Topics(pubsub.project)
-        self.ledger_url = ledger_url(firestore, tmp)
+        self.ledger_url = ledger_url(firestore)
         self.env = {"BURNGUARD_POLICY": str(tmp / "policy.yaml"), "BURNGUARD_LEDGER": self.ledger_url,
                     "BURNGUARD_GCP_PROJECTS": GCP_PROJECT, "BURNGUARD_AWS_ROLE_ARN": ROLE_ARN,
                     "BURNGUARD_AWS_REGIONS": ",".join(REGIONS), "BURNGUARD_AZURE_TENANT_ID": "e2e-tenant",
@@ -119,6 +114,7 @@ class Deployment:
             "azure_credential": _Token(), "azure_options": {"base_url": arm_url, "authentication_policy": _Bearer(),
                                                             "polling_interval": 0, "retry_total": 3}}
         self.ledger = bootstrap.open_ledger(self.ledger_url)
+        assert isinstance(self.ledger, FirestoreLedger)
         # the guardrail function (Google Cloud), its controllers built from its environment
         from slack_sdk import WebClient
 
