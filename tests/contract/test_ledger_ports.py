@@ -290,6 +290,25 @@ def test_the_effect_log_claims_a_crossing_once_and_resumes_what_is_pending(ledge
     assert ledger.claim("burn|g|team=web|2024-09-12", NOW, {}) == "settled"
 
 
+def test_settling_a_decision_that_reports_many_crossings_announces_each_once(ledger: Ledger) -> None:
+    # GIVEN a `project=*` decision crossing 600 projects at once (more than one Firestore commit
+    # takes), one of them announced an hour earlier by another path
+    key = "threshold|p|project=p000|2024-09|100%"
+    others = [f"threshold|p|project=p{i:03d}|2024-09|100%" for i in range(1, 601)]
+    earlier = NOW - timedelta(hours=1)
+    assert ledger.announce(others[-1], earlier, {}) is True
+    assert ledger.claim(key, NOW, {"label": "100%"}) == "new"
+    # WHEN it settles (twice: a retry)
+    ledger.settle(key, NOW, others)
+    ledger.settle(key, NOW + timedelta(minutes=5), others)
+    # THEN every crossing is announced once, the earlier announcement keeps its time
+    announced = ledger.announced("threshold|p|")
+    assert set(announced) == {key, *others}
+    assert announced[others[-1]] == earlier
+    assert {at for k, at in announced.items() if k != others[-1]} == {NOW}
+    assert ledger.pending_claims() == {} and ledger.claim(key, NOW, {}) == "settled"
+
+
 def test_every_method_of_every_ledger_port_is_called_in_this_module() -> None:
     """Guards the contract against a port that grows a method no contract test calls."""
     from burnguard.ports import ledger as port

@@ -155,6 +155,30 @@ def test_writes_stay_within_firestore_limits(client: Any, batches: list[list[Mes
     assert answers(ledger) == answers(reference)
 
 
+def test_settling_many_crossings_commits_within_firestore_limits(client: Any,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim settled with 1,200 other crossings: every transaction commits at most 500
+    writes (the emulator takes more, Firestore does not) and every key is announced."""
+    from google.cloud.firestore_v1.transaction import Transaction
+
+    commits: list[int] = []
+    real_commit = Transaction._commit
+
+    def commit(self: Any) -> Any:
+        commits.append(len(self._write_pbs))
+        return real_commit(self)
+
+    ledger = FirestoreLedger(client, prefix="settle_")
+    key = "threshold|p|project=p0000|2024-09|100%"
+    others = [f"threshold|p|project=p{i:04d}|2024-09|100%" for i in range(1, 1201)]
+    assert ledger.claim(key, NOW, {}) == "new"
+    monkeypatch.setattr(Transaction, "_commit", commit)
+    ledger.settle(key, NOW, others)
+    assert len(commits) >= 3 and max(commits) <= 500, commits
+    assert set(ledger.announced("threshold|p|")) == {key, *others}
+    assert ledger.pending_claims() == {}
+
+
 def huge_chunk(delivery: DeliveryRef, index: int, amount: Decimal) -> tuple[str, Facts]:
     """A chunk of one resource's day with an amount of 36 significant digits."""
     spend = empty_facts().spend.schema

@@ -16,6 +16,10 @@ model is in ARCHITECTURE.md ("Firestore data model"). In short:
   the pages of the deliveries ``current`` names, so the switch is atomic whatever the number
   of pages. The replaced delivery's pages are deleted afterwards (leftovers are invisible).
 
+The effect log (what the guardrail did about each crossing): ``{p}claims/{hash(key)}`` (state,
+details) with its effects in ``{p}claims/{hash(key)}/effects/{hash(effect)}``; every method is
+one transaction on that crossing's documents (or one ``create()``), never held while acting.
+
 Money is exact: pages hold ``decimal256(76, 9)`` sums (each aggregate row rounded half-even at
 1e-9 once, as in SQLite), summed in Arrow decimal256; never floats. Writes go in batches of at
 most 500 writes and about 9 MB; no document is rewritten per chunk (a chunk creates its own
