@@ -22,8 +22,8 @@ from burnguard.adapters.gcp.pubsub import PushConsumer
 from burnguard.app import gcp
 from burnguard.core.lineitem import SCHEMA
 from burnguard.core.messages import DeliveryRef, DeliverySummary, FileSummary, encode_chunk, encode_summary, totals_of
-from tests.adapters.gcp.test_compute_controller import FakeCompute, handler_for, vm
 from tests.emulators import http_server
+from tests.fakes.compute import FakeCompute, handler_for, vm
 from tests.functions.test_gcp_guardrail import Notes, function_client, post_cloudevent, push_envelope
 from tests.slack_helpers import ML, NOW, POLICY, SEPTEMBER, item
 

@@ -87,7 +87,7 @@ module "gcp" {
   }
 
   guardrail_reach = {
-    aws = { role_arn = module.aws.guardrail_stop_role_arn, regions = var.aws_gpu_regions }
+    aws = { role_arn = module.aws.guardrail_stop_role_arn, regions = var.aws_gpu_regions, token_audience = module.aws.guardrail_stop_token_audience }
     azure = length(var.azure_gpu_scopes) == 0 ? null : {
       tenant_id = module.azure.tenant_id
       client_id = module.azure.guardrail_identity_client_id

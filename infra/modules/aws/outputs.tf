@@ -41,6 +41,11 @@ output "guardrail_stop_role_arn" {
   value       = one(aws_iam_role.guardrail_stop[*].arn)
 }
 
+output "guardrail_stop_token_audience" {
+  description = "Audience of the Google ID token the guardrail presents to assume guardrail_stop_role_arn (null without guardrail_stop)."
+  value       = local.stop_enabled ? local.stop.token_audience : null
+}
+
 output "dead_letter_queue_arn" {
   description = "SQS queue of failed asynchronous invocations (null when no function is triggered asynchronously)."
   value       = one(aws_sqs_queue.dead_letter[*].arn)

@@ -39,8 +39,9 @@ locals {
       BURNGUARD_GCE_LOCAL_SSD = var.guardrail_stop.local_ssd
     },
     var.guardrail_reach.aws == null ? {} : {
-      BURNGUARD_AWS_ROLE_ARN = var.guardrail_reach.aws.role_arn
-      BURNGUARD_AWS_REGIONS  = join(",", var.guardrail_reach.aws.regions)
+      BURNGUARD_AWS_ROLE_ARN       = var.guardrail_reach.aws.role_arn
+      BURNGUARD_AWS_REGIONS        = join(",", var.guardrail_reach.aws.regions)
+      BURNGUARD_AWS_TOKEN_AUDIENCE = var.guardrail_reach.aws.token_audience
     },
     var.guardrail_reach.azure == null ? {} : {
       BURNGUARD_AZURE_TENANT_ID = var.guardrail_reach.azure.tenant_id

@@ -332,14 +332,15 @@ variable "enable_apis" {
 variable "guardrail_reach" {
   description = <<-EOT
     What the guardrail (grant stop_instances) is told about the other clouds' stop identities
-    (the aws and azure modules' outputs): BURNGUARD_AWS_ROLE_ARN/BURNGUARD_AWS_REGIONS,
+    (the aws and azure modules' outputs): BURNGUARD_AWS_ROLE_ARN/BURNGUARD_AWS_REGIONS/BURNGUARD_AWS_TOKEN_AUDIENCE,
     BURNGUARD_AZURE_TENANT_ID/BURNGUARD_AZURE_CLIENT_ID/BURNGUARD_AZURE_SCOPES. Its Google Cloud
     projects are guardrail_stop.projects (BURNGUARD_GCP_PROJECTS). null parts: no reach there.
   EOT
   type = object({
     aws = optional(object({
-      role_arn = string
-      regions  = list(string)
+      role_arn       = string
+      regions        = list(string)
+      token_audience = optional(string, "burnguard-aws-stop")
     }))
     azure = optional(object({
       tenant_id = string

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from burnguard.app.config import ConfigurationError
 from burnguard.app.invoke import InvokeContext, invoker
 from burnguard.core.errors import BurnguardError, InputError
 from burnguard.ports.objects import Publish, PublishError
@@ -58,10 +59,6 @@ INGEST_PERMISSIONS: tuple[str, ...] = ("s3:GetObject", "s3:ListBucket", "s3:PutO
                                        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 # (Federation signs sts:GetCallerIdentity, which needs no IAM permission.)
 BUDGET_PERMISSIONS: tuple[str, ...] = ("sqs:SendMessage",)
-
-
-class ConfigurationError(BurnguardError):
-    """The function's environment is missing something or holds something wrong."""
 
 
 class TransientError(BurnguardError):

@@ -26,7 +26,9 @@ Environment (validated when an instance first needs it; the error names the vari
 ``BURNGUARD_SLACK_BOT_TOKEN_REF``      Secret Manager reference of the bot token (optional:
                                        without it, notifications go to the function's log)
 ``BURNGUARD_SLACK_CHANNEL``            default channel (the policy's channel wins)
-``BURNGUARD_AWS_ROLE_ARN`` …           reach into AWS and Azure (see :func:`cloud_controllers`)
+``BURNGUARD_AWS_ROLE_ARN`` …           reach into AWS and Azure (see :func:`cloud_controllers`);
+                                       ``BURNGUARD_AWS_TOKEN_AUDIENCE`` (default
+                                       ``burnguard-aws-stop``) the ID token's audience for STS
 =====================================  ==========================================================
 """
 
@@ -45,6 +47,7 @@ from typing import Any
 from burnguard.adapters.gcp.pubsub import DEFAULT_MAX_ATTEMPTS, PushConsumer, PushOutcome
 from burnguard.app.config import LEDGER, POLICY, ConfigurationError, open_ledger
 from burnguard.app.invoke import InvokeContext, invoker
+from burnguard.app.slack import RESUMERS
 from burnguard.core.budget import parse_gcp_pubsub_cloudevent
 from burnguard.core.errors import InputError
 from burnguard.core.messages import Message
@@ -103,10 +106,33 @@ def gcp_projects(env: Mapping[str, str]) -> list[str]:
 
 
 # -- controllers ----------------------------------------------------------------------------
-def cloud_controllers(env: Mapping[str, str], *, compute_clients: Any = None) -> dict[str, InstanceController]:
+#: the audience of the Google ID token the guardrail presents to AWS STS (the stop role's trust
+#: policy checks it as ``accounts.google.com:oaud``; infra/modules/aws ``token_audience``)
+AWS_TOKEN_AUDIENCE = "BURNGUARD_AWS_TOKEN_AUDIENCE"
+DEFAULT_AWS_AUDIENCE = "burnguard-aws-stop"
+IdToken = Callable[[str], str]
+
+
+def google_id_token(audience: str) -> str:
+    """An ID token of the service account the function runs as (the metadata server), for
+    ``audience``: what AWS STS and Entra ID accept as a federated identity."""
+    import google.auth.transport.requests
+    import google.oauth2.id_token
+
+    return str(google.oauth2.id_token.fetch_id_token(  # type: ignore[no-untyped-call]
+        google.auth.transport.requests.Request(), audience))
+
+
+def cloud_controllers(env: Mapping[str, str], *, compute_clients: Any = None, compute_operations: Any = None,
+                      id_token: IdToken | None = None, azure_credential: Any = None,
+                      azure_options: Mapping[str, Any] | None = None) -> dict[str, InstanceController]:
     """The guardrail's instance controllers: Compute Engine for ``BURNGUARD_GCP_PROJECTS``, and
     EC2 / Azure VMs when their federated-credential variables are set. A cloud without its
-    variables has no controller: the guardrail then reports its instances as uncontrolled."""
+    variables has no controller: the guardrail then reports its instances as uncontrolled.
+
+    ``id_token`` (audience → Google ID token) defaults to the metadata server's; tests pass a
+    stand-in. ``azure_credential`` / ``azure_options`` (``base_url``, pipeline policies) reach
+    the ARM client for tests."""
     controllers: dict[str, InstanceController] = {}
     projects = gcp_projects(env)
     if projects:
@@ -116,44 +142,63 @@ def cloud_controllers(env: Mapping[str, str], *, compute_clients: Any = None) ->
             ssd = local_ssd_policy(env.get(LOCAL_SSD, "refuse"))
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
-        controllers["gcp"] = GceController(projects, clients=compute_clients, local_ssd=ssd)
-    if env.get(AWS_ROLE_ARN):
-        controllers["aws"] = aws_controller(env)
+        controllers["gcp"] = GceController(projects, clients=compute_clients, operations=compute_operations,
+                                           local_ssd=ssd)
+    if env.get(AWS_ROLE_ARN) or env.get(AWS_REGIONS):
+        controllers["aws"] = aws_controller(env, id_token=id_token)
     if env.get(AZURE_TENANT) or env.get(AZURE_CLIENT) or env.get(AZURE_SCOPES):
-        controllers["azure"] = azure_controller(env)
+        controllers["azure"] = azure_controller(env, credential=azure_credential, id_token=id_token,
+                                                **(azure_options or {}))
     return controllers
 
 
-def aws_controller(env: Mapping[str, str]) -> InstanceController:
-    """EC2 through ``BURNGUARD_AWS_ROLE_ARN`` (AssumeRoleWithWebIdentity with the function's
-    Google-signed ID token: no AWS key). INTEGRATOR: the EC2 adapter is written in parallel;
-    finish this wiring with its constructor."""
-    regions = [r.strip() for r in env.get(AWS_REGIONS, "").split(",") if r.strip()]
-    if not regions:
-        raise ConfigurationError(f"{AWS_REGIONS} is required with {AWS_ROLE_ARN} (comma-separated regions)")
-    try:
-        from burnguard.adapters.aws import ec2  # type: ignore[attr-defined,unused-ignore]
-    except ImportError as exc:
-        raise ConfigurationError(f"{AWS_ROLE_ARN} is set but the EC2 controller is not in this build ({exc})") from None
-    factory: Callable[..., InstanceController] = ec2.Ec2Controller.federated
-    return factory(role_arn=env[AWS_ROLE_ARN], regions=regions)
+def aws_controller(env: Mapping[str, str], *, id_token: IdToken | None = None) -> InstanceController:
+    """EC2 in ``BURNGUARD_AWS_REGIONS`` through ``BURNGUARD_AWS_ROLE_ARN``: the role is assumed
+    with ``AssumeRoleWithWebIdentity`` and the function's Google-signed ID token (audience
+    ``BURNGUARD_AWS_TOKEN_AUDIENCE``, default ``burnguard-aws-stop``): no AWS key."""
+    from burnguard.app import aws
+
+    if not env.get(AWS_ROLE_ARN, "").strip():
+        raise ConfigurationError(f"{AWS_REGIONS} is set but {AWS_ROLE_ARN} is not (the role the guardrail assumes)")
+    audience = env.get(AWS_TOKEN_AUDIENCE, "").strip() or DEFAULT_AWS_AUDIENCE
+    fetch = id_token or google_id_token
+    controller: InstanceController = aws.ec2_controller(env, web_identity_token=lambda: fetch(audience))
+    return controller
 
 
-def azure_controller(env: Mapping[str, str]) -> InstanceController:
-    """Azure VMs through workload identity federation (``BURNGUARD_AZURE_TENANT_ID``,
-    ``BURNGUARD_AZURE_CLIENT_ID``, ``BURNGUARD_AZURE_SCOPES``). INTEGRATOR: the VM adapter is
-    written in parallel; finish this wiring with its constructor."""
-    missing = [k for k in (AZURE_TENANT, AZURE_CLIENT, AZURE_SCOPES) if not env.get(k)]
-    if missing:
-        raise ConfigurationError(f"missing environment variable(s): {', '.join(missing)}")
-    scopes = [s.strip() for s in env[AZURE_SCOPES].split(",") if s.strip()]
-    try:
-        from burnguard.adapters.azure import vms  # type: ignore[attr-defined,unused-ignore]
-    except ImportError as exc:
-        raise ConfigurationError(f"{AZURE_SCOPES} is set but the Azure VM controller is not in this build "
-                                 f"({exc})") from None
-    factory: Callable[..., InstanceController] = vms.AzureVmController.federated
-    return factory(tenant_id=env[AZURE_TENANT], client_id=env[AZURE_CLIENT], scopes=scopes)
+def azure_controller(env: Mapping[str, str], *, credential: Any = None, id_token: IdToken | None = None,
+                     **client_options: Any) -> InstanceController:
+    """Azure VMs through Entra workload identity federation (``BURNGUARD_AZURE_TENANT_ID``,
+    ``BURNGUARD_AZURE_CLIENT_ID``, ``BURNGUARD_AZURE_SCOPES``): the client assertion is the
+    function's Google ID token for ``api://AzureADTokenExchange``."""
+    from burnguard.app import azure
+
+    if credential is None and id_token is not None:
+        from azure.identity import ClientAssertionCredential
+
+        missing = [k for k in (AZURE_TENANT, AZURE_CLIENT) if not env.get(k, "").strip()]
+        if missing:
+            raise ConfigurationError(f"Azure is partly configured: missing {', '.join(missing)}")
+        credential = ClientAssertionCredential(env[AZURE_TENANT].strip(), env[AZURE_CLIENT].strip(),
+                                               lambda: id_token(azure.ENTRA_EXCHANGE_AUDIENCE))
+    controller: InstanceController | None = azure.vm_controller(env, credential, **client_options)
+    if controller is None:
+        raise ConfigurationError(f"missing environment variable(s): {AZURE_TENANT}, {AZURE_CLIENT}, {AZURE_SCOPES}")
+    return controller
+
+
+def resume_guardrails(env: Mapping[str, str], **controller_options: Any) -> Callable[[Any, Ledger], GuardrailService]:
+    """What ``/burnguard resume`` acts through in the slash function: a guardrail service on the
+    slash function's ledger and policy, with the guardrail's controllers (built when a resume
+    is completed, not at cold start). ``controller_options``: see :func:`cloud_controllers`."""
+
+    def build(policy: Any, ledger: Ledger) -> GuardrailService:
+        return GuardrailService(policy, ledger, notifier_from_env(env), cloud_controllers(env, **controller_options))
+
+    return build
+
+
+RESUMERS["gcp"] = resume_guardrails
 
 
 def notifier_from_env(env: Mapping[str, str], *, ledger: Ledger | None = None, policy: Policy | None = None,

@@ -44,9 +44,11 @@ from burnguard.adapters.slack.respond import WebhookResponder
 from burnguard.adapters.slack.verify import LedgerReplayGuard, SlackRequestVerifier, TtlReplayCache
 from burnguard.app.config import LEDGER, POLICY, ConfigurationError, open_ledger
 from burnguard.core.clouds import AZURE, CLOUDS
-from burnguard.core.policy import load_policy
+from burnguard.core.policy import Policy, load_policy
+from burnguard.ports.ledger import Ledger
 from burnguard.ports.secrets import SecretError
-from burnguard.ports.slack import Deferrer
+from burnguard.ports.slack import Deferrer, Responder
+from burnguard.services.guardrail import GuardrailService
 from burnguard.services.slack_endpoint import SlashService, UnavailableDeferrer
 
 SIGNING_SECRET_REF = "BURNGUARD_SLACK_SIGNING_SECRET_REF"
@@ -140,8 +142,11 @@ def read_secret(cloud: str, ref: str, client: Any = None) -> str:
 
 def build_slash_service(settings: SlashSettings, *, secret: Callable[[str, str], str] = read_secret,
                         deferrer: Deferrer | None = None, clock: Callable[[], float] | None = None,
-                        **kwargs: Any) -> SlashService:
-    """The service of ``settings``; ``secret(cloud, ref)`` reads the signing secret."""
+                        guardrails: Callable[[Policy, Ledger], GuardrailService] | None = None,
+                        responder: Responder | None = None, **kwargs: Any) -> SlashService:
+    """The service of ``settings``; ``secret(cloud, ref)`` reads the signing secret;
+    ``guardrails(policy, ledger)`` builds the guardrail service ``resume`` acts through (its
+    instance controllers); without it ``resume`` answers that it is not available here."""
     signing_secret = secret(settings.cloud, settings.signing_secret_ref)
     if not signing_secret:
         raise ConfigurationError("the Slack signing secret is empty")
@@ -150,12 +155,20 @@ def build_slash_service(settings: SlashSettings, *, secret: Callable[[str, str],
     extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
     replay = LedgerReplayGuard(ledger, **extra) if settings.replay == "ledger" else TtlReplayCache(**extra)
     verifier = SlackRequestVerifier(signing_secret, replay=replay, **extra)
-    return SlashService(verifier, ledger, policy, None, deferrer=deferrer or default_deferrer(settings),
-                        responder=WebhookResponder(), **kwargs)
+    resume = (lambda: guardrails(policy, ledger)) if guardrails is not None else None
+    return SlashService(verifier, ledger, policy, resume, deferrer=deferrer or default_deferrer(settings),
+                        responder=responder or WebhookResponder(), **kwargs)
 
 
 @functools.cache
 def slash_service(cloud: str) -> SlashService:
     """The instance's service (built on its first request, kept while the instance is warm)."""
-    return build_slash_service(SlashSettings.from_env(cloud, os.environ))
+    resume = RESUMERS.get(cloud)
+    return build_slash_service(SlashSettings.from_env(cloud, os.environ),
+                               guardrails=resume(os.environ) if resume is not None else None)
+
+
+#: cloud → ``env → (policy, ledger) → GuardrailService``: how ``resume`` reaches the instances
+#: on that cloud, registered by the cloud's composition root (``app/gcp.py``) when it loads
+RESUMERS: dict[str, Callable[[Mapping[str, str]], Callable[[Policy, Ledger], GuardrailService]]] = {}
 

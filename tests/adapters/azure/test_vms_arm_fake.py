@@ -16,8 +16,8 @@ from burnguard.core.ledger import Scope as TagScope
 from burnguard.core.policy import Safety
 from burnguard.ports.instances import ActionError
 from burnguard.rules.actions import select_for_stop
-from tests.adapters.azure.arm_fake import ArmState, FakeVm, compute_client, handler_for
 from tests.emulators import http_server
+from tests.fakes.arm import ArmState, FakeVm, compute_client, handler_for
 
 SUB1 = "0b1f6471-1bf0-4dda-aec3-111111111111"
 SUB2 = "0b1f6471-1bf0-4dda-aec3-222222222222"
@@ -144,7 +144,7 @@ def test_scopes_and_permissions() -> None:
 
 def test_the_guardrail_wiring_from_the_environment(arm: tuple[ArmState, str]) -> None:
     from burnguard.app import azure as azure_app
-    from tests.adapters.azure.arm_fake import _Bearer, _Token
+    from tests.fakes.arm import _Bearer, _Token
 
     _state, url = arm
     env = {azure_app.AZURE_TENANT: "72f988bf-0000-4000-8000-000000000001",
