@@ -701,7 +701,7 @@ def cmd_top(args: argparse.Namespace) -> int:
 def _status_rows(local: Any, now: datetime) -> list[Any]:
     from burnguard.services.status import guardrail_status
 
-    return list(guardrail_status(local.policy, local.ledger, now, wall=datetime.now(UTC)))
+    return list(guardrail_status(local.policy, local.ledger, now, wall=datetime.now(UTC), estimates=local.ledger))
 
 
 def _print_status(local: Any, now: datetime) -> None:
@@ -727,7 +727,8 @@ def cmd_guardrails(args: argparse.Namespace) -> int:
             "percent": str(s.percent) if s.percent is not None else None,
             "forecast": _amount(s.forecast.amount) if s.forecast else None,
             "gpu_per_hour": str(s.gpu_rate.amount) if s.gpu_rate else None,
-            "state": s.state} for s in _status_rows(local, now)]})
+            "state": s.state, "estimated": _amount(s.estimated.amount) if s.estimated else None,
+            "projection": s.projection} for s in _status_rows(local, now)]})
     else:
         note(f"as of {now:%Y-%m-%d %H:%M} UTC")
         _print_status(local, now)
@@ -1144,7 +1145,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the argparse d
 
     p = sub.add_parser("schema", help="print the JSON Schema of a read command's --json output", epilog=EXIT_CODES)
     p.add_argument("command_name", metavar="COMMAND",
-                   choices=["spend", "top", "guardrails", "deliveries", "stopped", "audit"])
+                   choices=["spend", "top", "guardrails", "deliveries", "stopped", "audit", "estimates"])
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("invoke", help="run a cloud function's handler here on a sample event; print what it did",
@@ -1157,6 +1158,10 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the argparse d
     p.add_argument("event", help="the event JSON file")
     p.add_argument("--home", help="state directory of the embedded mode (default .burnguard, or $BURNGUARD_HOME)")
     p.set_defaults(func=cmd_invoke)
+
+    from burnguard.app.estimates_cli import register as register_estimates
+
+    register_estimates(sub, _add_home, _add_json, EXIT_CODES)
 
     p = sub.add_parser("policy", help="policy tools", epilog=EXIT_CODES)
     psub = p.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
