@@ -78,6 +78,19 @@ class Accrual:
     source: RateSource
 
 
+def as_utc(value: object) -> datetime | None:
+    """A cloud API's time (a ``datetime``, or RFC 3339 text like GCE's ``lastStartTimestamp``)
+    as tz-aware UTC; ``None`` when absent or unreadable (the meter then backfills from coverage)."""
+    if isinstance(value, str) and value:
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def floor_hour(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 

@@ -32,6 +32,8 @@ class FakeVm:
     power: str = "running"  # PowerState/<power>
     tags: dict[str, str] = field(default_factory=dict)
     priority: str | None = None
+    #: when the last operation (start, deallocate) ended: the ProvisioningState status's time
+    changed: str = "2026-12-04T18:00:00.0000000+00:00"
 
     @property
     def id(self) -> str:
@@ -120,7 +122,8 @@ class ArmFakeHandler(QuietHandler):
                 if vm is None:
                     return self._error(404, "ResourceNotFound", "not found")
                 return self._send(200, {"computerName": vm.name, "statuses": [
-                    {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded"},
+                    {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded",
+                     "time": vm.changed},
                     {"code": f"PowerState/{vm.power}", "level": "Info", "displayStatus": f"VM {vm.power}"}]})
         self._error(404, "NotFound", f"the ARM fake does not serve GET {path}")
 
