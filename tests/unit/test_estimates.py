@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from burnguard.adapters.local.ledger import SqliteLedger
-from burnguard.core.estimates import Rate, Reading, accrue, crossing_time, new_accrued_until, resource_key
-from burnguard.core.prices import azure_retail_items, parse_price_table, region_of
 from burnguard.app.estimates_cli import load_prices, parse_every
+from burnguard.core.estimates import Rate, Reading, accrue, crossing_time, new_accrued_until, resource_key
 from burnguard.core.ledger import Scope, Window
+from burnguard.core.prices import azure_retail_items, parse_price_table, region_of
 
 T0 = datetime(2026, 12, 4, 18, tzinfo=UTC)
 RATE = Rate(Decimal("12.34"), "USD", "price-table", "2024-09-01")
@@ -116,7 +116,7 @@ def test_price_table_ships_with_its_date_and_prices_every_cloud() -> None:
 def test_price_table_errors_name_the_file() -> None:
     try:
         parse_price_table("{", file="x.json")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         assert "x.json" in str(exc)
     else:
         raise AssertionError("no error")
@@ -146,7 +146,7 @@ def test_meter_interval() -> None:
     for bad in ("30s", "x", "5d"):
         try:
             parse_every(bad)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             assert bad in str(exc)
         else:
             raise AssertionError(bad)

@@ -121,7 +121,8 @@ def cmd_estimates(args: argparse.Namespace) -> int:
     render([(r.cloud, r.instance_id, r.instance_type, r.source,
              f"{(Decimal(r.seconds) / 3600).quantize(Decimal('0.01'))}",
              f"{r.amount.quantize(Decimal('0.01'))} {r.currency}") for r in rows],
-           ["cloud", "instance", "type", "rate source", "hours", "estimated"], right=("hours", "estimated"))
+           ["cloud", "instance", "type", "rate source", "hours", "estimated"], right=("hours", "estimated"),
+           widths={"instance": 48})
     if errors:
         print("\naccuracy (estimates against the bill, for the hours it covered):")
         render([(e.instance_type, e.source, str(e.instances), str(e.hours),

@@ -25,6 +25,10 @@ from decimal import Decimal
 from typing import Literal
 
 HOUR = timedelta(hours=1)
+#: How far back the first reading of an instance whose start time is unknown backfills, at
+#: most: billing lags 8-48 hours, so coverage older than this means a stale ledger, not an
+#: instance running since then.
+MAX_BACKFILL = timedelta(hours=72)
 #: Where an hourly rate comes from, most trusted first.
 RateSource = Literal["billing:instance", "billing:type", "price-table"]
 RATE_SOURCES: tuple[RateSource, ...] = ("billing:instance", "billing:type", "price-table")
@@ -100,7 +104,8 @@ def accrual_span(reading: Reading, accrued_until: datetime | None,
     """The interval ``[start, end)`` a reading adds, or ``None`` when it adds nothing.
 
     start = the latest of the previous reading's end, the end of billing coverage and the
-    instance's start time; end = the reading's time, or the stop time of an instance found
+    instance's start time (an instance first read without a start time backfills
+    :data:`MAX_BACKFILL` at most); end = the reading's time, or the stop time of an instance found
     stopped (so a meter that missed ticks still counts the run up to the stop)."""
     if reading.running:
         end = reading.at
@@ -112,6 +117,8 @@ def accrual_span(reading: Reading, accrued_until: datetime | None,
     if not starts:
         return None  # no start time, no previous reading, no billing: nothing to backfill from
     start = max(starts)
+    if accrued_until is None and reading.started_at is None:
+        start = max(start, reading.at - MAX_BACKFILL)
     if end <= start:
         return None
     return start, end

@@ -107,7 +107,7 @@ def _spend_lines(d: Decision) -> list[str]:
 
 def estimated_line(d: Decision) -> str:
     """What part of a crossing rests on the live estimate (running instances not billed yet)."""
-    since = f" since {d.data_until:%a %H:%M} UTC" if d.data_until is not None else ""
+    since = f" since {d.data_until:%Y-%m-%d %H:%M} UTC" if d.data_until is not None else ""
     return (f"Triggered with estimates: {money(d.estimated)} ({d.estimated_share}%) is the live estimate of"
             f" running instances{since}, not billed yet")
 

@@ -248,6 +248,10 @@ class EstimateLog(EstimateView, BilledRates, Protocol):
         """The recorded errors of estimates against the bill, per instance type and rate source."""
         ...
 
+    def latest_reading(self) -> datetime | None:
+        """The time of the latest meter reading (``None`` if the meter never ran)."""
+        ...
+
     def estimate_rows(self) -> int:
         """How many (instance, hour) estimate rows the ledger holds (growth measure)."""
         ...

@@ -148,8 +148,9 @@ def _budget_decisions(g: Guardrail, view: LedgerView, now: datetime, data_until:
         crossed = [t for t in sorted(g.thresholds, key=lambda t: t.at) if t.reached_by(row.amount, g.budget)]
         new = [t for t in crossed if announce_key("threshold", g.name, scope, period, t.label) not in announced]
         forecast = None
-        if data_until is not None and g.period.kind == "month":
-            # projected from the bill alone: the estimate runs past the data's end
+        if data_until is not None and g.period.kind == "month" and not (est and data_until <= start):
+            # projected from the bill alone: the estimate runs past the data's end (and with no
+            # bill in the period yet, there is nothing to project from)
             forecast = Money(project_period_end(row.amount - (est or 0), start, end, data_until), budget.currency)
         if new:
             top = new[-1]

@@ -82,7 +82,7 @@ def _budget_status(g: Guardrail, ledger: Ledger, now: datetime, data_until: date
         scope = Scope(g.scope.key, r.scope_value)
         forecast = None
         est = estimated.get((r.scope_value, r.currency))
-        if data_until is not None and g.period.kind == "month":
+        if data_until is not None and g.period.kind == "month" and not (est and data_until <= start):
             forecast = Money(project_period_end(r.amount - (est or 0), start, end, data_until), budget.currency)
         percent = (r.amount / budget.amount * 100).quantize(Decimal("0.1"))
         state = [_threshold_state(g, ledger, scope, period, r.amount)]

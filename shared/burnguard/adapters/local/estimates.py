@@ -200,6 +200,11 @@ class SqliteEstimates(SqliteStore):
         return [EstimateError(t, s, n, (Decimal(sec) / 3600).quantize(Decimal("0.01")), from_rate_seconds(e),
                               from_nanos(b), cur) for t, s, cur, n, sec, e, b in rows]
 
+    def latest_reading(self) -> datetime | None:
+        """The time of the latest meter reading (``None`` if the meter never ran)."""
+        row = self._query("SELECT MAX(seen_at) FROM meter", [])
+        return _dt(row[0][0]) if row and row[0][0] else None
+
     def estimate_rows(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM estimates", [])[0][0])
 
