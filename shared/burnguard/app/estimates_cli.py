@@ -181,7 +181,8 @@ def register(sub: Any, add_home: Callable[..., None], add_json: Callable[..., No
 
     p = sub.add_parser("prices", help="the price table of GPU instance types the estimate falls back on", epilog=epilog)
     psub = p.add_subparsers(dest="prices_command", required=True, metavar="COMMAND")
-    q = psub.add_parser("refresh", help="read the clouds' public price lists into the local price table")
+    q = psub.add_parser("refresh", help="read the clouds' public price lists into the local price table",
+                        epilog=epilog)
     q.add_argument("--out", help="where to write the table (default: gpu_prices.json in --home)")
     q.add_argument("--azure-url", help=argparse.SUPPRESS)
     add_home(q, now=False)
