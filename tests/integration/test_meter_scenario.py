@@ -234,6 +234,10 @@ def test_friday_fleet_is_stopped_on_saturday_and_the_bill_wins_on_monday(tmp_pat
             assert report.running == 0 and report.accrued == {}  # stopped instances accrue nothing
 
     assert stopped_at == expected_stop
+    # The 80% alert (by estimate) said when 100% would be crossed at the fleet's rate: in Slack.
+    (alert80,) = [n.text for n in notifier.sent if "crossed 80%" in n.text]
+    assert "Triggered with estimates" in alert80
+    assert f"Projection: at {fleet_rate.quantize(Decimal('0.01'))} USD/h, 100% at Sat 2026-12-05 " in alert80
     states = {i.instance_id: (i.state, i.stopped_at) for i in controllers["aws"].find("team", "ml-research")}
     assert all(states[rid] == ("stopped", expected_stop) for rid, *_ in FLEET)
     decisions = [e for e in ledger.audit_log(limit=1000) if e.kind == "decision"]

@@ -214,6 +214,8 @@ def _decision_fields(d: Decision) -> list[tuple[str, str]]:
         pairs.append(("Used", f"{d.percent_used}%"))
     if d.estimated is not None:
         pairs.append(("Estimated", f"{amount(d.estimated)} ({d.estimated_share}%)"))
+    if d.projection is not None:
+        pairs.append(("Projection", escape(d.projection)))
     if d.forecast is not None:
         pairs.append(("Forecast", amount(d.forecast)))
     if d.alert is not None:

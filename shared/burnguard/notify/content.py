@@ -90,6 +90,8 @@ def _spend_lines(d: Decision) -> list[str]:
         lines.append(f"Spend {money(d.spend)} of {money(d.budget)}{used}, period {d.period}")
         if d.estimated is not None:
             lines.append(estimated_line(d))
+        if d.projection is not None:
+            lines.append(f"Projection: {d.projection}")
         if d.forecast is not None:
             lines.append(f"Forecast for the period: {money(d.forecast)}")
         if len(d.crossed) > 1:

@@ -214,6 +214,11 @@ class EstimateView(Protocol):
         counted delivery of the instance's cloud covers yet (``gpu_amount`` equals ``amount``)."""
         ...
 
+    def running_rate(self, scope: Scope, *, clouds: Sequence[str] | None = None) -> list[SpendRow]:
+        """Per scope value and currency, the summed hourly rate of the instances the latest
+        readings found running (``amount``; what the projections of a budget crossing use)."""
+        ...
+
 
 class EstimateLog(EstimateView, BilledRates, Protocol):
     """The live estimate (``burnguard meter``): provisional spend of running instances per
@@ -229,11 +234,6 @@ class EstimateLog(EstimateView, BilledRates, Protocol):
 
     def record_readings(self, readings: Sequence[Reading]) -> list[Accrual]:
         """Apply a tick's readings in one transaction; the accruals they added."""
-        ...
-
-    def running_rate(self, scope: Scope, *, clouds: Sequence[str] | None = None) -> list[SpendRow]:
-        """Per scope value and currency, the summed hourly rate of the instances the latest
-        readings found running (``amount``; what the projections of a budget crossing use)."""
         ...
 
     def coverage(self) -> dict[str, datetime]:

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Literal
 
 from burnguard.core.budget import BudgetAlert
+from burnguard.core.estimates import crossing_time
 from burnguard.core.ledger import Scope, SpendRow, Window
 from burnguard.core.money import Money
 from burnguard.core.periods import period_days
@@ -48,6 +49,8 @@ class Decision:
     notes: tuple[str, ...] = field(default=())
     #: the part of ``spend`` that is the live estimate (hours no bill covers yet), if any
     estimated: Money | None = None
+    #: when the next stopping threshold is crossed at the scope's current rate, if instances run
+    projection: str | None = None
 
     @property
     def estimated_share(self) -> Decimal | None:
@@ -116,6 +119,24 @@ def counted_spend(g: Guardrail, view: LedgerView, window: Window,
     return sorted(rows.values(), key=lambda r: (r.scope_value or "", r.currency)), est
 
 
+def projection(g: Guardrail, estimates: EstimateView | None, scope: Scope, spent: Decimal,
+               now: datetime) -> str | None:
+    """"at 57.00 USD/h, 100% at Sat 03:10 UTC": when the first threshold ahead that stops (else
+    the highest ahead) is crossed at the rate of the scope's running instances."""
+    if estimates is None or g.budget is None:
+        return None
+    budget = g.budget.money
+    rate = next((r.amount for r in estimates.running_rate(scope, clouds=g.clouds)
+                 if r.currency == budget.currency and r.scope_value == scope.value), None)
+    ahead = [t for t in sorted(g.thresholds, key=lambda t: t.at) if not t.reached_by(spent, g.budget)]
+    if not rate or not ahead:
+        return None
+    target = next((t for t in ahead if "stop" in t.actions), ahead[-1])
+    at = crossing_time(now, spent, target.amount(g.budget).amount, rate)
+    when = f"{at:%a %Y-%m-%d %H:%M} UTC" if at is not None else "never at this rate"
+    return f"at {rate.quantize(Decimal('0.01'))} {budget.currency}/h, {target.label} at {when}"
+
+
 def _budget_decisions(g: Guardrail, view: LedgerView, now: datetime, data_until: datetime | None,
                       estimates: EstimateView | None = None) -> list[Decision]:
     assert g.budget is not None
@@ -160,7 +181,7 @@ def _budget_decisions(g: Guardrail, view: LedgerView, now: datetime, data_until:
                 tuple(announce_key("threshold", g.name, scope, period, t.label) for t in new),
                 spend=spent, budget=budget, threshold=top.amount(g.budget), forecast=forecast,
                 window_start=start, window_end=end, data_until=data_until, crossed=tuple(t.label for t in new),
-                estimated=est_money,
+                estimated=est_money, projection=projection(g, estimates, scope, row.amount, now),
             ))
         if forecast is not None and g.forecast_thresholds:
             done = view.announced(f"forecast|{g.name}|{scope}|{period}|")
