@@ -51,6 +51,7 @@ def _timed(fn: Any) -> tuple[float, Any]:
 
 
 def tick_bench(instances: int) -> dict[str, Any]:
+    import tests.adapters.gcp.test_compute_controller as gce_fake
     from burnguard.adapters.local.ledger import SqliteLedger
     from burnguard.adapters.local.notifier import ConsoleNotifier
     from burnguard.app.estimates_cli import load_prices
@@ -59,8 +60,6 @@ def tick_bench(instances: int) -> dict[str, Any]:
     from burnguard.services.meter import MeterService, TickReport
     from tests.adapters.meter_clouds import arm_vm, gce_vm, launch_ec2, three_clouds
     from tests.emulators import start_moto_server, stop_process
-
-    import tests.adapters.gcp.test_compute_controller as gce_fake
 
     gce_fake.PAGE = 500  # Compute Engine's default maxResults (the controller tests page by 2)
     per = instances // 3
