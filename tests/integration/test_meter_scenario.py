@@ -14,7 +14,9 @@ burnguard.
 from __future__ import annotations
 
 import csv
+import math
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
@@ -29,7 +31,8 @@ from burnguard.core.estimates import Reading
 from burnguard.core.ledger import Scope, Window
 from burnguard.core.policy import load_policy
 from burnguard.services.guardrail import GuardrailService
-from burnguard.services.meter import MeterService
+from burnguard.ports.instances import InstanceController
+from burnguard.services.meter import MeterService, next_tick
 from tests.deliveries import delivery_ref, messages_for
 
 FRI_NOON = datetime(2026, 12, 4, 12, tzinfo=UTC)
@@ -173,20 +176,40 @@ def _count(service: GuardrailService, path: Path, version: str, produced: dateti
         service.handle(m)
 
 
-def test_friday_fleet_is_stopped_on_saturday_and_the_bill_wins_on_monday(tmp_path: Path) -> None:  # noqa: PLR0915
+@dataclass
+class World:
+    clock: Clock
+    ledger: SqliteLedger
+    controllers: dict[str, InstanceController]
+    notifier: ConsoleNotifier
+    guardrail: GuardrailService
+    meter: MeterService
+    friday: Path
+    billed_friday: Decimal
+
+
+def _world(tmp_path: Path) -> World:
+    """The fleet in the inventory, the policy, the meter; Friday's delivery counted at 14:00."""
     clock = Clock(FRI_NOON + timedelta(hours=2))
     policy = load_policy(POLICY)
     ledger = SqliteLedger(tmp_path / "ledger.sqlite")
     inventory = InventoryFile(tmp_path / "state.json", seed=_inventory(tmp_path))
-    controllers = {"aws": InventoryController("aws", inventory, clock=clock)}
+    controllers: dict[str, InstanceController] = {"aws": InventoryController("aws", inventory, clock=clock)}
     notifier = ConsoleNotifier(stream=StringIO())
     guardrail = GuardrailService(policy, ledger, notifier, controllers, clock=clock)
     guardrail.estimates = ledger
     meter = MeterService(policy, ledger, controllers, load_prices(), guardrail, clock=clock)
-
     friday, billed_friday = _friday_bill(tmp_path)
     _count(guardrail, friday, "fri", FRI_NOON + timedelta(hours=2))
     assert ledger.coverage() == {"aws": FRI_NOON}
+    return World(clock, ledger, controllers, notifier, guardrail, meter, friday, billed_friday)
+
+
+def test_friday_fleet_is_stopped_on_saturday_and_the_bill_wins_on_monday(tmp_path: Path) -> None:  # noqa: PLR0915
+    w = _world(tmp_path)
+    clock, ledger, controllers, notifier, guardrail, meter = (w.clock, w.ledger, w.controllers, w.notifier,
+                                                               w.guardrail, w.meter)
+    friday, billed_friday = w.friday, w.billed_friday
 
     # The oracle: the first five-minute tick at which bill + estimate reaches the budget.
     fleet_rate = sum((rate for _, _, rate, _, _ in FLEET), Decimal(0))
@@ -203,7 +226,7 @@ def test_friday_fleet_is_stopped_on_saturday_and_the_bill_wins_on_monday(tmp_pat
     first = meter.tick()
     assert first.running == 6 and first.read == 8 and not first.unpriced  # i-other is not in scope
     assert first.accrued == {}  # started this instant: nothing yet
-    twin = MeterService(policy, ledger, controllers, load_prices(), guardrail, clock=clock)
+    twin = MeterService(w.meter.policy, ledger, controllers, load_prices(), guardrail, clock=clock)
     outage = (datetime(2026, 12, 4, 22, tzinfo=UTC), datetime(2026, 12, 5, 1, tzinfo=UTC))
     stopped_at = None
     while clock.at < datetime(2026, 12, 7, 9, tzinfo=UTC):
@@ -301,3 +324,26 @@ def test_a_reading_never_accrues_hours_billing_covers(tmp_path: Path) -> None:
     # no start time, no previous reading, no coverage: nothing to backfill from
     assert ledger.record_readings([Reading("azure", "vm-2", "Standard_ND96asr_v4", "eastus", at, True, rate,
                                            TEAM)]) == []
+
+
+def test_started_by_an_event_the_fleet_is_stopped_at_the_projected_crossing(tmp_path: Path) -> None:
+    """The fleet's start is read the moment it happens (a state-change event: a reading at
+    18:00); the meter then wakes at the projected crossing of the stopping threshold, not at
+    the next five-minute tick after it."""
+    w = _world(tmp_path)
+    fleet_rate = sum((rate for _, _, rate, _, _ in FLEET), Decimal(0))
+    # the oracle: the second at which bill + rate × time reaches the budget, rounded up
+    crossing = START + timedelta(seconds=math.ceil((BUDGET - w.billed_friday) * 3600 / fleet_rate))
+    five_minute_tick = START + timedelta(minutes=5 * -(-int((crossing - START).total_seconds()) // 300))
+    assert crossing < five_minute_tick
+    w.clock.at = START
+    report = w.meter.tick()
+    stopped_at = None
+    while stopped_at is None and w.clock.at < datetime(2026, 12, 7, tzinfo=UTC):
+        w.clock.at = next_tick(report, timedelta(minutes=5))
+        report = w.meter.tick()
+        if any(r.stopped for r in report.reports):
+            stopped_at = w.clock.at
+    assert stopped_at == crossing
+    states = {i.instance_id: i.stopped_at for i in w.controllers["aws"].find("team", "ml-research")}
+    assert all(states[rid] == crossing for rid, *_ in FLEET)

@@ -86,7 +86,8 @@ def test_any_readings_count_each_running_second_once(ticks: list[int], repeat: l
     seconds = max(0, seen_until - start) * 60
     rows = ledger.estimates()
     assert sum((r.seconds for r in rows), 0) == seconds
-    assert sum((r.amount for r in rows), Decimal(0)) == RATE.amount * seconds / 3600
+    # exact: one division of the integer sum of rate × seconds, to 1e-18
+    assert sum((r.amount for r in rows), Decimal(0)) == (RATE.amount * seconds / 3600).quantize(Decimal("1e-18"))
 
 
 def test_estimated_spend_selects_by_tag_and_excludes_covered_hours() -> None:

@@ -7,7 +7,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -72,6 +72,7 @@ def _tick_line(report: Any) -> str:
 
 def cmd_meter(args: argparse.Namespace) -> int:
     from burnguard.app.cli import EXIT_FINDINGS, EXIT_OK, _local
+    from burnguard.services.meter import next_tick
 
     local = _local(args)
     meter = meter_service(local, lambda: datetime.now(UTC))
@@ -87,7 +88,10 @@ def cmd_meter(args: argparse.Namespace) -> int:
                 code = EXIT_FINDINGS
             if args.once:
                 return code
-            time.sleep(max(0.0, args.every - (time.monotonic() - started)))
+            # the next tick, or the projected crossing of a stopping threshold if sooner
+            wake = next_tick(report, timedelta(seconds=args.every))
+            time.sleep(max(0.0, min(args.every - (time.monotonic() - started),
+                                    (wake - datetime.now(UTC)).total_seconds())))
     finally:
         local.close()
 

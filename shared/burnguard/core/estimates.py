@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Literal
 
 HOUR = timedelta(hours=1)
@@ -160,8 +160,9 @@ def crossing_time(now: datetime, spent: Decimal, budget: Decimal, rate: Decimal)
         return now
     if rate <= 0:
         return None
-    hours = (budget - spent) / rate
-    return now + timedelta(seconds=int(hours * 3600))
+    # rounded up to the second: at that second it has crossed
+    seconds = ((budget - spent) * 3600 / rate).to_integral_value(rounding=ROUND_CEILING)
+    return now + timedelta(seconds=int(seconds))
 
 
 def resource_key(resource_id: str) -> str:

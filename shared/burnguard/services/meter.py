@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -141,6 +141,17 @@ class MeterService:
         report.reports = self.guardrail.run(now)
         report.projections = project(self.policy, self.ledger, now)
         return report
+
+
+def next_tick(report: TickReport, every: timedelta) -> datetime:
+    """When the meter reads next: ``every`` after this tick, or earlier at the projected
+    crossing of a stopping threshold (so a fleet started by an event is stopped at the
+    crossing, not up to ``every`` after it)."""
+    out = report.at + every
+    for p in report.projections:
+        if p.at is not None and report.at < p.at < out:
+            out = p.at
+    return out
 
 
 def project(policy: Policy, ledger: EstimatingLedger, now: datetime) -> list[Projection]:

@@ -53,8 +53,8 @@ def to_nanos(amount: Decimal) -> int:
 
 
 def from_rate_seconds(value: int | str | None) -> Decimal:
-    """An amount from ``rate_seconds`` (nano-units × seconds)."""
-    return from_nanos(value) / 3600 if value else Decimal(0)
+    """An amount from ``rate_seconds`` (nano-units × seconds), to 1e-18 (half-even)."""
+    return (from_nanos(value) / 3600).quantize(Decimal("1e-18"), rounding=ROUND_HALF_EVEN) + 0 if value else Decimal(0)
 
 
 def coverage(db: sqlite3.Connection) -> dict[str, datetime]:
