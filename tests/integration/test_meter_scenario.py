@@ -14,8 +14,8 @@ burnguard.
 from __future__ import annotations
 
 import csv
-import math
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -30,8 +30,8 @@ from burnguard.core.estimates import Rate as EstRate
 from burnguard.core.estimates import Reading
 from burnguard.core.ledger import Scope, Window
 from burnguard.core.policy import load_policy
-from burnguard.services.guardrail import GuardrailService
 from burnguard.ports.instances import InstanceController
+from burnguard.services.guardrail import GuardrailService
 from burnguard.services.meter import MeterService, next_tick
 from tests.deliveries import delivery_ref, messages_for
 
