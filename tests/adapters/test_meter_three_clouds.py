@@ -45,6 +45,8 @@ def test_one_tick_reads_three_clouds_and_backfills_from_each_start_time(aws: Mot
            arm_vm("nc-off", "Standard_NC6s_v3", ML, power="deallocated")]
     with three_clouds(gce, arm) as clouds:
         found = {i.instance_id.rsplit("/", 1)[-1]: i for c in clouds.controllers.values() for i in c.find("team", None)}
+        # Azure VMs are listed with their instance views ($expand=instanceView): no call per VM
+        assert not [p for _, p in clouds.arm.requests if p.lower().endswith("/instanceview")]
         assert found[running].started_at == launched.astimezone(UTC)
         assert found["a2"].started_at == datetime(2026, 12, 4, 18, tzinfo=UTC)  # -08:00 read as UTC
         assert found["nd"].started_at == datetime(2026, 12, 4, 17, 30, tzinfo=UTC)

@@ -71,7 +71,7 @@ def tick_bench(instances: int) -> dict[str, Any]:
                                    for i, t in enumerate(GPU_EC2)])
         gce = [gce_vm(f"vm-{i}", GPU_GCE[i % 3], {"team": f"t{i % 20}"}) for i in range(per)]
         arm = [arm_vm(f"vm-{i}", GPU_ARM[i % 3], {"team": f"t{i % 20}"}) for i in range(instances - 2 * per)]
-        with three_clouds(gce, arm, arm_page=1000) as clouds:
+        with three_clouds(gce, arm, arm_page=1000) as clouds:  # ARM pages hold up to 1,000 VMs
             listing = {}
             for cloud, controller in clouds.controllers.items():
                 listing[cloud], found = _timed(lambda c=controller: c.find("team", None))

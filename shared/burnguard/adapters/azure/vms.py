@@ -126,7 +126,10 @@ class AzureVmController:
 
     def _listing(self, scope: Scope) -> Iterable[Any]:
         vms = self._client(scope.subscription).virtual_machines
-        listing: Iterable[Any] = vms.list(scope.resource_group) if scope.resource_group else vms.list_all()
+        # $expand=instanceView: each VM's power state comes in the listing, one call per page
+        # instead of one per VM (ARM's read limits; the meter lists every few minutes)
+        listing: Iterable[Any] = (vms.list(scope.resource_group, expand="instanceView") if scope.resource_group
+                                  else vms.list_all(expand="instanceView"))
         return listing
 
     def find(self, key: str, value: str | None) -> list[Instance]:
@@ -153,7 +156,9 @@ class AzureVmController:
 
     def _instance(self, vm: Any, tags: dict[str, str]) -> Instance:
         subscription, group, name = _split_id(vm.id)
-        view = self._client(subscription).virtual_machines.instance_view(group, name)
+        view = vm.instance_view  # listed with $expand=instanceView
+        if view is None or not view.statuses:  # a listing without it: ask for this VM's
+            view = self._client(subscription).virtual_machines.instance_view(group, name)
         size = vm.hardware_profile.vm_size if vm.hardware_profile is not None else ""
         size = getattr(size, "value", size)  # known sizes come back as VirtualMachineSizeTypes (a str Enum)
         state = power_state(view.statuses)
