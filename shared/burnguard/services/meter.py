@@ -13,7 +13,7 @@ each budget will be crossed at the scope's current rate.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
@@ -24,6 +24,7 @@ from burnguard.core.ledger import Scope
 from burnguard.core.money import Money
 from burnguard.core.policy import Guardrail, Policy
 from burnguard.core.prices import PriceTable
+from burnguard.core.state_events import StateChange
 from burnguard.ports.instances import InstanceController
 from burnguard.ports.ledger import EstimateLog, Ledger
 from burnguard.rules.decisions import counted_spend, period_window
@@ -117,13 +118,20 @@ class MeterService:
                         found.setdefault(inst.ref, inst)
         return list(found.values())
 
-    def tick(self) -> TickReport:
+    def on_state_change(self, change: StateChange) -> TickReport:
+        """An instance started or stopped (a state-change event): read now, taking the event's
+        time as the start or stop time the cloud's API does not give (EC2 keeps no stop time),
+        so the accrual starts or ends the moment it happened; the projection follows."""
+        return self.tick({(change.cloud, resource_key(change.instance_id)): change})
+
+    def tick(self, changes: Mapping[tuple[str, str], StateChange] | None = None) -> TickReport:
         """One reading of every instance, the accruals, then the policy evaluated with them."""
         now = self.clock()
         report = TickReport(now)
         book = RateBook(self.ledger, self.prices)
         readings = []
-        for inst in self.scan(report):
+        for found in self.scan(report):
+            inst = _with_change(found, (changes or {}).get((found.cloud, resource_key(found.instance_id))))
             running = inst.state == RUNNING
             rate = book.rate(inst) if running or inst.stopped_at is not None else None
             if running and rate is None:
@@ -141,6 +149,20 @@ class MeterService:
         report.reports = self.guardrail.run(now)
         report.projections = project(self.policy, self.ledger, now)
         return report
+
+
+def _with_change(inst: Instance, change: StateChange | None) -> Instance:
+    """The instance with the event's time as its start or stop time, where the API gave none
+    (or an older one) and the event agrees with the state read."""
+    if change is None:
+        return inst
+    if change.state == "running" and inst.state == RUNNING and (
+            inst.started_at is None or inst.started_at < change.at):
+        return replace(inst, started_at=change.at)
+    if change.state == "stopped" and inst.state != RUNNING and (
+            inst.stopped_at is None or inst.stopped_at < change.at):
+        return replace(inst, stopped_at=change.at)
+    return inst
 
 
 def next_tick(report: TickReport, every: timedelta) -> datetime:
