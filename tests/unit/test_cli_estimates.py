@@ -129,3 +129,19 @@ def test_prices_refresh_offline_is_one_line_and_keeps_the_table(tmp_path: Path,
     assert code == 1 and out == ""
     assert err.count("\n") == 1 and "cannot read the Azure Retail Prices API" in err and "stays as it was" in err
     assert not (tmp_path / "h" / "gpu_prices.json").exists()
+
+
+def test_meter_reads_at_a_state_change_event(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.unit.test_state_events import EC2
+
+    event = tmp_path / "ec2-running.json"
+    event.write_text(json.dumps({**EC2, "detail": {"instance-id": "i-0c2d8f4b6e1a93c03", "state": "running"}}))
+    code, out, err = run(capsys, "meter", "--once", "--event", f"aws={event}", "--home", str(home))
+    assert code in (0, 1), err  # 1: the sample inventory refuses one stop
+    assert "GPU instances running" in out.splitlines()[-1]
+    code, _, err = run(capsys, "meter", "--once", "--event", f"aws={tmp_path / 'missing.json'}", "--home", str(home))
+    assert code == 2 and err.count("\n") == 1 and "missing.json" in err
+    bad = tmp_path / "bucket.json"
+    bad.write_text(json.dumps({**EC2, "detail-type": "Object Created"}))
+    code, _, err = run(capsys, "meter", "--once", "--event", f"aws={bad}", "--home", str(home))
+    assert code == 2 and "no instance start or stop" in err

@@ -77,10 +77,12 @@ def cmd_meter(args: argparse.Namespace) -> int:
     local = _local(args)
     meter = meter_service(local, lambda: datetime.now(UTC))
     code = EXIT_OK
+    change = _event(args.event) if args.event else None
     try:
         while True:
             started = time.monotonic()
-            report = meter.tick()
+            report = meter.on_state_change(change) if change is not None else meter.tick()
+            change = None
             print(_tick_line(report), flush=True)
             for problem in report.problems + report.unpriced:
                 print(f"  {problem}", file=sys.stderr)
@@ -94,6 +96,27 @@ def cmd_meter(args: argparse.Namespace) -> int:
                                     (wake - datetime.now(UTC)).total_seconds())))
     finally:
         local.close()
+
+
+def _event(text: str) -> Any:
+    """``CLOUD=FILE``: a state-change event of that cloud (see ``events/``)."""
+    import json
+
+    from burnguard.core.state_events import parse_state_change
+
+    cloud, sep, path = text.partition("=")
+    if not sep or cloud not in ("aws", "gcp", "azure"):
+        raise InputError("give the event as CLOUD=FILE (aws, gcp or azure)", field="--event")
+    try:
+        event = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the event ({exc})", file=path, field="--event") from None
+    if isinstance(event, dict) and isinstance(event.get("data"), dict) and "protoPayload" in event["data"]:
+        event = event["data"]  # a CloudEvent as Eventarc delivers it: the log entry is its data
+    change = parse_state_change(cloud, event)
+    if change is None:
+        raise InputError("the event is no instance start or stop", file=path, field="--event")
+    return change
 
 
 def cmd_estimates(args: argparse.Namespace) -> int:
@@ -173,6 +196,9 @@ def register(sub: Any, add_home: Callable[..., None], add_json: Callable[..., No
                                    "evaluate the guardrails with billed + estimated spend.", epilog=epilog)
     p.add_argument("--every", type=parse_every, default=300, help="tick interval: 5m (default), 90s, 1h; at least 1m")
     p.add_argument("--once", action="store_true", help="one tick, then exit")
+    p.add_argument("--event", metavar="CLOUD=FILE",
+                   help="first read at this instance state-change event (EC2 EventBridge notification, GCE audit "
+                        "log entry, Azure Event Grid resource event), taking its time as the start or stop")
     p.add_argument("--inventory", help="instance inventory JSON (see events/inventory.json)")
     add_home(p, policy=True, now=False)
     p.set_defaults(func=cmd_meter)
