@@ -272,8 +272,10 @@ class LocalMode:
     def service(self, clock: Callable[[], datetime] | None = None) -> GuardrailService:
         controllers = ({c: InventoryController(c, self.inventory) for c in PROVIDER_DIRS}
                        if self.inventory is not None else {})
-        return GuardrailService(self.policy, self.ledger, self.notifier, controllers,
-                                as_of=clock or self.data_clock)
+        service = GuardrailService(self.policy, self.ledger, self.notifier, controllers,
+                                   as_of=clock or self.data_clock)
+        service.estimates = self.ledger  # billed + the live estimate (`burnguard meter`), by default
+        return service
 
     def data_clock(self) -> datetime:
         """The local mode's "now": the last second the billing data covers, so sample data of
