@@ -119,3 +119,28 @@ def test_a_stop_event_ends_the_accrual_at_its_time(tmp_path: Path) -> None:
     assert row.seconds == 12 * 60 and row.amount == (price * 12 / 60).quantize(Decimal("1e-18"))
     clock[0] = start + timedelta(hours=1)
     assert meter.tick().accrued == {}  # stopped: nothing more
+
+
+class _BrokenNotifier:
+    def send(self, notification: Any) -> None:
+        raise RuntimeError("slack is down in an unexpected way")
+
+
+def test_a_fault_while_acting_is_reported_and_the_readings_stay(tmp_path: Path) -> None:
+    """The guardrail failing mid-way (here its notifier) does not lose the tick: the readings
+    are recorded, the fault is reported, and the next tick resumes the crossing."""
+    seed = tmp_path / "inventory.json"
+    seed.write_text(json.dumps({"instances": [{"cloud": "aws", "id": "i-1", "type": "p5.48xlarge", "state": "running",
+                                               "tags": {"team": "ml"}, "started_at": "2026-12-04T18:00:00Z"}]}))
+    controllers: dict[str, InstanceController] = {
+        "aws": InventoryController("aws", InventoryFile(tmp_path / "state.json", seed=seed))}
+    policy = load_policy('version: 1\nslack: {channel: "#x"}\nguardrails:\n'
+                         '  - {name: ml, scope: team=ml, budget: 10 USD, thresholds: [{at: 100%, actions: [notify]}]}\n')
+    ledger = SqliteLedger(":memory:")
+    now = datetime(2026, 12, 4, 19, tzinfo=UTC)
+    guardrail = GuardrailService(policy, ledger, _BrokenNotifier(), controllers, clock=lambda: now)
+    guardrail.estimates = ledger
+    report = MeterService(policy, ledger, controllers, load_prices(), guardrail, clock=lambda: now).tick()
+    assert report.problems and "slack is down" in report.problems[0]
+    assert report.accrued and ledger.estimates()  # the hour from 18:00 is recorded
+    assert ledger.pending_claims()  # the crossing is pending: the next tick resumes it

@@ -28,7 +28,7 @@ from burnguard.core.state_events import StateChange
 from burnguard.ports.instances import InstanceController
 from burnguard.ports.ledger import EstimateLog, Ledger
 from burnguard.rules.decisions import counted_spend, period_window
-from burnguard.services.guardrail import ExecutionReport, GuardrailService
+from burnguard.services.guardrail import ExecutionReport, GuardrailFault, GuardrailService
 
 
 class EstimatingLedger(Ledger, EstimateLog, Protocol):
@@ -146,7 +146,11 @@ class MeterService:
         accruals: list[Accrual] = self.ledger.record_readings(readings)
         for a in accruals:
             report.accrued[a.currency] = report.accrued.get(a.currency, Decimal(0)) + a.amount
-        report.reports = self.guardrail.run(now)
+        try:
+            report.reports = self.guardrail.run(now)
+        except GuardrailFault as fault:  # the readings are recorded; the next tick resumes the crossing
+            report.reports = fault.reports
+            report.problems += fault.errors
         report.projections = project(self.policy, self.ledger, now)
         return report
 
