@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from burnguard.core.estimates import Accrual, EstimateError, EstimateRow, Reading
 from burnguard.core.facts import Facts
@@ -220,6 +220,7 @@ class EstimateView(Protocol):
         ...
 
 
+@runtime_checkable
 class EstimateLog(EstimateView, BilledRates, Protocol):
     """The live estimate (``burnguard meter``): provisional spend of running instances per
     (instance, hour), counted only for hours no counted billing delivery covers yet.
