@@ -201,13 +201,16 @@ class InventoryController:
             raise ActionError(str(raw["fail_stop"]))
         if raw["state"] == "terminated":
             raise ActionError("instance is terminated")
-        self.inventory.set_state(self.cloud, instance.instance_id, STOPPED, self._now())
+        self._set(instance, STOPPED)
 
     def start(self, instance: Instance) -> None:
         raw = self.inventory.raw(self.cloud, instance.instance_id)
         if raw["state"] not in (STOPPED, RUNNING):
             raise ActionError(f"instance is {raw['state']}")
-        self.inventory.set_state(self.cloud, instance.instance_id, RUNNING, self._now())
+        self._set(instance, RUNNING)
 
-    def _now(self) -> datetime | None:
-        return self.clock() if self.clock is not None else None
+    def _set(self, instance: Instance, state: str) -> None:
+        if self.clock is None:  # the state alone (as inventories written before start/stop times)
+            self.inventory.set_state(self.cloud, instance.instance_id, state)
+        else:
+            self.inventory.set_state(self.cloud, instance.instance_id, state, self.clock())
