@@ -151,3 +151,25 @@ def test_meter_interval() -> None:
             assert bad in str(exc)
         else:
             raise AssertionError(bad)
+
+
+def test_guardrails_count_the_estimate_unless_basis_billed() -> None:
+    """Two guardrails on the same scope and budget: the default one is crossed by the estimate
+    (and says how much of the spend is estimated); ``basis: billed`` is not."""
+    from burnguard.core.policy import load_policy
+    from burnguard.rules.decisions import evaluate
+
+    policy = load_policy("""
+version: 1
+slack: {channel: "#x"}
+guardrails:
+  - {name: live, scope: team=ml-research, budget: 100 USD, thresholds: [{at: 100%, actions: [notify]}]}
+  - {name: bill, scope: team=ml-research, basis: billed, budget: 100 USD, thresholds: [{at: 100%, actions: [notify]}]}
+""")
+    ledger = SqliteLedger(":memory:")
+    ledger.record_readings([reading(600)])  # 10 h at 12.34 USD/h = 123.40 USD, estimated
+    now = T0 + timedelta(hours=10)
+    (decision,) = evaluate(policy, ledger, now, estimates=ledger)
+    assert decision.guardrail == "live" and decision.spend is not None and decision.spend.amount == Decimal("123.4")
+    assert decision.estimated is not None and decision.estimated_share == Decimal("100.0")
+    assert evaluate(policy, ledger, now) == []  # without the estimate (a ledger that keeps none): nothing
