@@ -49,6 +49,7 @@ def test_one_tick_reads_three_clouds_and_backfills_from_each_start_time(aws: Mot
         assert not [p for _, p in clouds.arm.requests if p.lower().endswith("/instanceview")]
         assert found[running].started_at == launched.astimezone(UTC)
         assert found["a2"].started_at == datetime(2026, 12, 4, 18, tzinfo=UTC)  # -08:00 read as UTC
+        assert found["a2"].billing_id == gce[0]["id"]  # GCP billing names instances by their numeric id
         assert found["nd"].started_at == datetime(2026, 12, 4, 17, 30, tzinfo=UTC)
         assert found["nc-off"].started_at is None and found["nc-off"].stopped_at is not None
 

@@ -173,3 +173,25 @@ guardrails:
     assert decision.guardrail == "live" and decision.spend is not None and decision.spend.amount == Decimal("123.4")
     assert decision.estimated is not None and decision.estimated_share == Decimal("100.0")
     assert evaluate(policy, ledger, now) == []  # without the estimate (a ledger that keeps none): nothing
+
+
+def test_estimates_meet_the_bill_by_the_id_billing_names_the_instance_by() -> None:
+    """A GCE instance is named projects/…/instances/<name> by its controller and by its numeric
+    id in the billing export: the error is measured against the lines of that id."""
+    from burnguard.adapters.local.estimates import drop_covered_estimates
+
+    ledger = SqliteLedger(":memory:")
+    gce = Reading("gcp", "projects/p/zones/us-central1-a/instances/trainer-1", "a2-highgpu-8g", "us-central1-a",
+                  T0 + timedelta(hours=2), True, RATE, TAGS, started_at=T0, billing_id="7730192846601190417")
+    ledger.record_readings([gce])
+    with ledger._tx() as db:  # what a counted GCP delivery covering 18:00-20:00 leaves in the tables
+        db.execute("INSERT INTO deliveries (delivery_id, provider, source, period, version, status, data_end)"
+                   " VALUES ('d1', 'gcp', 'bq', '2026-12', '1', 'complete', '2026-12-04T20:00:00Z')")
+        db.execute("INSERT INTO current VALUES ('gcp', 'bq', '2026-12', 'd1', NULL, '2026-12-05T00:00:00Z')")
+        for hour in ("2026-12-04T18:00:00Z", "2026-12-04T19:00:00Z"):
+            db.execute("INSERT INTO gpu_hourly (delivery_id, hour, cloud, resource_id, currency, tagset, billed,"
+                       " effective, rows) VALUES ('d1', ?, 'gcp', ?, 'USD', '-', 11000000000, 11000000000, 1)",
+                       (hour, "//compute.googleapis.com/projects/p/zones/us-central1-a/instances/7730192846601190417"))
+        assert drop_covered_estimates(db, "gcp", "d1", T0) == 2
+    (error,) = ledger.estimate_errors()
+    assert error.billed == Decimal(22) and error.estimated == RATE.amount * 2

@@ -63,6 +63,13 @@ class Reading:
     tags: Mapping[str, str] = field(default_factory=dict)
     started_at: datetime | None = None
     stopped_at: datetime | None = None
+    #: the id billing exports name the instance by, if not ``instance_id`` (GCE: the numeric id)
+    billing_id: str | None = None
+
+    @property
+    def billing_key(self) -> str:
+        """How the bill's lines of this instance are found (:func:`resource_key`)."""
+        return resource_key(self.billing_id or self.instance_id)
 
     @property
     def ref(self) -> str:

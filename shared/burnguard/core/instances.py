@@ -38,6 +38,8 @@ class Instance:
     #: instance view), and when it last stopped: where the live estimate backfills from
     started_at: datetime | None = None
     stopped_at: datetime | None = None
+    #: the id billing exports name it by, where it differs from ``instance_id`` (GCE's numeric id)
+    billing_id: str | None = None
 
     @property
     def accelerator(self) -> Accelerator | None:

@@ -46,9 +46,10 @@ class RateBook:
         self.prices = prices
 
     def rate(self, instance: Instance) -> Rate | None:
-        own = self.by_instance.get((instance.cloud, resource_key(instance.instance_id)))
-        if own is None and instance.name:
-            own = self.by_instance.get((instance.cloud, resource_key(instance.name)))
+        own = None
+        for key in (instance.billing_id, instance.instance_id, instance.name):
+            if own is None and key:
+                own = self.by_instance.get((instance.cloud, resource_key(key)))
         if own is not None:
             return Rate(own[0], own[1], "billing:instance", f"{own[2]:%Y-%m-%d %H:%M}")
         typed = self.by_type.get((instance.cloud, instance.instance_type))
@@ -141,7 +142,7 @@ class MeterService:
                 report.sources[rate.source] = report.sources.get(rate.source, 0) + 1
             report.running += running
             readings.append(Reading(inst.cloud, inst.instance_id, inst.instance_type, inst.location, now, running,
-                                    rate, inst.tags, inst.started_at, inst.stopped_at))
+                                    rate, inst.tags, inst.started_at, inst.stopped_at, inst.billing_id))
         report.read = len(readings)
         accruals: list[Accrual] = self.ledger.record_readings(readings)
         for a in accruals:

@@ -149,7 +149,8 @@ class GceController:
         return Instance("gcp", ref, inst.name, zone, _last(inst.machine_type), state,
                         tags=dict(inst.labels), accelerators=accelerators, spot=spot,
                         started_at=as_utc(getattr(inst, "last_start_timestamp", None)),
-                        stopped_at=as_utc(getattr(inst, "last_stop_timestamp", None)))
+                        stopped_at=as_utc(getattr(inst, "last_stop_timestamp", None)),
+                        billing_id=str(inst.id) if getattr(inst, "id", None) else None)
 
     # -- stop and start ---------------------------------------------------------------------
     def stop(self, instance: Instance) -> None:

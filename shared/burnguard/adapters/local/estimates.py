@@ -70,7 +70,7 @@ def drop_covered_estimates(db: sqlite3.Connection, cloud: str, delivery_id: str,
         return 0
     end = _ts(cov)
     estimated = db.execute(
-        "SELECT instance_id, instance_type, source, currency, hour, seconds, rate_seconds FROM estimates"
+        "SELECT instance_id, instance_type, source, currency, hour, seconds, rate_seconds, billing_key FROM estimates"
         " WHERE cloud = ? AND hour < ?", (cloud, end)).fetchall()
     if not estimated:
         return 0
@@ -81,11 +81,11 @@ def drop_covered_estimates(db: sqlite3.Connection, cloud: str, delivery_id: str,
             " WHERE cloud = ? AND hour >= ? AND hour < ?", (cloud, hours[0], end)):
         billed[(resource_key(rid or ""), hour, cur)] += int(eff_x) if eff_x is not None else eff
     per: dict[tuple[str, str, str, str], list[int]] = {}
-    for iid, itype, source, cur, hour, seconds, rate_seconds in estimated:
+    for iid, itype, source, cur, hour, seconds, rate_seconds, key in estimated:
         acc = per.setdefault((iid, itype, source, cur), [0, 0, 0])
         acc[0] += seconds
         acc[1] += rate_seconds
-        acc[2] += billed.pop((resource_key(iid), hour, cur), 0)  # each billed hour counted once
+        acc[2] += billed.pop((key, hour, cur), 0)  # each billed hour counted once
     db.executemany(
         "INSERT OR IGNORE INTO estimate_errors (delivery_id, cloud, instance_id, instance_type, source, currency,"
         " seconds, rate_seconds, billed, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -122,14 +122,15 @@ class SqliteEstimates(SqliteStore):
                                r.instance_type, tid, str(rate.amount) if rate else None,
                                rate.currency if rate else None, rate.source if rate else None))
                 rows += [(a.cloud, a.instance_id, _ts(a.hour), r.instance_type, tid, a.currency, a.source, a.seconds,
-                          to_nanos(r.rate.amount) * a.seconds) for a in accruals if r.rate is not None]
+                          to_nanos(r.rate.amount) * a.seconds, r.billing_key) for a in accruals if r.rate is not None]
                 out += accruals
             if tagsets:
                 self._insert_tagsets(db, tagsets)
             db.executemany(
                 "INSERT INTO estimates (cloud, instance_id, hour, instance_type, tagset, currency, source, seconds,"
-                " rate_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (cloud, instance_id, hour, currency,"
-                " source) DO UPDATE SET seconds = seconds + excluded.seconds,"
+                " rate_seconds, billing_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (cloud, instance_id, hour, currency, source)"
+                " DO UPDATE SET seconds = seconds + excluded.seconds,"
                 " rate_seconds = rate_seconds + excluded.rate_seconds", rows)
             # accrued_until only moves forward (computed above); the state is the latest reading's
             # (a late reading, older than the one recorded, leaves it as it is)

@@ -93,7 +93,8 @@ CREATE TABLE IF NOT EXISTS meter (
 CREATE TABLE IF NOT EXISTS estimates (
     cloud TEXT NOT NULL, instance_id TEXT NOT NULL, hour TEXT NOT NULL, instance_type TEXT NOT NULL,
     tagset TEXT NOT NULL, currency TEXT NOT NULL, source TEXT NOT NULL, seconds INTEGER NOT NULL,
-    rate_seconds INTEGER NOT NULL, PRIMARY KEY (cloud, instance_id, hour, currency, source));
+    rate_seconds INTEGER NOT NULL, billing_key TEXT NOT NULL,
+    PRIMARY KEY (cloud, instance_id, hour, currency, source));
 CREATE INDEX IF NOT EXISTS estimates_by_tagset ON estimates(tagset, hour);
 CREATE TABLE IF NOT EXISTS estimate_errors (
     delivery_id TEXT NOT NULL, cloud TEXT NOT NULL, instance_id TEXT NOT NULL, instance_type TEXT NOT NULL,
