@@ -111,10 +111,10 @@ def test_prices_refresh_reads_the_retail_prices_api(tmp_path: Path, capsys: pyte
                    _item(sku, "westeurope", 30.25), _item(sku, "eastus", 31.0, name=" Windows")]}
     home = tmp_path / "h"
     with http_server(_retail_stand_in(pages)) as url:
-        code, out, err = run(capsys, "prices", "refresh", "--azure-url", f"{url}/api/retail/prices",
-                             "--home", str(home))
+        code, out, err = run(capsys, "prices", "refresh", "--cloud", "azure", "--azure-url",
+                             f"{url}/api/retail/prices", "--home", str(home))
     assert code == 0, err
-    assert "2 Azure prices" in out
+    assert "2 azure prices read" in out
     table = load_prices(home)
     assert table.date == datetime.now(UTC).strftime("%Y-%m-%d")
     assert table.price("azure", sku, "eastus") == Decimal("28.5")
@@ -124,10 +124,10 @@ def test_prices_refresh_reads_the_retail_prices_api(tmp_path: Path, capsys: pyte
 
 def test_prices_refresh_offline_is_one_line_and_keeps_the_table(tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "prices", "refresh", "--azure-url", f"http://127.0.0.1:{free_port()}/prices",
-                         "--home", str(tmp_path / "h"))
+    code, out, err = run(capsys, "prices", "refresh", "--cloud", "azure", "--azure-url",
+                         f"http://127.0.0.1:{free_port()}/prices", "--home", str(tmp_path / "h"))
     assert code == 1 and out == ""
-    assert err.count("\n") == 1 and "cannot read the Azure Retail Prices API" in err and "stays as it was" in err
+    assert err.count("\n") == 1 and "cannot read the azure prices" in err and "stay as they were" in err
     assert not (tmp_path / "h" / "gpu_prices.json").exists()
 
 
@@ -145,3 +145,46 @@ def test_meter_reads_at_a_state_change_event(home: Path, tmp_path: Path, capsys:
     bad.write_text(json.dumps({**EC2, "detail-type": "Object Created"}))
     code, _, err = run(capsys, "meter", "--once", "--event", f"aws={bad}", "--home", str(home))
     assert code == 2 and "no instance start or stop" in err
+
+
+def _pricing_stand_in(prices: dict[str, str], seen: list[dict[str, Any]]) -> type[QuietHandler]:
+    """A STAND-IN for the AWS Price List Query API (awsJson1_1 ``AWSPriceListService.GetProducts``,
+    its documented response: ``PriceList`` of JSON documents, ``FormatVersion``)."""
+
+    class Handler(QuietHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append(body)
+            assert self.headers["X-Amz-Target"] == "AWSPriceListService.GetProducts"
+            itype = next(f["Value"] for f in body["Filters"] if f["Field"] == "instanceType")
+            items = []
+            if itype in prices:
+                items.append(json.dumps({"product": {"productFamily": "Compute Instance", "attributes": {
+                    "instanceType": itype, "location": "US East (N. Virginia)", "operatingSystem": "Linux"}},
+                    "terms": {"OnDemand": {"SKU.JRTCKXETXF": {"priceDimensions": {"SKU.JRTCKXETXF.6YS6EN2CT7": {
+                        "unit": "Hrs", "pricePerUnit": {"USD": prices[itype]}, "description": f"{itype} Linux"}}}}}}))
+            data = json.dumps({"FormatVersion": "aws_v1", "PriceList": items}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-amz-json-1.1")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
+
+
+def test_prices_refresh_reads_the_aws_price_list(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    seen: list[dict[str, Any]] = []
+    home = tmp_path / "h"
+    with http_server(_pricing_stand_in({"p5.48xlarge": "55.0400000000"}, seen)) as url:
+        code, out, err = run(capsys, "prices", "refresh", "--cloud", "aws", "--aws-endpoint", url,
+                             "--home", str(home))
+    assert code == 0, err
+    assert "1 aws prices read" in out
+    assert load_prices(home).price("aws", "p5.48xlarge") == Decimal("55.04")
+    assert load_prices(home).price("aws", "g5.xlarge") == load_prices().price("aws", "g5.xlarge")  # not listed: kept
+    assert len(seen) == len({e.instance_type for e in load_prices().entries if e.cloud == "aws"})
+    assert all({"Type": "TERM_MATCH", "Field": "operatingSystem", "Value": "Linux"} in b["Filters"] for b in seen)

@@ -162,31 +162,57 @@ def cmd_estimates(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_prices_refresh(args: argparse.Namespace) -> int:
-    from urllib.error import URLError
+def _refresh_azure(table: PriceTable, url: str) -> tuple[list[Any], str]:
+    from burnguard.adapters.azure.prices import AzureRetailPrices
 
-    from burnguard.adapters.azure.prices import RETAIL_PRICES_URL, AzureRetailPrices
+    skus = sorted({e.instance_type for e in table.entries if e.cloud == "azure"})
+    return AzureRetailPrices(url).prices(skus), f"Azure Retail Prices API ({url})"
+
+
+def _refresh_aws(table: PriceTable, endpoint: str | None) -> tuple[list[Any], str]:
+    from burnguard.adapters.aws.prices import AwsPriceList
+
+    client = None
+    if endpoint:
+        import boto3
+
+        client = boto3.client("pricing", region_name="us-east-1", endpoint_url=endpoint)
+    types = sorted({e.instance_type for e in table.entries if e.cloud == "aws"})
+    return AwsPriceList(client).prices(types), "AWS Price List Query API (pricing:GetProducts, us-east-1)"
+
+
+def cmd_prices_refresh(args: argparse.Namespace) -> int:
+    from burnguard.adapters.azure.prices import RETAIL_PRICES_URL
     from burnguard.app.cli import EXIT_FINDINGS, EXIT_OK, _home
 
     home = _home(args)
     table = load_prices(home)
-    skus = sorted({e.instance_type for e in table.entries if e.cloud == "azure"})
-    url = args.azure_url or RETAIL_PRICES_URL
-    try:
-        fresh = AzureRetailPrices(url).prices(skus)
-    except (URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        print(f"burnguard: cannot read the Azure Retail Prices API at {url} ({reason}); the price table stays as it"
-              f" was (dated {table.date})", file=sys.stderr)
-        return EXIT_FINDINGS
     today = datetime.now(UTC).strftime("%Y-%m-%d")
-    updated = merge(table, fresh, today, {"azure": f"Azure Retail Prices API ({url}), {today}"})
+    fresh: list[Any] = []
+    sources: dict[str, str] = {}
+    failed: list[str] = []
+    readers = {"azure": lambda: _refresh_azure(table, args.azure_url or RETAIL_PRICES_URL),
+               "aws": lambda: _refresh_aws(table, args.aws_endpoint)}
+    for cloud in ([args.cloud] if args.cloud else ["aws", "azure"]):
+        try:
+            entries, source = readers[cloud]()
+        except Exception as exc:  # offline, no credentials, a refused call: one line, the rest goes on
+            reason = getattr(exc, "reason", None) or exc
+            print(f"burnguard: cannot read the {cloud} prices ({type(exc).__name__}: {reason}); they stay as they"
+                  f" were (dated {table.date})", file=sys.stderr)
+            failed.append(cloud)
+            continue
+        fresh += entries
+        sources[cloud] = f"{source}, {today}"
+        print(f"{len(entries)} {cloud} prices read")
+    if not sources:
+        return EXIT_FINDINGS
+    updated = merge(table, fresh, today, sources)
     out = Path(args.out) if args.out else home / "gpu_prices.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(updated.to_json())
-    print(f"{len(fresh)} Azure prices of {len(skus)} VM sizes read; AWS and Google Cloud prices kept from"
-          f" {table.date} (their refresh is not written yet); table written to {out}")
-    return EXIT_OK
+    print(f"table written to {out}; Google Cloud prices kept from {table.date} (its refresh is not written yet)")
+    return EXIT_FINDINGS if failed else EXIT_OK
 
 
 def register(sub: Any, add_home: Callable[..., None], add_json: Callable[..., None], epilog: str) -> None:
@@ -214,6 +240,9 @@ def register(sub: Any, add_home: Callable[..., None], add_json: Callable[..., No
     q = psub.add_parser("refresh", help="read the clouds' public price lists into the local price table",
                         epilog=epilog)
     q.add_argument("--out", help="where to write the table (default: gpu_prices.json in --home)")
+    q.add_argument("--cloud", choices=["aws", "azure"], help="only this cloud (default both; AWS needs credentials "
+                                                             "allowed pricing:GetProducts)")
     q.add_argument("--azure-url", help=argparse.SUPPRESS)
+    q.add_argument("--aws-endpoint", help=argparse.SUPPRESS)
     add_home(q, now=False)
     q.set_defaults(func=cmd_prices_refresh)

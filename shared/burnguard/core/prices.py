@@ -98,3 +98,24 @@ def merge(table: PriceTable, fresh: Sequence[PriceEntry], date: str, sources: Ma
     for e in fresh:
         keyed[(e.cloud, e.instance_type, e.region)] = e
     return PriceTable(date, table.currency, tuple(keyed.values()), {**table.sources, **sources})
+
+
+#: AWS Price List location names of the regions the table prices (the API filters by location)
+AWS_LOCATIONS = {"us-east-1": "US East (N. Virginia)", "us-west-2": "US West (Oregon)",
+                 "eu-west-1": "EU (Ireland)", "eu-central-1": "EU (Frankfurt)"}
+
+
+def aws_price_list_items(price_list: Iterable[str], region: str) -> list[PriceEntry]:
+    """On-demand hourly USD prices from AWS Price List Query API ``GetProducts`` items (each a
+    JSON document: ``product.attributes.instanceType``, ``terms.OnDemand.*.priceDimensions.*
+    .pricePerUnit.USD``). Items without an hourly on-demand USD price are left out."""
+    out = []
+    for text in price_list:
+        item = json.loads(text)
+        itype = item.get("product", {}).get("attributes", {}).get("instanceType")
+        for term in item.get("terms", {}).get("OnDemand", {}).values():
+            for dim in term.get("priceDimensions", {}).values():
+                usd = dim.get("pricePerUnit", {}).get("USD")
+                if itype and usd and str(dim.get("unit", "")).lower() in ("hrs", "hours") and Decimal(usd) > 0:
+                    out.append(PriceEntry("aws", str(itype), region, Decimal(usd)))
+    return out
