@@ -32,14 +32,26 @@ class FakeVm:
     power: str = "running"  # PowerState/<power>
     tags: dict[str, str] = field(default_factory=dict)
     priority: str | None = None
+    #: when the last operation (start, deallocate) ended: the ProvisioningState status's time
+    changed: str = "2026-12-04T18:00:00.0000000+00:00"
 
     @property
     def id(self) -> str:
         return f"/subscriptions/{self.subscription}/resourceGroups/{self.group}{VMS}/{self.name}"
 
-    def body(self) -> dict[str, Any]:
+    def view(self) -> dict[str, Any]:
+        """The instance view (``GET …/instanceView``, or ``properties.instanceView`` of a listing
+        with ``$expand=instanceView``)."""
+        return {"computerName": self.name, "statuses": [
+            {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded",
+             "time": self.changed},
+            {"code": f"PowerState/{self.power}", "level": "Info", "displayStatus": f"VM {self.power}"}]}
+
+    def body(self, *, instance_view: bool = False) -> dict[str, Any]:
         props: dict[str, Any] = {"vmId": f"vm-{self.name}", "hardwareProfile": {"vmSize": self.size},
                                  "provisioningState": "Succeeded"}
+        if instance_view:
+            props["instanceView"] = self.view()
         if self.priority:
             props["priority"] = self.priority
         return {"id": self.id, "name": self.name, "type": "Microsoft.Compute/virtualMachines",
@@ -109,19 +121,19 @@ class ArmFakeHandler(QuietHandler):
                        and (group is None or v.group.lower() == group.lower())]
                 start = int(query.get("skip", ["0"])[0])
                 page = vms[start:start + self.state.page_size]
-                body: dict[str, Any] = {"value": [v.body() for v in page]}
+                expand = query.get("$expand", [""])[0] == "instanceView"
+                body: dict[str, Any] = {"value": [v.body(instance_view=expand) for v in page]}
                 if start + self.state.page_size < len(vms):
                     body["nextLink"] = (f"http://{self.headers['Host']}{path}?api-version="
-                                        f"{query['api-version'][0]}&skip={start + self.state.page_size}")
+                                        f"{query['api-version'][0]}&skip={start + self.state.page_size}"
+                                        + ("&$expand=instanceView" if expand else ""))
                 return self._send(200, body)
             m = re.fullmatch(r"/subscriptions/[^/]+/resourceGroups/([^/]+)" + VMS + r"/([^/]+)/instanceView", path, re.I)
             if m:
                 vm = self.state.vm(*m.groups())
                 if vm is None:
                     return self._error(404, "ResourceNotFound", "not found")
-                return self._send(200, {"computerName": vm.name, "statuses": [
-                    {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded"},
-                    {"code": f"PowerState/{vm.power}", "level": "Info", "displayStatus": f"VM {vm.power}"}]})
+                return self._send(200, vm.view())
         self._error(404, "NotFound", f"the ARM fake does not serve GET {path}")
 
     def _operation(self, path: str) -> None:

@@ -312,3 +312,21 @@ def test_guardrails_shows_a_snooze_against_the_real_time_not_the_data_time(world
 
     assert "snoozed until 2026-11-27 00:00 UTC" in ml_row(wall + timedelta(hours=1))
     assert "snoozed" not in ml_row(wall + timedelta(hours=3))  # over in real time (the data's time is 2024)
+
+
+def test_guardrails_show_the_live_estimate_and_the_projection(world: World) -> None:
+    """/burnguard guardrails on a ledger that keeps the live estimate: the spend includes the
+    estimate of the hours no bill covers yet, says so, and projects the crossing."""
+    from burnguard.core.estimates import Rate, Reading
+
+    covered = world.ledger.coverage()["aws"]
+    reading = Reading("aws", "i-live-1", "p5.48xlarge", "us-east-1a", covered + timedelta(hours=12), True,
+                      Rate(Decimal(1), "USD", "price-table", "2024-09-01"), {"team": "ml-research"},
+                      started_at=covered - timedelta(hours=30))
+    world.ledger.record_readings([reading])
+    text, _, _ = ask(world, "guardrails")
+    ml = expected_spend(SEPTEMBER, "team", "ml-research")
+    line = next(row for row in text.splitlines() if row.startswith("ml-monthly"))
+    assert ml + 12 < 1000
+    assert f"{money(ml + 12)} of 1,000.00 USD" in line  # 12 hours at 1 USD/h since the bill's end
+    assert "incl. 12.00 USD estimated" in line and "at 1.00 USD/h, 100% at " in line

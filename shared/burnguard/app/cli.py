@@ -38,20 +38,27 @@ from pathlib import Path
 from typing import IO, Any, NoReturn, cast
 
 from burnguard import __version__
+from burnguard.app.cli_common import (
+    DEBUG_ENV,
+    EXIT_BUG,
+    EXIT_FINDINGS,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    _json_default,
+)
+from burnguard.app.cli_common import dump_json as _dump
+from burnguard.app.cli_common import home_of as _home
+from burnguard.app.cli_common import local_mode as _local
 from burnguard.app.tables import Progress, note, render
 from burnguard.core.clouds import CLOUDS
 from burnguard.core.errors import BurnguardError, InputError
 
 DATA_SUFFIXES = (".csv", ".csv.gz", ".gz", ".json", ".jsonl", ".json.gz", ".jsonl.gz", ".ndjson", ".parquet", ".zip")
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-DEBUG_ENV = "BURNGUARD_DEBUG"
 EXIT_CODES = ("exit codes: 0 done; 1 done with findings (a rejected or unreadable delivery, a failed stop, "
               "a dead letter); 2 bad usage or input (one line on stderr says what and how to fix it); "
               "3 a bug in burnguard")
-
-
-class UsageError(InputError):
-    """Bad usage: a one-line message, exit 2."""
 
 
 def _is_manifest(path: Path) -> bool:
@@ -233,47 +240,6 @@ def table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
     return plain([["" if c is None else str(c) for c in r] for r in rows], headers)
 
 
-def _home(args: argparse.Namespace) -> Path:
-    from burnguard.app.embedded import default_home
-
-    return Path(args.home) if getattr(args, "home", None) else default_home()
-
-
-def _local(args: argparse.Namespace, **kwargs: Any) -> Any:
-    from burnguard.app.embedded import LocalMode
-
-    home = _home(args)
-    policy = Path(args.policy) if getattr(args, "policy", None) else None
-    inventory = Path(args.inventory) if getattr(args, "inventory", None) else None
-    for path, option in ((policy, "--policy"), (inventory, "--inventory")):
-        if path is not None and not path.is_file():
-            raise UsageError(f"no such file {path}; check the path", field=option)
-    config = home / "config.json"
-    try:
-        local = LocalMode.open(home, policy, inventory, **kwargs)
-        local.ledger.latest_data()  # touches the database: a damaged one fails here, not mid-way
-        return local
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        why = f"{exc.msg} at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else f"no {exc}"
-        raise UsageError(f"damaged ({why}); set the state up again with `burnguard ingest --policy FILE "
-                         f"--home {home}` or `burnguard demo --home {home}`", file=str(config)) from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
-                         "save it as UTF-8", file=str(policy or _saved_policy(config))) from None
-    except sqlite3.DatabaseError as exc:
-        raise UsageError(f"the local state in {home} is damaged ({exc}); move the folder away and run "
-                         "`burnguard demo` or `burnguard ingest --policy FILE` again", field="--home") from None
-    except IsADirectoryError as exc:
-        raise UsageError(f"{exc.filename} is a folder, not a file", field="--home") from None
-
-
-def _saved_policy(config: Path) -> str:
-    try:
-        return str(json.loads(config.read_text()).get("policy") or config)
-    except (OSError, ValueError):
-        return str(config)
-
-
 def _parse_now(text: str) -> datetime:
     from burnguard.core.timeparse import parse_timestamp
 
@@ -357,21 +323,6 @@ def _names(local: Any) -> dict[str, str]:
 
 def _resource_name(names: dict[str, str], resource_id: str) -> str:
     return names.get(resource_id.lower()) or names.get(resource_id.rsplit("/", 1)[-1].lower()) or resource_id
-
-
-def _dump(payload: Any) -> None:
-    json.dump(payload, sys.stdout, indent=2, default=_json_default, sort_keys=False)
-    sys.stdout.write("\n")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -702,7 +653,7 @@ def cmd_top(args: argparse.Namespace) -> int:
 def _status_rows(local: Any, now: datetime) -> list[Any]:
     from burnguard.services.status import guardrail_status
 
-    return list(guardrail_status(local.policy, local.ledger, now, wall=datetime.now(UTC)))
+    return list(guardrail_status(local.policy, local.ledger, now, wall=datetime.now(UTC), estimates=local.ledger))
 
 
 def _print_status(local: Any, now: datetime) -> None:
@@ -728,7 +679,8 @@ def cmd_guardrails(args: argparse.Namespace) -> int:
             "percent": str(s.percent) if s.percent is not None else None,
             "forecast": _amount(s.forecast.amount) if s.forecast else None,
             "gpu_per_hour": str(s.gpu_rate.amount) if s.gpu_rate else None,
-            "state": s.state} for s in _status_rows(local, now)]})
+            "state": s.state, "estimated": _amount(s.estimated.amount) if s.estimated else None,
+            "projection": s.projection} for s in _status_rows(local, now)]})
     else:
         note(f"as of {now:%Y-%m-%d %H:%M} UTC")
         _print_status(local, now)
@@ -1145,7 +1097,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the argparse d
 
     p = sub.add_parser("schema", help="print the JSON Schema of a read command's --json output", epilog=EXIT_CODES)
     p.add_argument("command_name", metavar="COMMAND",
-                   choices=["spend", "top", "guardrails", "deliveries", "stopped", "audit"])
+                   choices=["spend", "top", "guardrails", "deliveries", "stopped", "audit", "estimates"])
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("invoke", help="run a cloud function's handler here on a sample event; print what it did",
@@ -1158,6 +1110,10 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the argparse d
     p.add_argument("event", help="the event JSON file")
     p.add_argument("--home", help="state directory of the embedded mode (default .burnguard, or $BURNGUARD_HOME)")
     p.set_defaults(func=cmd_invoke)
+
+    from burnguard.app.estimates_cli import register as register_estimates
+
+    register_estimates(sub, _add_home, _add_json, EXIT_CODES)
 
     p = sub.add_parser("policy", help="policy tools", epilog=EXIT_CODES)
     psub = p.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")

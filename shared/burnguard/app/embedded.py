@@ -272,14 +272,20 @@ class LocalMode:
     def service(self, clock: Callable[[], datetime] | None = None) -> GuardrailService:
         controllers = ({c: InventoryController(c, self.inventory) for c in PROVIDER_DIRS}
                        if self.inventory is not None else {})
-        return GuardrailService(self.policy, self.ledger, self.notifier, controllers,
-                                as_of=clock or self.data_clock)
+        service = GuardrailService(self.policy, self.ledger, self.notifier, controllers,
+                                   as_of=clock or self.data_clock)
+        service.estimates = self.ledger  # billed + the live estimate (`burnguard meter`), by default
+        return service
 
     def data_clock(self) -> datetime:
         """The local mode's "now": the last second the billing data covers, so sample data of
         any month is judged in its own month (data ending at 2024-10-01T00:00 is September's;
-        ``--now`` overrides)."""
+        ``--now`` overrides). Once ``burnguard meter`` has read instances, the latest reading
+        is the end of the data (billed or estimated)."""
         latest = self.ledger.latest_data()
+        metered = self.ledger.latest_reading()
+        if metered is not None and (latest is None or metered > latest):
+            return metered
         return latest - timedelta(seconds=1) if latest is not None else datetime.now(UTC)
 
     # -- ingesting ------------------------------------------------------------------------

@@ -57,8 +57,28 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "guardrail": {"type": "string"}, "scope": {"type": "string"}, "period": {"type": "string"},
             "currency": {"anyOf": [_CURRENCY, {"type": "null"}]}, "spend": _AMOUNT_OR_NULL,
             "budget": _AMOUNT_OR_NULL, "percent": _AMOUNT_OR_NULL, "forecast": _AMOUNT_OR_NULL,
-            "gpu_per_hour": _AMOUNT_OR_NULL, "state": {"type": "string"}})),
+            "gpu_per_hour": _AMOUNT_OR_NULL, "state": {"type": "string"},
+            "estimated": {**_AMOUNT_OR_NULL, "description": "the part of spend that is the live estimate"},
+            "projection": {**_STR_OR_NULL, "description": "when the next threshold is crossed at the current rate"},
+        })),
     }, "burnguard guardrails --json"),
+    "estimates": _obj({
+        "coverage": {"type": "object", "additionalProperties": _TIME,
+                     "description": "per cloud, the end of the hours counted deliveries cover"},
+        "estimates": _array(_obj({
+            "cloud": {"enum": ["aws", "gcp", "azure"]}, "instance_id": {"type": "string"},
+            "instance_type": {"type": "string"},
+            "rate_source": {"enum": ["billing:instance", "billing:type", "price-table"]},
+            "currency": _CURRENCY, "amount": _AMOUNT, "hours": _AMOUNT, "from": _TIME,
+            "accrued_until": _TIME_OR_NULL})),
+        "accuracy": _array(_obj({
+            "instance_type": {"type": "string"}, "rate_source": {"type": "string"},
+            "instances": {"type": "integer", "minimum": 0}, "hours": _AMOUNT, "estimated": _AMOUNT,
+            "billed": _AMOUNT, "currency": _CURRENCY, "error_percent": _AMOUNT_OR_NULL})),
+        "projections": _array(_obj({
+            "guardrail": {"type": "string"}, "scope": {"type": "string"}, "rate_per_hour": _AMOUNT,
+            "currency": _CURRENCY, "threshold": {"type": "string"}, "at": _TIME_OR_NULL})),
+    }, "burnguard estimates --json"),
     "deliveries": _obj({
         "deliveries": _array(_obj({
             "delivery_id": {"type": "string"}, "provider": {"enum": ["aws", "gcp", "azure"]},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 from burnguard.core.accelerators import Accelerator, classify_gcp_accelerator_type, classify_instance_type
@@ -33,6 +34,12 @@ class Instance:
     spot: bool = False
     hourly_cost: Decimal | None = None
     currency: str | None = None
+    #: when it last started running (EC2 ``LaunchTime``, GCE ``lastStartTimestamp``, Azure
+    #: instance view), and when it last stopped: where the live estimate backfills from
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
+    #: the id billing exports name it by, where it differs from ``instance_id`` (GCE's numeric id)
+    billing_id: str | None = None
 
     @property
     def accelerator(self) -> Accelerator | None:

@@ -18,6 +18,8 @@ A policy says, per tag scope, how much may be spent and what happens when it is:
         period: month                          # month | day (UTC calendar) | rolling:7d | rolling:36h
         budget: 5000 USD                       # or {amount: 5000, currency: USD}
         cost: effective                        # or billed
+        basis: billed+estimated                # default: the bill plus the live estimate of the
+                                               # hours no bill covers yet; billed: the bill only
         thresholds:
           - {at: 80%, actions: [notify]}       # a bare number is a share: 0.8 = 80%
           - {at: 100%, actions: [notify, stop]}
@@ -113,6 +115,8 @@ Action = Annotated[
     WithJsonSchema({"type": "string", "enum": list(ACTIONS.names())}),
 ]
 CostBasis = Literal["effective", "billed"]
+#: What a guardrail counts: the bill plus the live estimate (``burnguard meter``), or the bill only.
+SpendBasis = Literal["billed+estimated", "billed"]
 
 DEFAULT_PROTECT_TAG = "burnguard:protect=true"
 #: ``at`` must be above 0 % and at most this many percent.
@@ -563,6 +567,7 @@ class Guardrail(_Model):
     period: PeriodField = Field(default=Period("month"), json_schema_extra={"default": "month"})
     budget: BudgetField | None = None
     cost: CostBasis = "effective"
+    basis: SpendBasis = "billed+estimated"
     thresholds: tuple[Threshold, ...] = ()
     forecast_thresholds: tuple[Threshold, ...] = ()
     burn_rate: BurnRate | None = None

@@ -72,6 +72,10 @@ class GuardrailStatus:
     forecast: Money | None
     state: str  # "ok", "crossed 80%", "stopped 3", "snoozed until ...", "burn 12.00 USD/h"
     gpu_rate: Money | None = None
+    #: the part of ``spend`` that is the live estimate (hours no bill covers yet)
+    estimated: Money | None = None
+    #: when the next threshold is crossed at the current rate ("at 57.00 USD/h, 100% at Sat 03:10 UTC")
+    projection: str | None = None
 
 
 def middle(text: str, width: int) -> str:

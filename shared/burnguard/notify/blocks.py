@@ -213,6 +213,10 @@ def _decision_fields(d: Decision) -> list[tuple[str, str]]:
     pairs += [("Period", escape(d.period)), ("Spend", amount(d.spend)), ("Budget", amount(d.budget))]
     if d.percent_used is not None:
         pairs.append(("Used", f"{d.percent_used}%"))
+    if d.estimated is not None:
+        pairs.append(("Estimated", f"{amount(d.estimated)} ({d.estimated_share}%)"))
+    if d.projection is not None:
+        pairs.append(("Projection", escape(d.projection)))
     if d.forecast is not None:
         pairs.append(("Forecast", amount(d.forecast)))
     if d.alert is not None:

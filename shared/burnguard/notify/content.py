@@ -118,6 +118,10 @@ def _spend_lines(d: Decision) -> list[str]:
     if d.kind in ("threshold", "forecast", "native-budget"):
         used = f" ({d.percent_used}% used)" if d.percent_used is not None else ""
         lines.append(f"Spend {money(d.spend)} of {money(d.budget)}{used}, period {d.period}")
+        if d.estimated is not None:
+            lines.append(estimated_line(d))
+        if d.projection is not None:
+            lines.append(f"Projection: {d.projection}")
         if d.forecast is not None:
             lines.append(f"Forecast for the period: {money(d.forecast)}")
         if len(d.crossed) > 1:
@@ -131,6 +135,13 @@ def _spend_lines(d: Decision) -> list[str]:
         lines.append(f"From {d.alert.provider.upper()} budget {d.alert.budget_name!r}"
                      + (f" (account {d.alert.account})" if d.alert.account else ""))
     return lines
+
+
+def estimated_line(d: Decision) -> str:
+    """What part of a crossing rests on the live estimate (running instances not billed yet)."""
+    since = f" since {d.data_until:%Y-%m-%d %H:%M} UTC" if d.data_until is not None else ""
+    return (f"Triggered with estimates: {money(d.estimated)} ({d.estimated_share}%) is the live estimate of"
+            f" running instances{since}, not billed yet")
 
 
 def _stop_lines(report: Outcome, saving: Saving | None = None) -> list[str]:

@@ -20,8 +20,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
+from burnguard.core.estimates import Accrual, EstimateError, EstimateRow, Reading
 from burnguard.core.facts import Facts
 from burnguard.core.ledger import (
     AuditEvent,
@@ -196,6 +197,72 @@ class StopLog(Protocol):
 
 class Ledger(SpendStore, AlertState, AuditLog, StopLog, EffectLog, Protocol):
     """Everything the guardrail remembers: the union of the concerns above."""
+
+
+class BilledRates(Protocol):
+    """Effective hourly rates found in the counted billing data (where the live estimate's rates
+    come from first)."""
+
+    def billed_rates(self, hours: int = 24) -> tuple[dict[tuple[str, str], tuple[Decimal, str, datetime]],
+                                                      dict[tuple[str, str], tuple[Decimal, str]]]:
+        """``(by_instance, by_type)``: per ``(cloud, resource_key)`` the effective cost of the
+        resource's latest counted GPU hour (with its currency and hour); per ``(cloud,
+        instance_type)`` the mean effective cost of an hour of that type, over the last
+        ``hours`` of each cloud's counted data."""
+        ...
+
+
+class EstimateView(Protocol):
+    """The read side of the live estimate that evaluation uses."""
+
+    def estimated_spend(self, scope: Scope, window: Window, *,
+                        clouds: Sequence[str] | None = None) -> list[SpendRow]:
+        """Estimated spend per scope value and currency, for the hours of ``window`` that no
+        counted delivery of the instance's cloud covers yet (``gpu_amount`` equals ``amount``)."""
+        ...
+
+    def running_rate(self, scope: Scope, *, clouds: Sequence[str] | None = None) -> list[SpendRow]:
+        """Per scope value and currency, the summed hourly rate of the instances the latest
+        readings found running (``amount``; what the projections of a budget crossing use)."""
+        ...
+
+
+@runtime_checkable
+class EstimateLog(EstimateView, BilledRates, Protocol):
+    """The live estimate (``burnguard meter``): provisional spend of running instances per
+    (instance, hour), counted only for hours no counted billing delivery covers yet.
+
+    A separate concern from :class:`Ledger` (the SQLite ledger implements both; the Firestore
+    ledger does not yet), so a caller that meters asks for ``Ledger`` and ``EstimateLog``.
+    Rules (:mod:`burnguard.core.estimates`): one reading accrues from
+    ``max(accrued_until, coverage_end, started_at)`` to its time, atomically with moving
+    ``accrued_until``, so nothing is counted twice; when :meth:`SpendFacts.complete` counts a
+    delivery, the estimates of the hours it covers are dropped **in the same transaction**, and
+    their error against the bill for those hours is recorded per instance."""
+
+    def record_readings(self, readings: Sequence[Reading]) -> list[Accrual]:
+        """Apply a tick's readings in one transaction; the accruals they added."""
+        ...
+
+    def coverage(self) -> dict[str, datetime]:
+        """Per cloud, the end of the hours its counted deliveries cover."""
+        ...
+
+    def estimates(self) -> list[EstimateRow]:
+        """Every instance's estimated spend still counted, per currency and rate source."""
+        ...
+
+    def estimate_errors(self) -> list[EstimateError]:
+        """The recorded errors of estimates against the bill, per instance type and rate source."""
+        ...
+
+    def latest_reading(self) -> datetime | None:
+        """The time of the latest meter reading (``None`` if the meter never ran)."""
+        ...
+
+    def estimate_rows(self) -> int:
+        """How many (instance, hour) estimate rows the ledger holds (growth measure)."""
+        ...
 
 
 class LedgerView(Protocol):

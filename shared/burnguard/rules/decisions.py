@@ -16,11 +16,12 @@ from decimal import Decimal
 from typing import Literal
 
 from burnguard.core.budget import BudgetAlert
-from burnguard.core.ledger import Scope, Window
+from burnguard.core.estimates import crossing_time
+from burnguard.core.ledger import Scope, SpendRow, Window
 from burnguard.core.money import Money
 from burnguard.core.periods import period_days
 from burnguard.core.policy import Guardrail, Policy, project_period_end
-from burnguard.ports.ledger import LedgerView
+from burnguard.ports.ledger import EstimateView, LedgerView
 
 Kind = Literal["threshold", "forecast", "burn-rate", "native-budget", "currency"]
 
@@ -46,6 +47,17 @@ class Decision:
     crossed: tuple[str, ...] = ()
     alert: BudgetAlert | None = None
     notes: tuple[str, ...] = field(default=())
+    #: the part of ``spend`` that is the live estimate (hours no bill covers yet), if any
+    estimated: Money | None = None
+    #: when the next stopping threshold is crossed at the scope's current rate, if instances run
+    projection: str | None = None
+
+    @property
+    def estimated_share(self) -> Decimal | None:
+        """The estimated part of the spend, in percent (``None`` when nothing is estimated)."""
+        if self.estimated is None or self.spend is None or not self.spend.amount:
+            return None
+        return (self.estimated.amount / self.spend.amount * 100).quantize(Decimal("0.1"))
 
     @property
     def percent_used(self) -> Decimal | None:
@@ -65,11 +77,14 @@ def period_window(g: Guardrail, now: datetime) -> tuple[datetime, datetime, Wind
     return period_days(g.period, now)
 
 
-def evaluate(policy: Policy, view: LedgerView, now: datetime, *, wall: datetime | None = None) -> list[Decision]:
+def evaluate(policy: Policy, view: LedgerView, now: datetime, *, wall: datetime | None = None,
+             estimates: EstimateView | None = None) -> list[Decision]:
     """Every decision the policy calls for at ``now`` that was not announced before.
 
     ``wall`` is the real time, against which snoozes run (default ``now``): the embedded mode
-    judges sample data at the end of the data, while a snooze lasts real hours.
+    judges sample data at the end of the data, while a snooze lasts real hours. ``estimates``:
+    the live estimate, added to the bill of every budget guardrail whose ``basis`` is
+    ``billed+estimated`` (the default; ``billed`` opts out).
     """
     decisions: list[Decision] = []
     data_until = view.latest_data()
@@ -78,19 +93,57 @@ def evaluate(policy: Policy, view: LedgerView, now: datetime, *, wall: datetime 
         if snoozed is not None and snoozed > (wall or now):
             continue
         if g.budget is not None and (g.thresholds or g.forecast_thresholds):
-            decisions += _budget_decisions(g, view, now, data_until)
+            decisions += _budget_decisions(g, view, now, data_until,
+                                           estimates if g.basis == "billed+estimated" else None)
         if g.burn_rate is not None and data_until is not None:
             decisions += _burn_decisions(g, view, data_until, now)
     return decisions
 
 
-def _budget_decisions(g: Guardrail, view: LedgerView, now: datetime, data_until: datetime | None) -> list[Decision]:
+def counted_spend(g: Guardrail, view: LedgerView, window: Window,
+                  estimates: EstimateView | None) -> tuple[list[SpendRow], dict[tuple[str | None, str], Decimal]]:
+    """The guardrail's spend rows (billed, plus the live estimate when ``estimates`` is given)
+    and the estimated part of each (scope value, currency)."""
+    selector = Scope(g.scope.key, g.scope.value)
+    billed = view.spend(selector, window, basis=g.cost, clouds=g.clouds)
+    if estimates is None:
+        return billed, {}
+    est = {(r.scope_value, r.currency): r.amount
+           for r in estimates.estimated_spend(selector, window, clouds=g.clouds) if r.amount}
+    if not est:
+        return billed, {}
+    rows: dict[tuple[str | None, str], SpendRow] = {(r.scope_value, r.currency): r for r in billed}
+    for key, amount in est.items():
+        old = rows.get(key, SpendRow(key[0], key[1], Decimal(0)))
+        rows[key] = SpendRow(key[0], key[1], old.amount + amount, old.gpu_amount + amount)
+    return sorted(rows.values(), key=lambda r: (r.scope_value or "", r.currency)), est
+
+
+def projection(g: Guardrail, estimates: EstimateView | None, scope: Scope, spent: Decimal,
+               now: datetime) -> str | None:
+    """"at 57.00 USD/h, 100% at Sat 03:10 UTC": when the first threshold ahead that stops (else
+    the highest ahead) is crossed at the rate of the scope's running instances."""
+    if estimates is None or g.budget is None:
+        return None
+    budget = g.budget.money
+    rate = next((r.amount for r in estimates.running_rate(scope, clouds=g.clouds)
+                 if r.currency == budget.currency and r.scope_value == scope.value), None)
+    ahead = [t for t in sorted(g.thresholds, key=lambda t: t.at) if not t.reached_by(spent, g.budget)]
+    if not rate or not ahead:
+        return None
+    target = next((t for t in ahead if "stop" in t.actions), ahead[-1])
+    at = crossing_time(now, spent, target.amount(g.budget).amount, rate)
+    when = f"{at:%a %Y-%m-%d %H:%M} UTC" if at is not None else "never at this rate"
+    return f"at {rate.quantize(Decimal('0.01'))} {budget.currency}/h, {target.label} at {when}"
+
+
+def _budget_decisions(g: Guardrail, view: LedgerView, now: datetime, data_until: datetime | None,
+                      estimates: EstimateView | None = None) -> list[Decision]:
     assert g.budget is not None
     start, end, window, period = period_window(g, now)
-    selector = Scope(g.scope.key, g.scope.value)
     budget = g.budget.money
     out: list[Decision] = []
-    every = view.spend(selector, window, basis=g.cost, clouds=g.clouds)
+    every, estimated = counted_spend(g, view, window, estimates)
     rows = [r for r in every if r.currency == budget.currency]
     # Spend in another currency cannot be compared (no exchange rates): said once per period,
     # scope value and currency, so a budget never stays silent about spend it cannot see.
@@ -110,12 +163,16 @@ def _budget_decisions(g: Guardrail, view: LedgerView, now: datetime, data_until:
     for row in rows:
         scope = Scope(g.scope.key, row.scope_value)
         spent = Money(row.amount, budget.currency)
+        est = estimated.get((row.scope_value, row.currency))
+        est_money = Money(est, budget.currency) if est else None
         announced = view.announced(f"threshold|{g.name}|{scope}|{period}|")
         crossed = [t for t in sorted(g.thresholds, key=lambda t: t.at) if t.reached_by(row.amount, g.budget)]
         new = [t for t in crossed if announce_key("threshold", g.name, scope, period, t.label) not in announced]
         forecast = None
-        if data_until is not None and g.period.kind == "month":
-            forecast = Money(project_period_end(row.amount, start, end, data_until), budget.currency)
+        if data_until is not None and g.period.kind == "month" and not (est and data_until <= start):
+            # projected from the bill alone: the estimate runs past the data's end (and with no
+            # bill in the period yet, there is nothing to project from)
+            forecast = Money(project_period_end(row.amount - (est or 0), start, end, data_until), budget.currency)
         if new:
             top = new[-1]
             actions = tuple(dict.fromkeys(a for t in new for a in t.actions))
@@ -124,6 +181,7 @@ def _budget_decisions(g: Guardrail, view: LedgerView, now: datetime, data_until:
                 tuple(announce_key("threshold", g.name, scope, period, t.label) for t in new),
                 spend=spent, budget=budget, threshold=top.amount(g.budget), forecast=forecast,
                 window_start=start, window_end=end, data_until=data_until, crossed=tuple(t.label for t in new),
+                estimated=est_money, projection=projection(g, estimates, scope, row.amount, now),
             ))
         if forecast is not None and g.forecast_thresholds:
             done = view.announced(f"forecast|{g.name}|{scope}|{period}|")

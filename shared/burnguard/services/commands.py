@@ -266,10 +266,13 @@ class SlashCommands:
         return sorted(best.values(), key=lambda r: (-r.amount, r.resource_id))[:limit]
 
     def _guardrails(self, cmd: Command, request: CommandRequest) -> SlashAnswer:
+        from burnguard.ports.ledger import EstimateLog
         from burnguard.services.status import guardrail_status
 
-        # Figures as of the data's time; snoozes against the real time the request came in.
-        statuses = guardrail_status(self.policy, self.ledger, request.judged_at, wall=request.at)
+        # Figures as of the data's time; snoozes against the real time the request came in; a
+        # ledger that keeps the live estimate (the SQLite one) shows it: estimated part, projection
+        estimates = self.ledger if isinstance(self.ledger, EstimateLog) else None
+        statuses = guardrail_status(self.policy, self.ledger, request.judged_at, wall=request.at, estimates=estimates)
         data = self.ledger.latest_data()
         note = f"billing data until {utc(data)}" if data is not None else "no billing data yet"
         lines = []

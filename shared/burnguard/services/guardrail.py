@@ -24,7 +24,7 @@ from burnguard.core.money import Money
 from burnguard.core.policy import Policy, Safety
 from burnguard.notify.content import render_dead_letter, render_decision, render_failures, render_resume
 from burnguard.ports.instances import ActionError, InstanceController
-from burnguard.ports.ledger import Ledger
+from burnguard.ports.ledger import EstimateView, Ledger
 from burnguard.ports.notify import Notification, Notifier, NotifyError
 from burnguard.rules.actions import FailCode, Reason, SkipCode, Skipped
 from burnguard.rules.decisions import Decision, decide_budget_alert, evaluate
@@ -125,6 +125,9 @@ class GuardrailService:
         self.controllers = dict(controllers)
         self.clock = clock
         self.as_of = as_of or clock
+        #: the live estimate counted with the bill (``None``: the bill alone); the composition
+        #: root of a metered deployment sets it (the embedded mode's ``burnguard meter``)
+        self.estimates: EstimateView | None = None
 
     # -- messages -------------------------------------------------------------------------
     def handle(self, message: Message) -> HandleResult:
@@ -171,7 +174,8 @@ class GuardrailService:
     # -- deciding and acting --------------------------------------------------------------
     def run(self, now: datetime | None = None) -> list[ExecutionReport]:
         """Evaluate the whole policy at ``now`` (default ``as_of``) and execute what it decides."""
-        return self.execute(evaluate(self.policy, self.ledger, now or self.as_of(), wall=self.clock()), self.clock())
+        return self.execute(evaluate(self.policy, self.ledger, now or self.as_of(), wall=self.clock(),
+                                     estimates=self.estimates), self.clock())
 
     def execute(self, decisions: Sequence[Decision], now: datetime) -> list[ExecutionReport]:
         """Act on ``decisions``. A failure in one decision never drops the others: every decision
@@ -331,10 +335,13 @@ class GuardrailService:
 
     def _event(self, kind: str, actor: str, outcome: str, decision: Decision | None = None,
                details: dict[str, object] | None = None, *, guardrail: str | None = None) -> AuditEvent:
+        details = dict(details or {})
+        if decision is not None and decision.estimated is not None:
+            # triggered with the live estimate: every event of the decision says so, and how much
+            details |= {"estimated": str(decision.estimated), "estimated_share": str(decision.estimated_share)}
         return AuditEvent(
             self.clock(), kind, actor, outcome,
-            decision.guardrail if decision else guardrail, str(decision.scope) if decision else None,
-            dict(details or {}),
+            decision.guardrail if decision else guardrail, str(decision.scope) if decision else None, details,
         )
 
 

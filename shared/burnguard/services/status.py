@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -10,14 +11,16 @@ from burnguard.core.ledger import Scope, Window
 from burnguard.core.money import Money
 from burnguard.core.policy import Guardrail, Policy, project_period_end
 from burnguard.core.reports import GuardrailStatus
-from burnguard.ports.ledger import Ledger
-from burnguard.rules.decisions import period_window
+from burnguard.ports.ledger import EstimateLog, Ledger
+from burnguard.rules.decisions import counted_spend, period_window
 
 
 def guardrail_status(policy: Policy, ledger: Ledger, now: datetime, *,
-                     wall: datetime | None = None) -> list[GuardrailStatus]:
+                     wall: datetime | None = None, estimates: EstimateLog | None = None) -> list[GuardrailStatus]:
     """``now`` is the time the data is judged at; ``wall`` the real time snoozes run against
-    (default ``now``; the embedded mode judges sample data at its end)."""
+    (default ``now``; the embedded mode judges sample data at its end). ``estimates``: the live
+    estimate, counted with the bill by guardrails whose basis is ``billed+estimated``; their
+    rows then say the estimated part, the projected crossing and the estimate's measured error."""
     out: list[GuardrailStatus] = []
     data_until = ledger.latest_data()
     if data_until is not None and data_until > now:
@@ -25,7 +28,8 @@ def guardrail_status(policy: Policy, ledger: Ledger, now: datetime, *,
     for g in policy.guardrails:
         base_state = _base_state(g, ledger, wall or now)
         if g.budget is not None:
-            out += _budget_status(g, ledger, now, data_until, base_state)
+            out += _budget_status(g, ledger, now, data_until, base_state,
+                                  estimates if g.basis == "billed+estimated" else None)
         if g.burn_rate is not None and data_until is not None:
             out += _burn_status(g, ledger, data_until, base_state)
     return out
@@ -51,12 +55,12 @@ def _base_state(g: Guardrail, ledger: Ledger, now: datetime) -> list[str]:
 
 
 def _budget_status(g: Guardrail, ledger: Ledger, now: datetime, data_until: datetime | None,
-                   base_state: list[str]) -> list[GuardrailStatus]:
+                   base_state: list[str], estimates: EstimateLog | None = None) -> list[GuardrailStatus]:
     assert g.budget is not None
     start, end, window, period = period_window(g, now)
     window = _as_of(window, now)
     budget = g.budget.money
-    every = ledger.spend(Scope(g.scope.key, g.scope.value), window, basis=g.cost, clouds=g.clouds)
+    every, estimated = counted_spend(g, ledger, window, estimates)
     rows = [r for r in every if r.currency == budget.currency]
     # Spend in another currency is not converted (no exchange rates): say it is there.
     elsewhere: dict[str | None, list[str]] = {}
@@ -77,14 +81,44 @@ def _budget_status(g: Guardrail, ledger: Ledger, now: datetime, data_until: date
     for r in rows:
         scope = Scope(g.scope.key, r.scope_value)
         forecast = None
-        if data_until is not None and g.period.kind == "month":
-            forecast = Money(project_period_end(r.amount, start, end, data_until), budget.currency)
+        est = estimated.get((r.scope_value, r.currency))
+        if data_until is not None and g.period.kind == "month" and not (est and data_until <= start):
+            forecast = Money(project_period_end(r.amount - (est or 0), start, end, data_until), budget.currency)
         percent = (r.amount / budget.amount * 100).quantize(Decimal("0.1"))
         state = [_threshold_state(g, ledger, scope, period, r.amount)]
         if r.scope_value in elsewhere:
             state.append(f"plus {' + '.join(elsewhere[r.scope_value])} not compared (other currency)")
         out.append(GuardrailStatus(g.name, scope, period, Money(r.amount, budget.currency), budget, percent,
-                                   forecast, ", ".join(state + base_state)))
+                                   forecast, ", ".join(state + base_state),
+                                   estimated=Money(est, budget.currency) if est else None))
+    if estimates is not None:
+        out = _with_estimates(g, out, estimates, now)
+    return out
+
+
+def _with_estimates(g: Guardrail, rows: list[GuardrailStatus], estimates: EstimateLog,
+                    now: datetime) -> list[GuardrailStatus]:
+    """Rows that say their estimated part, the projected crossing at the current rate, and how
+    far the estimates were from the bill so far."""
+    from burnguard.services.meter import project_guardrail
+
+    projections = {p.scope: p for p in project_guardrail(g, estimates, now)}
+    errors = estimates.estimate_errors()
+    est_total = sum((e.estimated for e in errors), Decimal(0))
+    billed_total = sum((e.billed for e in errors), Decimal(0))
+    accuracy = (f"estimates so far {((est_total - billed_total) / billed_total * 100):+.1f}% vs the bill"
+                if billed_total else None)
+    out = []
+    for s in rows:
+        notes = []
+        if s.estimated is not None:
+            notes.append(f"incl. {s.estimated.amount.quantize(Decimal('0.01'))} {s.estimated.currency} estimated")
+        p = projections.get(s.scope)
+        if p is not None:
+            notes.append(p.text())
+        if accuracy and s.estimated is not None:
+            notes.append(accuracy)
+        out.append(replace(s, state=", ".join([s.state, *notes]), projection=p.text() if p else None))
     return out
 
 

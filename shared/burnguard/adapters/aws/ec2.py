@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from burnguard.core.accelerators import classify_instance_type
+from burnguard.core.estimates import as_utc
 from burnguard.core.instances import Instance
 from burnguard.core.tags import tag_value
 from burnguard.ports.instances import ActionError
@@ -121,6 +122,7 @@ class Ec2Controller:
             cloud="aws", instance_id=instance_id, name=tag_value(tags, "Name") or instance_id, location=region,
             instance_type=itype, state=str(inst.get("State", {}).get("Name", "unknown")).lower(), tags=tags,
             accelerators=self._gpu_types.get(itype, ()), spot=lifecycle == "spot",
+            started_at=as_utc(inst.get("LaunchTime")),  # EC2 moves LaunchTime to each start
         )
 
     # -- stop / start -------------------------------------------------------------------------

@@ -24,9 +24,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from burnguard.core.errors import InputError
+from burnguard.core.estimates import as_utc
 from burnguard.core.instances import RUNNING, Instance
 from burnguard.core.tags import normalize_tags, tag_value
 from burnguard.ports.instances import ActionError
@@ -88,6 +90,16 @@ def power_state(statuses: Iterable[Any]) -> str:
     return "unknown"
 
 
+def state_time(statuses: Iterable[Any]) -> datetime | None:
+    """When the VM's last operation (start, deallocate...) ended: the instance view's
+    ``ProvisioningState/…`` status ``time`` (the power state status carries none)."""
+    for status in statuses or ():
+        code = getattr(status, "code", None) or ""
+        if code.lower().startswith("provisioningstate/"):
+            return as_utc(getattr(status, "time", None))
+    return None
+
+
 def _split_id(instance_id: str) -> tuple[str, str, str]:
     m = _ID.match(instance_id)
     if not m:
@@ -114,7 +126,10 @@ class AzureVmController:
 
     def _listing(self, scope: Scope) -> Iterable[Any]:
         vms = self._client(scope.subscription).virtual_machines
-        listing: Iterable[Any] = vms.list(scope.resource_group) if scope.resource_group else vms.list_all()
+        # $expand=instanceView: each VM's power state comes in the listing, one call per page
+        # instead of one per VM (ARM's read limits; the meter lists every few minutes)
+        listing: Iterable[Any] = (vms.list(scope.resource_group, expand="instanceView") if scope.resource_group
+                                  else vms.list_all(expand="instanceView"))
         return listing
 
     def find(self, key: str, value: str | None) -> list[Instance]:
@@ -141,12 +156,18 @@ class AzureVmController:
 
     def _instance(self, vm: Any, tags: dict[str, str]) -> Instance:
         subscription, group, name = _split_id(vm.id)
-        view = self._client(subscription).virtual_machines.instance_view(group, name)
+        view = vm.instance_view  # listed with $expand=instanceView
+        if view is None or not view.statuses:  # a listing without it: ask for this VM's
+            view = self._client(subscription).virtual_machines.instance_view(group, name)
         size = vm.hardware_profile.vm_size if vm.hardware_profile is not None else ""
         size = getattr(size, "value", size)  # known sizes come back as VirtualMachineSizeTypes (a str Enum)
+        state = power_state(view.statuses)
+        changed = state_time(view.statuses)
         return Instance(cloud=self.cloud, instance_id=vm.id, name=vm.name or name, location=group,
-                        instance_type=str(size or ""), state=power_state(view.statuses),
-                        tags=tags, spot=str(getattr(vm.priority, "value", vm.priority) or "").lower() == "spot")
+                        instance_type=str(size or ""), state=state,
+                        tags=tags, spot=str(getattr(vm.priority, "value", vm.priority) or "").lower() == "spot",
+                        started_at=changed if state == RUNNING else None,
+                        stopped_at=changed if state != RUNNING else None)
 
     def _await(self, verb: str, instance: Instance) -> None:
         from azure.core.exceptions import HttpResponseError

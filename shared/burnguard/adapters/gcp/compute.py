@@ -25,6 +25,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from burnguard.core.estimates import as_utc
 from burnguard.core.instances import Instance
 from burnguard.ports.instances import ActionError
 
@@ -146,7 +147,10 @@ class GceController:
         spot = bool(scheduling and (scheduling.preemptible or scheduling.provisioning_model == "SPOT"))
         state = STATES.get(inst.status, inst.status.lower())
         return Instance("gcp", ref, inst.name, zone, _last(inst.machine_type), state,
-                        tags=dict(inst.labels), accelerators=accelerators, spot=spot)
+                        tags=dict(inst.labels), accelerators=accelerators, spot=spot,
+                        started_at=as_utc(getattr(inst, "last_start_timestamp", None)),
+                        stopped_at=as_utc(getattr(inst, "last_stop_timestamp", None)),
+                        billing_id=str(inst.id) if getattr(inst, "id", None) else None)
 
     # -- stop and start ---------------------------------------------------------------------
     def stop(self, instance: Instance) -> None:

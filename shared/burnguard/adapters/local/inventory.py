@@ -6,6 +6,10 @@ persist between runs of the local mode and the sample file stays as it was. It i
 controller for the local mode, not a mock of a cloud API: the cloud controllers live in
 ``adapters.aws``, ``adapters.gcp`` and ``adapters.azure``.
 
+An instance may carry ``"started_at"`` and ``"stopped_at"`` (ISO 8601 UTC): when it last started
+and stopped, where the live estimate (``burnguard meter``) accrues from and to. A controller
+given a clock stamps them on every stop and start.
+
 An instance may carry ``"fail_stop": "<reason>"`` to play a stop that the cloud refuses (a
 permission or state error), so the local mode can show a partial failure.
 """
@@ -16,9 +20,10 @@ import fcntl
 import json
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -97,10 +102,14 @@ class InventoryFile:
         with self._lock:
             return _find(self._load(), cloud, instance_id)
 
-    def set_state(self, cloud: str, instance_id: str, state: str) -> None:
+    def set_state(self, cloud: str, instance_id: str, state: str, at: datetime | None = None) -> None:
+        """Set the state; with ``at``, stamp ``started_at`` (running) or ``stopped_at`` (stopped)."""
         with self._lock, self._locked():
             data = self._load()
-            _find(data, cloud, instance_id)["state"] = state
+            raw = _find(data, cloud, instance_id)
+            if at is not None and raw["state"] != state:
+                raw["started_at" if state == RUNNING else "stopped_at"] = _iso(at)
+            raw["state"] = state
             tmp = self.path.with_name(self.path.name + ".tmp")
             tmp.write_text(json.dumps(data, indent=2) + "\n")
             tmp.replace(self.path)
@@ -129,6 +138,21 @@ def _problem(raw: Any) -> str | None:
     return None
 
 
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _time(raw: dict[str, Any], key: str) -> datetime | None:
+    """An ISO 8601 time of the entry (naive means UTC); a bad one is the entry's problem."""
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{key!r} is not an ISO 8601 time")
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
 def _cost(raw: dict[str, Any]) -> Decimal | None:
     """The hourly cost, or None when absent or not a number (it only orders stops; an instance
     whose cost is unreadable is still stopped, last)."""
@@ -150,6 +174,7 @@ def _instance(raw: dict[str, Any]) -> Instance:
         instance_type=raw["type"], state=raw["state"], tags=normalize_tags(raw["cloud"], raw.get("tags", {})),
         accelerators=tuple(raw.get("accelerators", ())), spot=bool(raw.get("spot", False)),
         hourly_cost=cost, currency=currency if isinstance(currency, str) and cost is not None else None,
+        started_at=_time(raw, "started_at"), stopped_at=_time(raw, "stopped_at"),
     )
 
 
@@ -159,6 +184,8 @@ class InventoryController:
 
     cloud: str
     inventory: InventoryFile
+    #: stamps start and stop times (``None``: the state alone changes)
+    clock: Callable[[], datetime] | None = None
 
     def find(self, key: str, value: str | None) -> list[Instance]:
         out = []
@@ -174,10 +201,16 @@ class InventoryController:
             raise ActionError(str(raw["fail_stop"]))
         if raw["state"] == "terminated":
             raise ActionError("instance is terminated")
-        self.inventory.set_state(self.cloud, instance.instance_id, STOPPED)
+        self._set(instance, STOPPED)
 
     def start(self, instance: Instance) -> None:
         raw = self.inventory.raw(self.cloud, instance.instance_id)
         if raw["state"] not in (STOPPED, RUNNING):
             raise ActionError(f"instance is {raw['state']}")
-        self.inventory.set_state(self.cloud, instance.instance_id, RUNNING)
+        self._set(instance, RUNNING)
+
+    def _set(self, instance: Instance, state: str) -> None:
+        if self.clock is None:  # the state alone (as inventories written before start/stop times)
+            self.inventory.set_state(self.cloud, instance.instance_id, state)
+        else:
+            self.inventory.set_state(self.cloud, instance.instance_id, state, self.clock())

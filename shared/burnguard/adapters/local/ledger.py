@@ -31,7 +31,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from burnguard.adapters.local.sqlite import SqliteStore
+from burnguard.adapters.local.estimates import SqliteEstimates, drop_covered_estimates
 from burnguard.core.facts import Facts, combine, from_ipc, to_ipc
 from burnguard.core.ledger import (
     AuditEvent,
@@ -86,6 +86,20 @@ CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, at TEXT NOT NULL, detai
 CREATE TABLE IF NOT EXISTS effects (
     claim TEXT NOT NULL, effect TEXT NOT NULL, state TEXT NOT NULL, outcome TEXT NOT NULL DEFAULT '',
     at TEXT NOT NULL, details TEXT NOT NULL, PRIMARY KEY (claim, effect));
+CREATE TABLE IF NOT EXISTS meter (
+    cloud TEXT NOT NULL, instance_id TEXT NOT NULL, accrued_until TEXT, seen_at TEXT NOT NULL,
+    running INTEGER NOT NULL, instance_type TEXT NOT NULL, tagset TEXT NOT NULL, rate TEXT, currency TEXT,
+    source TEXT, PRIMARY KEY (cloud, instance_id));
+CREATE TABLE IF NOT EXISTS estimates (
+    cloud TEXT NOT NULL, instance_id TEXT NOT NULL, hour TEXT NOT NULL, instance_type TEXT NOT NULL,
+    tagset TEXT NOT NULL, currency TEXT NOT NULL, source TEXT NOT NULL, seconds INTEGER NOT NULL,
+    rate_seconds INTEGER NOT NULL, billing_key TEXT NOT NULL,
+    PRIMARY KEY (cloud, instance_id, hour, currency, source));
+CREATE INDEX IF NOT EXISTS estimates_by_tagset ON estimates(tagset, hour);
+CREATE TABLE IF NOT EXISTS estimate_errors (
+    delivery_id TEXT NOT NULL, cloud TEXT NOT NULL, instance_id TEXT NOT NULL, instance_type TEXT NOT NULL,
+    source TEXT NOT NULL, currency TEXT NOT NULL, seconds INTEGER NOT NULL, rate_seconds INTEGER NOT NULL,
+    billed INTEGER NOT NULL, at TEXT NOT NULL, PRIMARY KEY (delivery_id, cloud, instance_id, source, currency));
 CREATE TABLE IF NOT EXISTS snoozes (guardrail TEXT PRIMARY KEY, until TEXT NOT NULL, by TEXT NOT NULL,
     at TEXT NOT NULL);
 """
@@ -111,8 +125,10 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if value else None
 
 
-class SqliteLedger(SqliteStore):
-    """:class:`burnguard.core.ledger.Ledger` on one SQLite file (``":memory:"`` for tests)."""
+class SqliteLedger(SqliteEstimates):
+    """:class:`burnguard.ports.ledger.Ledger` and :class:`~burnguard.ports.ledger.EstimateLog`
+    (the live estimate, :mod:`burnguard.adapters.local.estimates`) on one SQLite file
+    (``":memory:"`` for tests)."""
 
     def __init__(self, path: str | Path):
         super().__init__(path, SCHEMA)
@@ -223,6 +239,7 @@ class SqliteLedger(SqliteStore):
             db.execute("INSERT OR REPLACE INTO current (provider, source, period, delivery_id, produced_at,"
                        " switched_at) VALUES (?, ?, ?, ?, ?, ?)",
                        (provider, source, period, delivery_id, produced_at, _ts(now)))
+            drop_covered_estimates(db, provider, delivery_id, now)
             return Completion(delivery_id, "complete", "", replaced=current[0] if current else None, switched=True)
 
     @staticmethod

@@ -1,0 +1,239 @@
+"""The live estimate in the SQLite ledger (:class:`burnguard.ports.ledger.EstimateLog`).
+
+Tables (created by :mod:`burnguard.adapters.local.ledger`'s schema): ``meter`` (per instance,
+where its accrual stands, its latest state and rate), ``estimates`` (per instance, clock hour,
+currency and rate source: the seconds accrued and ``rate_seconds``, the sum of rate in
+nano-units × seconds, an exact integer: the amount is ``rate_seconds / 3600`` nano-units,
+divided once when read, so five-minute accruals never round; tags through the ledger's ``tagsets``, so a scope selects
+estimates exactly as it selects billed spend) and ``estimate_errors`` (per delivery and
+instance: what was estimated for the hours the delivery covered, and what the bill says).
+
+Coverage of a cloud is the end of the latest hour its counted deliveries hold
+(``deliveries.data_end`` of the deliveries ``current`` points at). Estimates are counted only
+from there on; the switch that counts a delivery drops those it covers, in its transaction
+(:func:`drop_covered_estimates`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from burnguard.adapters.local.sqlite import SqliteStore
+from burnguard.core.estimates import (
+    Accrual,
+    EstimateError,
+    EstimateRow,
+    Reading,
+    accrue,
+    new_accrued_until,
+    resource_key,
+)
+from burnguard.core.facts import tagset_id
+from burnguard.core.ledger import Scope, SpendRow, Window, from_nanos
+
+COVERAGE = ("SELECT d.provider AS cloud, MAX(d.data_end) AS cov FROM deliveries d"
+            " JOIN current c ON c.delivery_id = d.delivery_id GROUP BY d.provider")
+
+
+def _ts(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _dt(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def to_nanos(amount: Decimal) -> int:
+    return int((amount * 10**9).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def from_rate_seconds(value: int | str | None) -> Decimal:
+    """An amount from ``rate_seconds`` (nano-units × seconds), to 1e-18 (half-even)."""
+    return (from_nanos(value) / 3600).quantize(Decimal("1e-18"), rounding=ROUND_HALF_EVEN) + 0 if value else Decimal(0)
+
+
+def coverage(db: sqlite3.Connection) -> dict[str, datetime]:
+    return {cloud: _dt(cov) for cloud, cov in db.execute(COVERAGE) if cov}
+
+
+def drop_covered_estimates(db: sqlite3.Connection, cloud: str, delivery_id: str, now: datetime) -> int:
+    """Within the transaction that counted ``delivery_id``: record the error of the estimates
+    of ``cloud`` for the hours now covered (per instance, against the bill's effective GPU cost
+    of the same resource in the same hours) and drop them. Returns the rows dropped."""
+    cov = coverage(db).get(cloud)
+    if cov is None:
+        return 0
+    end = _ts(cov)
+    estimated = db.execute(
+        "SELECT instance_id, instance_type, source, currency, hour, seconds, rate_seconds, billing_key FROM estimates"
+        " WHERE cloud = ? AND hour < ?", (cloud, end)).fetchall()
+    if not estimated:
+        return 0
+    hours = sorted({row[4] for row in estimated})
+    billed: dict[tuple[str, str, str], int] = defaultdict(int)
+    for rid, hour, cur, eff, eff_x in db.execute(
+            "SELECT resource_id, hour, currency, effective, effective_x FROM gpu_hourly"
+            " WHERE cloud = ? AND hour >= ? AND hour < ?", (cloud, hours[0], end)):
+        billed[(resource_key(rid or ""), hour, cur)] += int(eff_x) if eff_x is not None else eff
+    per: dict[tuple[str, str, str, str], list[int]] = {}
+    for iid, itype, source, cur, hour, seconds, rate_seconds, key in estimated:
+        acc = per.setdefault((iid, itype, source, cur), [0, 0, 0])
+        acc[0] += seconds
+        acc[1] += rate_seconds
+        acc[2] += billed.pop((key, hour, cur), 0)  # each billed hour counted once
+    db.executemany(
+        "INSERT OR IGNORE INTO estimate_errors (delivery_id, cloud, instance_id, instance_type, source, currency,"
+        " seconds, rate_seconds, billed, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(delivery_id, cloud, iid, itype, source, cur, s, e, b, _ts(now))
+         for (iid, itype, source, cur), (s, e, b) in per.items()])
+    return db.execute("DELETE FROM estimates WHERE cloud = ? AND hour < ?", (cloud, end)).rowcount
+
+
+class SqliteEstimates(SqliteStore):
+    """The :class:`~burnguard.ports.ledger.EstimateLog` part of :class:`SqliteLedger`."""
+
+    _query: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
+    _insert_tagsets: Callable[[sqlite3.Connection, Mapping[str, Mapping[str, str]]], None]
+
+    def record_readings(self, readings: Sequence[Reading]) -> list[Accrual]:
+        out: list[Accrual] = []
+        with self._tx() as db:
+            cov = coverage(db)
+            until = {(c, i): _dt(a) for c, i, a in db.execute("SELECT cloud, instance_id, accrued_until FROM meter")
+                     if a}
+            tagsets: dict[str, Mapping[str, str]] = {}
+            rows: list[tuple[Any, ...]] = []
+            state: list[tuple[Any, ...]] = []
+            for r in readings:
+                prev = until.get((r.cloud, r.instance_id))
+                accruals = accrue(r, prev, cov.get(r.cloud))
+                after = new_accrued_until(r, prev, cov.get(r.cloud))
+                if after is not None:
+                    until[(r.cloud, r.instance_id)] = after
+                tid = tagset_id(dict(r.tags))
+                tagsets[tid] = r.tags
+                rate = r.rate
+                state.append((r.cloud, r.instance_id, _ts(after) if after else None, _ts(r.at), int(r.running),
+                               r.instance_type, tid, str(rate.amount) if rate else None,
+                               rate.currency if rate else None, rate.source if rate else None))
+                rows += [(a.cloud, a.instance_id, _ts(a.hour), r.instance_type, tid, a.currency, a.source, a.seconds,
+                          to_nanos(r.rate.amount) * a.seconds, r.billing_key) for a in accruals if r.rate is not None]
+                out += accruals
+            if tagsets:
+                self._insert_tagsets(db, tagsets)
+            db.executemany(
+                "INSERT INTO estimates (cloud, instance_id, hour, instance_type, tagset, currency, source, seconds,"
+                " rate_seconds, billing_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (cloud, instance_id, hour, currency, source)"
+                " DO UPDATE SET seconds = seconds + excluded.seconds,"
+                " rate_seconds = rate_seconds + excluded.rate_seconds", rows)
+            # accrued_until only moves forward (computed above); the state is the latest reading's
+            # (a late reading, older than the one recorded, leaves it as it is)
+            db.executemany(
+                "INSERT INTO meter (cloud, instance_id, accrued_until, seen_at, running, instance_type, tagset, rate,"
+                " currency, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (cloud, instance_id) DO UPDATE"
+                " SET accrued_until = excluded.accrued_until, seen_at = MAX(seen_at, excluded.seen_at),"
+                " running = CASE WHEN excluded.seen_at >= seen_at THEN excluded.running ELSE running END,"
+                " instance_type = excluded.instance_type, tagset = excluded.tagset,"
+                " rate = CASE WHEN excluded.seen_at >= seen_at THEN excluded.rate ELSE rate END,"
+                " currency = CASE WHEN excluded.seen_at >= seen_at THEN excluded.currency ELSE currency END,"
+                " source = CASE WHEN excluded.seen_at >= seen_at THEN excluded.source ELSE source END", state)
+        return out
+
+    def running_rate(self, scope: Scope, *, clouds: Sequence[str] | None = None) -> list[SpendRow]:
+        where = ["t.key_folded = ?", "m.running = 1", "m.rate IS NOT NULL"]
+        params: list[Any] = [scope.key.casefold()]
+        if scope.value is not None:
+            where.append("t.value = ?")
+            params.append(scope.value)
+        if clouds:
+            where.append(f"m.cloud IN ({', '.join('?' * len(clouds))})")
+            params += list(clouds)
+        totals: dict[tuple[str | None, str], Decimal] = defaultdict(Decimal)
+        for value, cur, rate in self._query(
+                f"SELECT t.value, m.currency, m.rate FROM meter m JOIN tagset_tags t ON t.tagset = m.tagset"
+                f" WHERE {' AND '.join(where)}", params):
+            totals[(value, cur)] += Decimal(rate)
+        return [SpendRow(v, c, a, a) for (v, c), a in sorted(totals.items(), key=lambda kv: (kv[0][0] or "", kv[0][1]))]
+
+    def coverage(self) -> dict[str, datetime]:
+        return {cloud: _dt(cov) for cloud, cov in self._query(COVERAGE, []) if cov}
+
+    def estimated_spend(self, scope: Scope, window: Window, *,
+                        clouds: Sequence[str] | None = None) -> list[SpendRow]:
+        where = ["t.key_folded = ?", "e.hour >= ?", "e.hour < ?", "(cv.cov IS NULL OR e.hour >= cv.cov)"]
+        params: list[Any] = [scope.key.casefold(), f"{window.start.isoformat()}T00:00:00Z",
+                             f"{window.end.isoformat()}T00:00:00Z"]
+        if scope.value is not None:
+            where.append("t.value = ?")
+            params.append(scope.value)
+        if clouds:
+            where.append(f"e.cloud IN ({', '.join('?' * len(clouds))})")
+            params += list(clouds)
+        rows = self._query(
+            f"SELECT t.value, e.currency, SUM(e.rate_seconds) FROM estimates e"
+            f" JOIN tagset_tags t ON t.tagset = e.tagset LEFT JOIN ({COVERAGE}) cv ON cv.cloud = e.cloud"
+            f" WHERE {' AND '.join(where)}"
+            " GROUP BY t.value, e.currency ORDER BY t.value, e.currency", params)
+        return [SpendRow(v, c, from_rate_seconds(a), from_rate_seconds(a)) for v, c, a in rows]
+
+    def estimates(self) -> list[EstimateRow]:
+        rows = self._query(
+            f"SELECT e.cloud, e.instance_id, e.instance_type, e.source, e.currency, SUM(e.rate_seconds),"
+            f" SUM(e.seconds), MIN(e.hour), MAX(e.hour), m.accrued_until FROM estimates e LEFT JOIN ({COVERAGE}) cv"
+            " ON cv.cloud = e.cloud LEFT JOIN meter m ON m.cloud = e.cloud AND m.instance_id = e.instance_id"
+            " WHERE cv.cov IS NULL OR e.hour >= cv.cov"
+            " GROUP BY e.cloud, e.instance_id, e.instance_type, e.source, e.currency"
+            " ORDER BY e.cloud, e.instance_id", [])
+        return [EstimateRow(c, i, t, s, cur, from_rate_seconds(a), n, _dt(lo), _dt(hi), _dt(u) if u else None)
+                for c, i, t, s, cur, a, n, lo, hi, u in rows]
+
+    def estimate_errors(self) -> list[EstimateError]:
+        rows = self._query(
+            "SELECT instance_type, source, currency, COUNT(DISTINCT cloud || ':' || instance_id), SUM(seconds),"
+            " SUM(rate_seconds), SUM(billed) FROM estimate_errors GROUP BY instance_type, source, currency"
+            " ORDER BY instance_type, source, currency", [])
+        return [EstimateError(t, s, n, (Decimal(sec) / 3600).quantize(Decimal("0.01")), from_rate_seconds(e),
+                              from_nanos(b), cur) for t, s, cur, n, sec, e, b in rows]
+
+    def latest_reading(self) -> datetime | None:
+        """The time of the latest meter reading (``None`` if the meter never ran)."""
+        row = self._query("SELECT MAX(seen_at) FROM meter", [])
+        return _dt(row[0][0]) if row and row[0][0] else None
+
+    def estimate_rows(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM estimates", [])[0][0])
+
+    def billed_rates(self, hours: int = 24) -> tuple[dict[tuple[str, str], tuple[Decimal, str, datetime]],
+                                                      dict[tuple[str, str], tuple[Decimal, str]]]:
+        by_instance: dict[tuple[str, str], tuple[Decimal, str, datetime]] = {}
+        for cloud, cov in self.coverage().items():
+            for rid, hour, cur, eff, eff_x in self._iter_hours(cloud, cov - timedelta(hours=hours), cov):
+                amount = from_nanos(eff_x if eff_x is not None else eff)
+                key = (cloud, resource_key(rid))
+                # a full hour: the largest of the window (the latest may be partial)
+                if amount > 0 and (key not in by_instance or amount > by_instance[key][0]):
+                    by_instance[key] = (amount, cur, _dt(hour))
+        types: dict[tuple[str, str], str] = {}
+        for cloud, rid, itype in self._query(
+                "SELECT DISTINCT cloud, resource_id, instance_type FROM spend WHERE gpu = 1 AND resource_id != ''"
+                " AND instance_type IS NOT NULL AND instance_type != ''", []):
+            types[(cloud, resource_key(rid))] = itype
+        sums: dict[tuple[str, str, str], list[Decimal]] = defaultdict(list)
+        for (cloud, rkey), (amount, cur, _) in by_instance.items():
+            itype = types.get((cloud, rkey))
+            if itype:
+                sums[(cloud, itype, cur)].append(amount)
+        by_type = {(cloud, itype): ((sum(v, Decimal(0)) / len(v)).quantize(Decimal("1e-9")), cur)
+                   for (cloud, itype, cur), v in sums.items()}
+        return by_instance, by_type
+
+    def _iter_hours(self, cloud: str, since: datetime, end: datetime) -> Iterator[tuple[Any, ...]]:
+        yield from self._query("SELECT resource_id, hour, currency, effective, effective_x FROM gpu_hourly"
+                               " WHERE cloud = ? AND hour >= ? AND hour < ? AND resource_id != ''",
+                               [cloud, _ts(since), _ts(end)])
