@@ -266,6 +266,16 @@ def stop_calls(gce: FakeCompute, arm: ArmState) -> tuple[int, int]:
     return gce_stops, arm_stops
 
 
+def list_price_of(machines: dict[str, set[str]]) -> Decimal:
+    """The list price per hour of the named sample machines, read from the raw price table."""
+    root = Path(__file__).parents[2]
+    table = json.loads((root / "shared" / "burnguard" / "data" / "gpu_prices.json").read_text())["prices"]
+    types = {(i["cloud"], i["type"].casefold()) for i in json.loads((root / "events" / "inventory.json").read_text())[
+        "instances"] if i["name"] in machines.get(i["cloud"], set())}
+    prices = {(p["cloud"], p["instance_type"].casefold()): Decimal(p["hourly"]) for p in table}  # one region each here
+    return sum((prices[t] for t in types if t in prices), Decimal(0))
+
+
 STOPPED = {"aws": {"stopped", "stopping"}, "gcp": {"TERMINATED"}, "azure": {"deallocated"}}
 RUNNING = {"aws": {"running", "pending"}, "gcp": {"RUNNING"}, "azure": {"running"}}
 
@@ -301,8 +311,9 @@ def step_1_the_cur_lands_and_the_gpus_stop(world: World, ml_aws: Decimal) -> Non
     assert len(crossings) == 1, [p.get("text") for p in d.posts()]
     alert = json.dumps(crossings[0])
     assert f"Spend {money(ml_aws)} of 5,000.00 USD" in alert and "/burnguard resume ml-research-monthly" in alert
-    # GAP (reported): the EC2, Compute Engine and ARM controllers give no hourly price, so the
-    # "Estimated saving: …/h" line appears only with priced inventories (the embedded mode).
+    # The clouds' APIs give no price: the stopped machines are priced at the shipped list price
+    # (oracle: the raw price table and the inventory; n1-standard-8 with a T4 has no entry there).
+    assert f"Estimated saving: {money(list_price_of(ML_GPUS))}/h (on-demand prices)" in alert
     for names in ML_GPUS.values():
         for name in names:
             assert name in alert

@@ -13,6 +13,7 @@ from burnguard.adapters.aws.ec2 import Ec2Controller
 from burnguard.app import gcp
 from burnguard.app import slack as bootstrap
 from burnguard.app.slack import ConfigurationError
+from burnguard.services.pricing import ListPricedController
 
 pytestmark = pytest.mark.emulator
 ROLE = "arn:aws:iam::123456789012:role/burnguard-guardrail-stop"
@@ -27,7 +28,9 @@ def test_ec2_is_reached_with_a_google_id_token_for_the_configured_audience(aws: 
 
     env = {"BURNGUARD_AWS_ROLE_ARN": ROLE, "BURNGUARD_AWS_REGIONS": "us-east-1,eu-west-1"}
     controllers = gcp.cloud_controllers(env, id_token=token)
-    assert set(controllers) == {"aws"} and isinstance(controllers["aws"], Ec2Controller)
+    # EC2, wrapped so that the instances it finds carry their list price (the API gives none)
+    assert set(controllers) == {"aws"} and isinstance(controllers["aws"], ListPricedController)
+    assert isinstance(controllers["aws"].inner, Ec2Controller)
     assert controllers["aws"].find("team", "nobody") == []  # the assumed role's credentials work
     gcp.cloud_controllers({**env, "BURNGUARD_AWS_TOKEN_AUDIENCE": "acme-stop"}, id_token=token)
     assert asked == ["burnguard-aws-stop", "acme-stop"]

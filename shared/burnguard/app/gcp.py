@@ -149,7 +149,12 @@ def cloud_controllers(env: Mapping[str, str], *, compute_clients: Any = None, co
     if env.get(AZURE_TENANT) or env.get(AZURE_CLIENT) or env.get(AZURE_SCOPES):
         controllers["azure"] = azure_controller(env, credential=azure_credential, id_token=id_token,
                                                 **(azure_options or {}))
-    return controllers
+    # The clouds' APIs give no price: list prices order the stops and price the saving.
+    from burnguard.app.estimates_cli import load_prices
+    from burnguard.services.pricing import ListPricedController
+
+    prices = load_prices()
+    return {cloud: ListPricedController(c, prices) for cloud, c in controllers.items()}
 
 
 def aws_controller(env: Mapping[str, str], *, id_token: IdToken | None = None) -> InstanceController:
