@@ -18,6 +18,7 @@ from burnguard.app import gcp as app_gcp
 from burnguard.app.slack import ConfigurationError
 from burnguard.core.instances import Instance
 from burnguard.ports.instances import ActionError
+from burnguard.services.pricing import ListPricedController
 from tests.emulators import http_server
 from tests.fakes.compute import FakeCompute, handler_for, vm
 
@@ -121,9 +122,10 @@ def test_failures_name_the_instance_and_the_reason(fake: tuple[FakeCompute, Any,
 def test_the_guardrail_factory_builds_the_controller_from_the_environment(fake: tuple[FakeCompute, Any, Any]) -> None:
     controllers = app_gcp.cloud_controllers({"BURNGUARD_GCP_PROJECTS": "ml-research-prod, inference-prod",
                                              "BURNGUARD_GCE_LOCAL_SSD": "discard"}, compute_clients=fake[1])
-    controllers["gcp"]._operations = fake[2]  # type: ignore[attr-defined]
     assert set(controllers) == {"gcp"}
-    gce = controllers["gcp"]
+    assert isinstance(controllers["gcp"], ListPricedController)  # list prices: the API gives none
+    gce = controllers["gcp"].inner
+    gce._operations = fake[2]  # type: ignore[attr-defined]
     assert isinstance(gce, GceController) and gce.local_ssd == "discard"
     assert len(gce.find("team", "ml-research")) == 5
     with pytest.raises(ConfigurationError, match="BURNGUARD_GCE_LOCAL_SSD"):
