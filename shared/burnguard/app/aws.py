@@ -20,28 +20,25 @@ Environment (documented in ``functions/README.md``, AWS section):
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from burnguard.app.config import ConfigurationError
-from burnguard.app.invoke import InvokeContext, invoker
+from burnguard.app.config import TOPIC, ConfigurationError, topic_path
+from burnguard.app.invoke import InvokeContext, RecordingPublish, invoker
 from burnguard.core.errors import BurnguardError, InputError
 from burnguard.ports.objects import Publish, PublishError
 
 if TYPE_CHECKING:  # the budget function never loads the ingest side (normalizers, Arrow)
-    from burnguard.core.messages import Message
     from burnguard.ports.objects import ObjectStore
     from burnguard.services.parts import DeliveryIngestor, Markers, Outcome
 
-TOPIC = "BURNGUARD_TOPIC"
 WIF_CONFIG = "BURNGUARD_GCP_WIF_CONFIG"
 STATE_BUCKET = "BURNGUARD_STATE_BUCKET"
 STATE_PREFIX = "BURNGUARD_STATE_PREFIX"
@@ -51,7 +48,6 @@ DEAD_LETTER = "BURNGUARD_DEAD_LETTER_URL"
 EMULATOR = "PUBSUB_EMULATOR_HOST"
 PUBSUB_SCOPE = "https://www.googleapis.com/auth/pubsub"
 
-_TOPIC_RE = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$")
 log = logging.getLogger("burnguard.aws")
 
 #: What the ingest and budget functions' role needs (the Terraform issue checks it).
@@ -78,11 +74,7 @@ class AwsSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AwsSettings:
-        topic = env.get(TOPIC, "").strip()
-        if not topic:
-            raise ConfigurationError(f"{TOPIC} is not set (projects/<project>/topics/<topic>)")
-        if not _TOPIC_RE.match(topic):
-            raise ConfigurationError(f"{TOPIC} must be projects/<project>/topics/<topic>, not {topic[:80]!r}")
+        topic = topic_path(env)
         emulator = env.get(EMULATOR) or None
         wif: dict[str, Any] | None = None
         raw = env.get(WIF_CONFIG, "").strip()
@@ -333,29 +325,6 @@ def budget_app() -> BudgetApp:
 # burnguard invoke aws ...
 
 
-class Recorder:
-    """A Publish that remembers what went through it (for the invoke report)."""
-
-    def __init__(self, inner: Publish):
-        self.inner = inner
-        self.messages: list[Message] = []
-
-    def __call__(self, messages: Sequence[Message]) -> None:
-        self.inner(messages)
-        self.messages.extend(messages)
-
-    def report(self) -> list[dict[str, Any]]:
-        out = []
-        for m in self.messages:
-            entry: dict[str, Any] = dict(m.attributes)
-            entry["bytes"] = len(m.data)
-            if m.attributes.get("kind") != "line-items":
-                with contextlib.suppress(ValueError):
-                    entry["data"] = json.loads(m.data)
-            out.append(entry)
-        return out
-
-
 def _configured(env: Mapping[str, str]) -> bool:
     return bool(env.get(TOPIC))
 
@@ -398,7 +367,7 @@ def _publish_for(ctx: InvokeContext) -> tuple[Publish, Callable[[], None], str]:
 @invoker("aws", "ingest")
 def invoke_ingest(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
     publish, close, where = _publish_for(ctx)
-    recorder = Recorder(publish)
+    recorder = RecordingPublish(publish)
     try:
         if _configured(ctx.env):
             app = build_ingest_app(AwsSettings.from_env(ctx.env), publish=recorder)
@@ -430,7 +399,7 @@ def _run_ingest(app: IngestApp, event: Mapping[str, Any]) -> list[dict[str, Any]
 @invoker("aws", "budget")
 def invoke_budget(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
     publish, close, where = _publish_for(ctx)
-    recorder = Recorder(publish)
+    recorder = RecordingPublish(publish)
     try:
         results = BudgetApp(recorder).handle_event(event)
     except InputError as exc:

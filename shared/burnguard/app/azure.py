@@ -44,7 +44,6 @@ import functools
 import json
 import logging
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,8 +54,8 @@ from urllib.parse import parse_qs, urlsplit
 from burnguard.adapters.azure.blob import BlobStore
 from burnguard.adapters.azure.eventgrid import BLOB_CREATED, blob_created, event_fields
 from burnguard.adapters.azure.webhook import EntraAuth, SecretAuth
-from burnguard.app.config import ConfigurationError
-from burnguard.app.invoke import InvokeContext, invoker
+from burnguard.app.config import TOPIC, ConfigurationError, topic_path
+from burnguard.app.invoke import InvokeContext, RecordingPublish, invoker
 from burnguard.app.slack import AZURE_DEFER_QUEUE, azure_deferrer
 from burnguard.core.budget import parse_azure_budget_alert
 from burnguard.core.errors import BurnguardError, InputError
@@ -68,7 +67,6 @@ from burnguard.services.objects import ingest_object
 
 log = logging.getLogger("burnguard.azure")
 
-TOPIC = "BURNGUARD_TOPIC"
 WIF_CONFIG = "BURNGUARD_GCP_WIF_CONFIG"
 WIF_AUDIENCE = "BURNGUARD_AZURE_WIF_AUDIENCE"
 EXPORT_STORAGE = "BURNGUARD_AZURE_EXPORT_STORAGE"
@@ -80,7 +78,6 @@ LOCAL_EXPORTS = "BURNGUARD_AZURE_LOCAL_EXPORTS"
 DEAD_LETTER_CONTAINER = "BURNGUARD_DEAD_LETTER_CONTAINER"
 EMULATOR = "PUBSUB_EMULATOR_HOST"
 
-_TOPIC = re.compile(r"^projects/[^/]+/topics/[^/]+$")
 #: The budget webhook's bodies are a few KiB.
 MAX_WEBHOOK_BODY = 256 * 1024
 
@@ -107,11 +104,7 @@ class PublishSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PublishSettings:
-        topic = env.get(TOPIC, "").strip()
-        if not topic:
-            raise ConfigurationError(f"{TOPIC} is not set (projects/<project>/topics/<topic>)")
-        if not _TOPIC.match(topic):
-            raise ConfigurationError(f"{TOPIC} must be projects/<project>/topics/<topic>, not {topic!r}")
+        topic = topic_path(env)
         raw = env.get(WIF_CONFIG, "").strip()
         if not raw:
             if env.get(EMULATOR):
@@ -181,19 +174,6 @@ def build_publisher(settings: PublishSettings, client: Any = None) -> Any:
     return PubSubPublisher(client, settings.topic)
 
 
-class Recorder:
-    """A :data:`Publish` that remembers what went through it (for the function's log line and
-    ``burnguard invoke``)."""
-
-    def __init__(self, publish: Publish):
-        self.publish = publish
-        self.sent: list[Message] = []
-
-    def __call__(self, messages: Sequence[Message]) -> None:
-        self.publish(messages)
-        self.sent.extend(messages)
-
-
 def describe_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for m in messages:
@@ -240,7 +220,7 @@ class AzureIngest:
             log.info("event %s of type %r ignored: not %s", fields["id"], fields["type"], BLOB_CREATED)
             return {"action": "ignored", "reason": f"event type {fields['type']!r}"}
         blob = blob_created(event)
-        recorder = Recorder(self.publish)
+        recorder = RecordingPublish(self.publish)
         where = f"{blob.container}/{blob.key}"
         try:
             outcome = ingest_object("azure", blob.container, blob.key, self.store, recorder, metadata=blob.metadata)
@@ -263,10 +243,10 @@ class AzureIngest:
         skipped = sum(f.rows_skipped for f in summary.files)
         report.update(delivery_id=outcome.delivery.delivery_id, source=outcome.delivery.source,
                       version=outcome.delivery.version, files=len(summary.files), rows=summary.totals.rows,
-                      rows_skipped=skipped, expected_rows=summary.expected_rows, messages=len(recorder.sent),
-                      published=describe_messages(recorder.sent))
+                      rows_skipped=skipped, expected_rows=summary.expected_rows, messages=len(recorder.messages),
+                      published=describe_messages(recorder.messages))
         log.info("ingested %s: delivery %s, %d rows (%d skipped), %d messages", where,
-                 outcome.delivery.delivery_id, summary.totals.rows, skipped, len(recorder.sent))
+                 outcome.delivery.delivery_id, summary.totals.rows, skipped, len(recorder.messages))
         return report
 
 

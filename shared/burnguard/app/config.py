@@ -8,6 +8,7 @@ its own store's SDK).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,6 +17,10 @@ from burnguard.ports.ledger import Ledger
 
 POLICY = "BURNGUARD_POLICY"
 LEDGER = "BURNGUARD_LEDGER"
+#: the shared queue, ``projects/<p>/topics/<t>`` (every ingest and budget function)
+TOPIC = "BURNGUARD_TOPIC"
+
+_TOPIC_PATH = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][\w.~+%-]{2,254}$")
 
 _FIRESTORE_URL = re.compile(r"^firestore://projects/(?P<project>[a-z][a-z0-9-]{4,28}[a-z0-9])"
                             r"/databases/(?P<database>\(default\)|[a-z][a-z0-9-]{2,62})$")
@@ -54,3 +59,13 @@ def open_firestore_ledger(url: str, client: Any = None) -> Ledger:
 
         client = firestore.Client(project=match["project"], database=match["database"])
     return FirestoreLedger(client, prefix=prefix)
+
+
+def topic_path(env: Mapping[str, str], name: str = TOPIC) -> str:
+    """A Pub/Sub topic's full path from the environment variable ``name``."""
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigurationError(f"{name} is not set (projects/<project>/topics/<topic>)")
+    if not _TOPIC_PATH.match(value):
+        raise ConfigurationError(f"{name} must be projects/<project>/topics/<topic>, not {value[:80]!r}")
+    return value

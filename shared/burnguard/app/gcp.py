@@ -39,14 +39,14 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from burnguard.adapters.gcp.pubsub import DEFAULT_MAX_ATTEMPTS, PushConsumer, PushOutcome
-from burnguard.app.config import LEDGER, POLICY, ConfigurationError, open_ledger
-from burnguard.app.invoke import InvokeContext, invoker
+from burnguard.app.config import LEDGER, POLICY, TOPIC, ConfigurationError, open_ledger, topic_path
+from burnguard.app.invoke import InvokeContext, RecordingPublish, invoker
 from burnguard.app.slack import RESUMERS
 from burnguard.core.budget import parse_gcp_pubsub_cloudevent
 from burnguard.core.errors import InputError
@@ -60,7 +60,6 @@ from burnguard.services.budget import alert_message
 from burnguard.services.guardrail import GuardrailService, HandleResult
 from burnguard.services.objects import ingest_object
 
-TOPIC = "BURNGUARD_TOPIC"
 DEAD_LETTER_TOPIC = "BURNGUARD_DEAD_LETTER_TOPIC"
 MAX_ATTEMPTS = "BURNGUARD_MAX_DELIVERY_ATTEMPTS"
 GCP_PROJECTS = "BURNGUARD_GCP_PROJECTS"
@@ -75,17 +74,8 @@ AZURE_SCOPES = "BURNGUARD_AZURE_SCOPES"
 #: embedded fallback of ``burnguard invoke gcp ingest``: the directory holding local "buckets"
 LOCAL_BUCKETS = "BURNGUARD_LOCAL_BUCKETS"
 
-_TOPIC_PATH = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][\w.~+%-]{2,254}$")
-
 
 # -- settings -----------------------------------------------------------------------------
-def topic_path(env: Mapping[str, str], name: str = TOPIC) -> str:
-    value = env.get(name, "").strip()
-    if not value:
-        raise ConfigurationError(f"{name} is not set (projects/<project>/topics/<topic>)")
-    if not _TOPIC_PATH.match(value):
-        raise ConfigurationError(f"{name} must be projects/<project>/topics/<topic>, not {value[:80]!r}")
-    return value
 
 
 def max_attempts(env: Mapping[str, str]) -> int:
@@ -354,16 +344,6 @@ def describe_outcome(outcome: PushOutcome) -> dict[str, Any]:
 
 
 # -- burnguard invoke gcp … ----------------------------------------------------------------------
-class _Recorder:
-    """A Publish that records what it is given, then passes it on."""
-
-    def __init__(self, publish: Publish):
-        self.publish = publish
-        self.messages: list[Message] = []
-
-    def __call__(self, messages: Sequence[Message]) -> None:
-        self.publish(messages)
-        self.messages.extend(messages)
 
 
 def _configured(env: Mapping[str, str]) -> bool:
@@ -404,7 +384,7 @@ def invoke_ingest(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
         from burnguard.adapters.gcp.gcs import GcsStore
 
         store: ObjectStore = GcsStore(storage.Client())
-        publish = _Recorder(pubsub_publisher(topic_path(ctx.env)))
+        publish = RecordingPublish(pubsub_publisher(topic_path(ctx.env)))
         where = topic_path(ctx.env)
     else:
         from burnguard.adapters.local.store import DirectoryStore
@@ -414,7 +394,7 @@ def invoke_ingest(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
                 return super()._path(str(Path(ctx.env.get(LOCAL_BUCKETS, "events/exports/gcp")) / bucket), key)
 
         store = _Buckets()
-        publish = _Recorder(_local_queue(ctx))
+        publish = RecordingPublish(_local_queue(ctx))
         where = f"embedded queue {ctx.home / 'queue.sqlite'}"
     report = handle_object_finalized(_event_data(event), store, publish)
     return {**report, "queue": where, "published": [_describe(m) for m in publish.messages]}

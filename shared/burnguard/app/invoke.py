@@ -10,15 +10,18 @@ fresh clone; with the cloud's variables set (an emulator's or a real account's) 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from burnguard.core.clouds import CLOUDS
 from burnguard.core.errors import InputError
+from burnguard.core.messages import LINE_ITEMS, Message
+from burnguard.ports.objects import Publish
 
 
 @dataclass(frozen=True)
@@ -75,3 +78,28 @@ def invoke(cloud: str, function: str, event_path: Path, ctx: InvokeContext) -> M
     except (UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"{event_path}: not a JSON event ({exc})") from None
     return fn(event, ctx)
+
+
+
+class RecordingPublish:
+    """A :data:`~burnguard.ports.objects.Publish` that passes messages on and remembers them
+    (what an invoked function published; a function's log line)."""
+
+    def __init__(self, publish: Publish):
+        self.publish = publish
+        self.messages: list[Message] = []
+
+    def __call__(self, messages: Sequence[Message]) -> None:
+        self.publish(messages)
+        self.messages.extend(messages)
+
+    def report(self) -> list[dict[str, Any]]:
+        """Each message's attributes and size, with the payload of the small JSON ones."""
+        out = []
+        for m in self.messages:
+            entry: dict[str, Any] = {**m.attributes, "bytes": len(m.data)}
+            if m.kind != LINE_ITEMS:
+                with contextlib.suppress(ValueError):
+                    entry["data"] = json.loads(m.data)
+            out.append(entry)
+        return out
