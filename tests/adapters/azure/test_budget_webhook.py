@@ -157,4 +157,4 @@ def test_publish_settings_are_validated() -> None:
     with pytest.raises(azure_app.ConfigurationError, match="projects/<project>/topics/<topic>"):
         azure_app.PublishSettings.from_env({azure_app.TOPIC: "burnguard"})
     with pytest.raises(azure_app.ConfigurationError, match=azure_app.WIF_CONFIG):
-        azure_app.PublishSettings.from_env({azure_app.TOPIC: "projects/p/topics/t"})
+        azure_app.PublishSettings.from_env({azure_app.TOPIC: "projects/acme-finops/topics/burnguard-q"})

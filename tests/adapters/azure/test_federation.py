@@ -67,7 +67,7 @@ def test_the_managed_identity_token_is_exchanged_for_google_credentials(monkeypa
         monkeypatch.setenv("IDENTITY_HEADER", "identity-header-secret")
         monkeypatch.delenv("PUBSUB_EMULATOR_HOST", raising=False)
         settings = azure_app.PublishSettings.from_env({
-            azure_app.TOPIC: "projects/p/topics/burnguard", azure_app.WIF_CONFIG: json.dumps(wif_config(sts))})
+            azure_app.TOPIC: "projects/acme-finops/topics/burnguard", azure_app.WIF_CONFIG: json.dumps(wif_config(sts))})
         assert settings.audience == APP_URI  # from the configuration's resource=
         credentials = azure_app.federated_credentials(settings)
         credentials.refresh(google.auth.transport.requests.Request())
@@ -79,7 +79,7 @@ def test_the_managed_identity_token_is_exchanged_for_google_credentials(monkeypa
 
 
 def test_an_explicit_audience_wins_and_a_bad_configuration_is_named() -> None:
-    env = {azure_app.TOPIC: "projects/p/topics/t", azure_app.WIF_CONFIG: json.dumps(wif_config("https://sts")),
+    env = {azure_app.TOPIC: "projects/acme-finops/topics/burnguard-q", azure_app.WIF_CONFIG: json.dumps(wif_config("https://sts")),
            azure_app.WIF_AUDIENCE: "api://other"}
     assert azure_app.PublishSettings.from_env(env).audience == "api://other"
     for bad in ("{", json.dumps({"type": "service_account"})):
@@ -88,5 +88,5 @@ def test_an_explicit_audience_wins_and_a_bad_configuration_is_named() -> None:
     no_resource = wif_config("https://sts")
     no_resource["credential_source"] = {"file": "/tmp/token"}
     with pytest.raises(azure_app.ConfigurationError, match=azure_app.WIF_AUDIENCE):
-        azure_app.PublishSettings.from_env({azure_app.TOPIC: "projects/p/topics/t",
+        azure_app.PublishSettings.from_env({azure_app.TOPIC: "projects/acme-finops/topics/burnguard-q",
                                             azure_app.WIF_CONFIG: json.dumps(no_resource)})
