@@ -77,6 +77,7 @@ WEBHOOK_PRINCIPALS = "BURNGUARD_WEBHOOK_ALLOWED_PRINCIPALS"
 LOCAL_EXPORTS = "BURNGUARD_AZURE_LOCAL_EXPORTS"
 DEAD_LETTER_CONTAINER = "BURNGUARD_DEAD_LETTER_CONTAINER"
 EMULATOR = "PUBSUB_EMULATOR_HOST"
+PUBSUB_SCOPE = "https://www.googleapis.com/auth/pubsub"
 
 #: The budget webhook's bodies are a few KiB.
 MAX_WEBHOOK_BODY = 256 * 1024
@@ -105,23 +106,32 @@ class PublishSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PublishSettings:
         topic = topic_path(env)
-        raw = env.get(WIF_CONFIG, "").strip()
-        if not raw:
+        federation = federation_from_env(env)
+        if federation is None:
             if env.get(EMULATOR):
                 return cls(topic)
             raise ConfigurationError(f"{WIF_CONFIG} is not set (the external-account configuration of the "
                                      "workload identity pool provider)")
-        try:
-            config = json.loads(raw)
-        except ValueError as exc:
-            raise ConfigurationError(f"{WIF_CONFIG} is not JSON ({exc})") from None
-        if not isinstance(config, dict) or config.get("type") != "external_account" or not config.get("audience"):
-            raise ConfigurationError(f"{WIF_CONFIG} is not an external_account configuration with an audience")
-        audience = env.get(WIF_AUDIENCE, "").strip() or _resource_of(config)
-        if not audience:
-            raise ConfigurationError(f"{WIF_AUDIENCE} is not set and {WIF_CONFIG} names no resource= to ask the "
-                                     "managed identity a token for")
-        return cls(topic, config, audience)
+        return cls(topic, *federation)
+
+
+def federation_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], str] | None:
+    """The external-account configuration of ``BURNGUARD_GCP_WIF_CONFIG`` and the audience the
+    managed identity asks a token for; ``None`` when the variable is not set."""
+    raw = env.get(WIF_CONFIG, "").strip()
+    if not raw:
+        return None
+    try:
+        config = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{WIF_CONFIG} is not JSON ({exc})") from None
+    if not isinstance(config, dict) or config.get("type") != "external_account" or not config.get("audience"):
+        raise ConfigurationError(f"{WIF_CONFIG} is not an external_account configuration with an audience")
+    audience = env.get(WIF_AUDIENCE, "").strip() or _resource_of(config)
+    if not audience:
+        raise ConfigurationError(f"{WIF_AUDIENCE} is not set and {WIF_CONFIG} names no resource= to ask the "
+                                 "managed identity a token for")
+    return config, audience
 
 
 def _resource_of(config: Mapping[str, Any]) -> str | None:
@@ -152,15 +162,16 @@ class ManagedIdentitySupplier:
         return str(self._credential.get_token(scope).token)
 
 
-def federated_credentials(settings: PublishSettings, credential: Any = None) -> Any:
-    """google-auth identity-pool credentials whose subject token the managed identity supplies."""
+def federated_credentials(settings: PublishSettings, credential: Any = None,
+                          scopes: Sequence[str] = (PUBSUB_SCOPE,)) -> Any:
+    """google-auth identity-pool credentials whose subject token the managed identity supplies,
+    for ``scopes`` (Pub/Sub for publishing, Datastore for the slash command's Firestore ledger)."""
     from google.auth import identity_pool
 
     assert settings.wif_config is not None and settings.audience is not None
     info = {k: v for k, v in settings.wif_config.items() if k != "credential_source"}
     info["subject_token_supplier"] = ManagedIdentitySupplier(settings.audience, credential)
-    return identity_pool.Credentials.from_info(  # type: ignore[no-untyped-call]
-        info, scopes=["https://www.googleapis.com/auth/pubsub"])
+    return identity_pool.Credentials.from_info(info, scopes=list(scopes))  # type: ignore[no-untyped-call]
 
 
 def build_publisher(settings: PublishSettings, client: Any = None) -> Any:
