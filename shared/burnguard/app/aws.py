@@ -255,7 +255,11 @@ def build_ingest_app(settings: AwsSettings, *, store: ObjectStore | None = None,
 
 @functools.cache
 def ingest_app() -> IngestApp:
-    """The instance's app, built on its first event (the cold start validates the environment)."""
+    """The instance's app, built on its first event (the cold start validates the environment
+    and tunes Arrow as ``burnguard normalize`` does: jemalloc, one I/O thread)."""
+    from burnguard.app.runtime import tune_arrow
+
+    tune_arrow()
     return build_ingest_app(AwsSettings.from_env(os.environ))
 
 

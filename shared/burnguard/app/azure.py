@@ -300,6 +300,9 @@ def dead_letters(env: Mapping[str, str]) -> DeadLetters | None:
 
 @functools.cache
 def ingest_endpoint() -> AzureIngest:
+    from burnguard.app.runtime import tune_arrow
+
+    tune_arrow()  # the cold start, as `burnguard normalize` does: jemalloc, one Arrow I/O thread
     env = os.environ
     storage = env.get(EXPORT_STORAGE, "").strip()
     if not storage:

@@ -302,6 +302,10 @@ def _log(line: str) -> None:
 def ingest_runtime() -> tuple[ObjectStore, Publish]:
     from google.cloud import storage  # type: ignore[attr-defined]
 
+    from burnguard.app.runtime import tune_arrow
+
+    tune_arrow()  # the cold start, as `burnguard normalize` does: jemalloc, one Arrow I/O thread
+
     from burnguard.adapters.gcp.gcs import GcsStore
 
     return GcsStore(storage.Client()), pubsub_publisher(topic_path(os.environ))
