@@ -55,11 +55,10 @@ from burnguard.adapters.azure.blob import BlobStore
 from burnguard.adapters.azure.eventgrid import BLOB_CREATED, blob_created, event_fields
 from burnguard.adapters.azure.webhook import EntraAuth, SecretAuth
 from burnguard.app.config import TOPIC, ConfigurationError, topic_path
-from burnguard.app.invoke import InvokeContext, RecordingPublish, invoker
+from burnguard.app.invoke import InvokeContext, RecordingPublish, describe_published, invoker
 from burnguard.app.slack import AZURE_DEFER_QUEUE, azure_deferrer
 from burnguard.core.budget import parse_azure_budget_alert
 from burnguard.core.errors import BurnguardError, InputError
-from burnguard.core.messages import BUDGET_ALERT, DELIVERY_SUMMARY, Message, decode_summary
 from burnguard.ports.objects import ObjectStore, Publish, PublishError
 from burnguard.ports.secrets import SecretError
 from burnguard.services.budget import alert_message
@@ -185,18 +184,8 @@ def build_publisher(settings: PublishSettings, client: Any = None) -> Any:
     return PubSubPublisher(client, settings.topic)
 
 
-def describe_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for m in messages:
-        item: dict[str, Any] = {**m.attributes, "bytes": len(m.data)}
-        if m.kind == DELIVERY_SUMMARY:
-            summary = decode_summary(m)
-            item["totals"] = json.loads(summary.totals.model_dump_json())
-            item["expected_rows"] = summary.expected_rows
-        elif m.kind == BUDGET_ALERT:
-            item["alert"] = json.loads(m.data)
-        out.append(item)
-    return out
+#: the one shape of a published message (``burnguard.app.invoke.describe_published``)
+describe_messages = describe_published
 
 
 # --------------------------------------------------------------------------------------------
