@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from google.api_core.exceptions import DeadlineExceeded
@@ -47,12 +48,15 @@ def _ack(subscriber: Any, subscription: str, received: list[Any]) -> list[Any]:
     return received
 
 
-def pull_received(subscriber: Any, subscription: str, expect: int = 0, *, deadline: float = DEADLINE) -> list[Any]:
+def pull_received(subscriber: Any, subscription: str, expect: int = 0, *, deadline: float = DEADLINE,
+                  until: Callable[[list[Any]], bool] | None = None) -> list[Any]:
     """Every received message (acknowledged), in arrival order: waits (long pulls, bounded by
-    ``deadline``) while ``count(got) < expect``, then reads until the emulator holds nothing more."""
+    ``deadline``) while fewer than ``expect`` arrived (or until ``until(received)``), then reads
+    until the emulator holds nothing more."""
     got: list[Any] = []
+    done = until or (lambda received: len(received) >= expect)
     end = time.monotonic() + deadline
-    while len(got) < expect and time.monotonic() < end:
+    while not done(got) and time.monotonic() < end:
         got += _pull_wait(subscriber, subscription, 100)
     while batch := pull_now(subscriber, subscription):
         got += batch
