@@ -17,7 +17,8 @@ has one ``team=*`` budget guardrail over the three clouds. Measured in the same 
 * baseline: listing alone (each controller's ``find`` for the scope: what the stop path pays
   anyway), per cloud;
 * the first tick (backfill from each instance's start time, 10,000 new meter rows);
-* a steady tick five minutes later (the usual case), by phase: the listing (wall time of
+* steady ticks five minutes apart (the usual case; ``--repeat`` of them, the fastest shown:
+  the machine is shared), by phase: the listing (wall time of
   ``scan``, and each cloud's ``find``: the clouds overlap when listed at the same time), the
   rate book (the billed rates query), ``record_readings``, the guardrail run, the projections,
   and the rest (pricing each instance, building the readings).
@@ -72,7 +73,7 @@ class Phases(dict[str, float]):
         return timed
 
 
-def tick_bench(instances: int, ec2_regions: int = 1) -> dict[str, Any]:  # noqa: PLR0915
+def tick_bench(instances: int, ec2_regions: int = 1, repeat: int = 3) -> dict[str, Any]:  # noqa: PLR0915
     import burnguard.services.meter as meter_module
     import tests.fakes.compute as gce_fake
     from burnguard.adapters.aws.ec2 import Ec2Controller
@@ -124,10 +125,13 @@ def tick_bench(instances: int, ec2_regions: int = 1) -> dict[str, Any]:  # noqa:
                 meter_module.RateBook = phases.wrap("rate book", book)
                 try:
                     first, r1 = _timed(meter.tick)
-                    phases.clear()
-                    clock[0] = now + timedelta(minutes=5)
-                    steady, r2 = _timed(meter.tick)
-                    steady_phases = dict(phases)
+                    steadies: list[tuple[float, dict[str, float], Any]] = []
+                    for k in range(1, repeat + 1):  # the machine is shared: the least disturbed tick counts
+                        phases.clear()
+                        clock[0] = now + timedelta(minutes=5 * k)
+                        elapsed, r2 = _timed(meter.tick)
+                        steadies.append((elapsed, dict(phases), r2))
+                    steady, steady_phases, r2 = min(steadies, key=lambda t: t[0])
                 finally:
                     meter_module.project, meter_module.RateBook = project, book
                 scan, _ = _timed(lambda: meter.scan(TickReport(now)))
@@ -140,6 +144,7 @@ def tick_bench(instances: int, ec2_regions: int = 1) -> dict[str, Any]:  # noqa:
             "listed": {k[:-2]: v for k, v in listing.items() if k.endswith("_n")},
             "list_total_s": round(sum(v for k, v in listing.items() if not k.endswith("_n")), 2),
             "scan_s": round(scan, 2), "first_tick_s": round(first, 2), "steady_tick_s": round(steady, 2),
+            "steady_ticks_s": [round(t[0], 2) for t in steadies],
             "read": r2.read, "running": r2.running, "problems": r1.problems + r2.problems,
             "estimate_rows": rows, "phases": {**{k: round(v, 2) for k, v in steady_phases.items()},
                                               "rest": round(steady - sum(v for k, v in steady_phases.items()
@@ -212,7 +217,7 @@ def growth_bench(instances: int) -> dict[str, Any]:
             "record_readings_p50_s": round(sorted(times)[len(times) // 2], 3), "record_readings_max_s": round(max(times), 3)}
 
 
-def before_bench(ref: str, instances: int, ec2_regions: int) -> dict[str, Any]:
+def before_bench(ref: str, instances: int, ec2_regions: int, repeat: int) -> dict[str, Any]:
     """The tick bench on ``ref``'s ``shared/`` package (this tree's harness and fakes), in a
     subprocess: the baseline of the same run."""
     import subprocess
@@ -226,7 +231,7 @@ def before_bench(ref: str, instances: int, ec2_regions: int) -> dict[str, Any]:
         out = Path(tmp) / "tick.json"
         env = {**os.environ, "PYTHONPATH": f"{tmp}/shared{os.pathsep}{root}"}
         subprocess.run([sys.executable, "-m", "tests.bench.bench_meter", "--instances", str(instances),
-                        "--ec2-regions", str(ec2_regions), "--tick-only", str(out)], check=True, cwd=root, env=env)
+                        "--ec2-regions", str(ec2_regions), "--repeat", str(repeat), "--tick-only", str(out)], check=True, cwd=root, env=env)
         result: dict[str, Any] = json.loads(out.read_text())
         return result
 
@@ -242,14 +247,15 @@ def main() -> None:
     parser.add_argument("--growth", type=int, default=2_000, help="instances of the 24-hour growth run")
     parser.add_argument("--ec2-regions", type=int, default=1, choices=range(1, len(EC2_REGIONS) + 1),
                         help="spread the EC2 instances over this many regions (moto keeps tags per region)")
+    parser.add_argument("--repeat", type=int, default=3, help="steady ticks measured (the fastest is shown)")
     parser.add_argument("--before", metavar="REF", help="also measure the tick on this git ref's shared/ package")
     parser.add_argument("--tick-only", metavar="FILE", help=argparse.SUPPRESS)  # the --before subprocess
     args = parser.parse_args()
     if args.tick_only:
-        Path(args.tick_only).write_text(json.dumps(tick_bench(args.instances, args.ec2_regions)))
+        Path(args.tick_only).write_text(json.dumps(tick_bench(args.instances, args.ec2_regions, args.repeat)))
         return
-    before = before_bench(args.before, args.instances, args.ec2_regions) if args.before else None
-    tick = tick_bench(args.instances, args.ec2_regions)
+    before = before_bench(args.before, args.instances, args.ec2_regions, args.repeat) if args.before else None
+    tick = tick_bench(args.instances, args.ec2_regions, args.repeat)
     local = inventory_bench(args.instances)
     growth = growth_bench(args.growth)
     b: dict[str, Any] = before or {}
@@ -258,7 +264,8 @@ def main() -> None:
     print(_row("", f"{args.before or 'before'}"[:9], "this tree"))
     print(_row("listing alone, clouds in turn", b.get("list_total_s"), tick["list_total_s"], str(tick["list_s"])))
     print(_row("first tick (backfill)", b.get("first_tick_s"), tick["first_tick_s"]))
-    print(_row("steady tick (5 min later)", b.get("steady_tick_s"), tick["steady_tick_s"], "target < 10 s"))
+    print(_row("steady tick (fastest)", b.get("steady_tick_s"), tick["steady_tick_s"],
+               f"target < 10 s; all: {b.get('steady_ticks_s', '-')} | {tick['steady_ticks_s']}"))
     order = ["listing (scan)", "list aws", "list gcp", "list azure", "rate book", "rest", "record_readings",
              "guardrail run", "projections"]
     for phase in sorted(set(tick["phases"]) | set(b.get("phases", {})), key=order.index):
