@@ -199,6 +199,7 @@ def _refresh_gcp(table: PriceTable, url: str | None) -> tuple[list[Any], str]:
     """The table's Compute Engine types, in the regions the table prices them in (us-central1
     when it has none), composed from the Cloud Billing Catalog's SKUs."""
     from burnguard.adapters.gcp.prices import CATALOG_URL, GceCatalogPrices
+    from burnguard.core.prices import CatalogError
 
     session = None
     if url:  # a stand-in: no credentials
@@ -210,6 +211,8 @@ def _refresh_gcp(table: PriceTable, url: str | None) -> tuple[list[Any], str]:
     regions = sorted({e.region for e in table.entries if e.cloud == "gcp" and e.region}) or ["us-central1"]
     catalog = GceCatalogPrices(session, base_url=url or CATALOG_URL, currency=table.currency)
     entries, missing = catalog.prices({t: s for t, s in shapes.items() if t in wanted or not wanted}, regions)
+    if not entries and missing:  # nothing composed: the catalog is not what it was
+        raise CatalogError(f"the catalog priced none of the {len(missing)} machine types ({missing[0]}, ...)")
     for line in missing:
         print(f"burnguard: gcp {line}; its price stays as it was", file=sys.stderr)
     for itype in sorted(wanted - set(shapes)):
