@@ -96,9 +96,11 @@ class TickReport:
 class MeterService:
     def __init__(self, policy: Policy, ledger: EstimatingLedger, controllers: Mapping[str, InstanceController],
                  prices: PriceTable, guardrail: GuardrailService, *,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), concurrent: bool = True):
         self.policy = policy
         self.ledger = ledger
+        #: list the clouds at the same time (their APIs' waits overlap); False: one after another
+        self.concurrent = concurrent
         self.controllers = dict(controllers)
         self.prices = prices
         self.guardrail = guardrail
@@ -107,15 +109,17 @@ class MeterService:
     def scan(self, report: TickReport) -> list[Instance]:
         """The GPU instances in every guardrail's scope on every cloud it names (each once).
 
-        The clouds are listed at the same time (a thread each: the time goes in waiting for
-        the clouds' APIs), each cloud's scopes one after the other through its controller; a
+        The clouds are listed at the same time (a thread each: against the clouds' APIs the
+        time goes in waiting for them; ``concurrent=False`` lists them in turn, for a process
+        whose CPU, not the network, is what runs out), each cloud's scopes one after the other
+        through its controller; a
         scope a wildcard of the same key covers (``team=a`` under ``team=*``) is not listed
         again. One cloud failing never stops the others: its problem is reported, and the
         next tick catches up."""
         plans = {cloud: self._scopes(cloud) for cloud in sorted(self.controllers)}
         plans = {cloud: scopes for cloud, scopes in plans.items() if scopes}
         results: dict[str, tuple[list[Instance], list[str]]] = {}
-        if len(plans) > 1:
+        if self.concurrent and len(plans) > 1:
             with ThreadPoolExecutor(max_workers=len(plans), thread_name_prefix="meter-list") as pool:
                 futures = {cloud: pool.submit(self._list, cloud, scopes) for cloud, scopes in plans.items()}
                 results = {cloud: future.result() for cloud, future in futures.items()}
