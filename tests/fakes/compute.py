@@ -119,7 +119,10 @@ def handler_for(fake: FakeCompute) -> type[QuietHandler]:  # noqa: C901 - one sm
             label_filter = query.get("filter", "")
             listed = [(zone, inst) for (p, zone, _n), inst in sorted(fake.instances.items()) if p == project]
             start = int(query.get("pageToken") or 0)
-            page = listed[start:start + PAGE]
+            # maxResults (at most 500, as Compute Engine), and at most PAGE: fewer than asked is
+            # allowed by the API, and makes the controller tests follow nextPageToken
+            size = min(int(query.get("maxResults") or 500), 500, PAGE)
+            page = listed[start:start + size]
             items: dict[str, Any] = {}
             for zone, inst in page:
                 items.setdefault(f"zones/{zone}", {"instances": []})["instances"].append(inst)
@@ -127,8 +130,8 @@ def handler_for(fake: FakeCompute) -> type[QuietHandler]:  # noqa: C901 - one sm
                                                        "data": [{"key": "scope", "value": "zones/asia-east1-a"}]}}
             body: dict[str, Any] = {"kind": "compute#instanceAggregatedList", "id": f"projects/{project}/aggregated/"
                                     "instances", "items": items, "_filter": label_filter}
-            if start + PAGE < len(listed):
-                body["nextPageToken"] = str(start + PAGE)
+            if start + size < len(listed):
+                body["nextPageToken"] = str(start + size)
             body.pop("_filter")
             return self._send(200, body)
 

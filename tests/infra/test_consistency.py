@@ -481,6 +481,8 @@ def _holds(granted: set[str], action: str) -> bool:
 RUN_BY_OPERATORS = {
     "burnguard.adapters.aws.prices": "`burnguard prices refresh` reads the AWS Price List on an operator's machine",
     "burnguard.adapters.azure.prices": "`burnguard prices refresh` reads the public Azure Retail Prices API",
+    "burnguard.adapters.gcp.prices": "`burnguard prices refresh` reads the Cloud Billing Catalog with an operator's "
+                                     "Application Default Credentials",
 }
 
 

@@ -184,6 +184,43 @@ def _refresh_aws(table: PriceTable, endpoint: str | None) -> tuple[list[Any], st
     return AwsPriceList(client).prices(types), "AWS Price List Query API (pricing:GetProducts, us-east-1)"
 
 
+SHAPES_FILE = "gce_machine_shapes.json"
+
+
+def load_machine_shapes() -> Any:
+    """What each Compute Engine GPU machine type is billed for (shipped data)."""
+    from burnguard.core.prices import parse_machine_shapes
+
+    text = resources.files("burnguard").joinpath("data", SHAPES_FILE).read_text()
+    return parse_machine_shapes(text, file=f"burnguard/data/{SHAPES_FILE}")
+
+
+def _refresh_gcp(table: PriceTable, url: str | None) -> tuple[list[Any], str]:
+    """The table's Compute Engine types, in the regions the table prices them in (us-central1
+    when it has none), composed from the Cloud Billing Catalog's SKUs."""
+    from burnguard.adapters.gcp.prices import CATALOG_URL, GceCatalogPrices
+    from burnguard.core.prices import CatalogError
+
+    session = None
+    if url:  # a stand-in: no credentials
+        import requests
+
+        session = requests.Session()
+    shapes = load_machine_shapes()
+    wanted = {e.instance_type for e in table.entries if e.cloud == "gcp"}
+    regions = sorted({e.region for e in table.entries if e.cloud == "gcp" and e.region}) or ["us-central1"]
+    catalog = GceCatalogPrices(session, base_url=url or CATALOG_URL, currency=table.currency)
+    entries, missing = catalog.prices({t: s for t, s in shapes.items() if t in wanted or not wanted}, regions)
+    if not entries and missing:  # nothing composed: the catalog is not what it was
+        raise CatalogError(f"the catalog priced none of the {len(missing)} machine types ({missing[0]}, ...)")
+    for line in missing:
+        print(f"burnguard: gcp {line}; its price stays as it was", file=sys.stderr)
+    for itype in sorted(wanted - set(shapes)):
+        print(f"burnguard: gcp {itype}: no machine shape in burnguard/data/{SHAPES_FILE}; its price stays as it was",
+              file=sys.stderr)
+    return entries, f"Google Cloud Billing Catalog ({url or CATALOG_URL}/v1/services/6F81-5844-456A/skus, composed)"
+
+
 def cmd_prices_refresh(args: argparse.Namespace) -> int:
     from burnguard.adapters.azure.prices import RETAIL_PRICES_URL
     from burnguard.app.cli_common import EXIT_FINDINGS, EXIT_OK
@@ -196,8 +233,9 @@ def cmd_prices_refresh(args: argparse.Namespace) -> int:
     sources: dict[str, str] = {}
     failed: list[str] = []
     readers = {"azure": lambda: _refresh_azure(table, args.azure_url or RETAIL_PRICES_URL),
-               "aws": lambda: _refresh_aws(table, args.aws_endpoint)}
-    for cloud in ([args.cloud] if args.cloud else ["aws", "azure"]):
+               "aws": lambda: _refresh_aws(table, args.aws_endpoint),
+               "gcp": lambda: _refresh_gcp(table, args.gcp_url)}
+    for cloud in ([args.cloud] if args.cloud else ["aws", "azure", "gcp"]):
         try:
             entries, source = readers[cloud]()
         except Exception as exc:  # offline, no credentials, a refused call: one line, the rest goes on
@@ -215,7 +253,8 @@ def cmd_prices_refresh(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else home / "gpu_prices.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(updated.to_json())
-    print(f"table written to {out}; Google Cloud prices kept from {table.date} (its refresh is not written yet)")
+    kept = f"; {', '.join(failed)} prices kept from {table.date}" if failed else ""
+    print(f"table written to {out}{kept}")
     return EXIT_FINDINGS if failed else EXIT_OK
 
 
@@ -244,9 +283,11 @@ def register(sub: Any, add_home: Callable[..., None], add_json: Callable[..., No
     q = psub.add_parser("refresh", help="read the clouds' public price lists into the local price table",
                         epilog=epilog)
     q.add_argument("--out", help="where to write the table (default: gpu_prices.json in --home)")
-    q.add_argument("--cloud", choices=["aws", "azure"], help="only this cloud (default both; AWS needs credentials "
-                                                             "allowed pricing:GetProducts)")
+    q.add_argument("--cloud", choices=["aws", "azure", "gcp"],
+                   help="only this cloud (default all three; AWS needs credentials allowed pricing:GetProducts, "
+                        "Google Cloud any Application Default Credentials)")
     q.add_argument("--azure-url", help=argparse.SUPPRESS)
     q.add_argument("--aws-endpoint", help=argparse.SUPPRESS)
+    q.add_argument("--gcp-url", help=argparse.SUPPRESS)
     add_home(q, now=False)
     q.set_defaults(func=cmd_prices_refresh)

@@ -13,6 +13,7 @@ each budget will be crossed at the scope's current rate.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -95,29 +96,59 @@ class TickReport:
 class MeterService:
     def __init__(self, policy: Policy, ledger: EstimatingLedger, controllers: Mapping[str, InstanceController],
                  prices: PriceTable, guardrail: GuardrailService, *,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), concurrent: bool = True):
         self.policy = policy
         self.ledger = ledger
+        #: list the clouds at the same time (their APIs' waits overlap); False: one after another
+        self.concurrent = concurrent
         self.controllers = dict(controllers)
         self.prices = prices
         self.guardrail = guardrail
         self.clock = clock
 
     def scan(self, report: TickReport) -> list[Instance]:
-        """The GPU instances in every guardrail's scope on every cloud it names (each once)."""
+        """The GPU instances in every guardrail's scope on every cloud it names (each once).
+
+        The clouds are listed at the same time (a thread each: against the clouds' APIs the
+        time goes in waiting for them; ``concurrent=False`` lists them in turn, for a process
+        whose CPU, not the network, is what runs out), each cloud's scopes one after the other
+        through its controller; a
+        scope a wildcard of the same key covers (``team=a`` under ``team=*``) is not listed
+        again. One cloud failing never stops the others: its problem is reported, and the
+        next tick catches up."""
+        plans = {cloud: self._scopes(cloud) for cloud in sorted(self.controllers)}
+        plans = {cloud: scopes for cloud, scopes in plans.items() if scopes}
+        results: dict[str, tuple[list[Instance], list[str]]] = {}
+        if self.concurrent and len(plans) > 1:
+            with ThreadPoolExecutor(max_workers=len(plans), thread_name_prefix="meter-list") as pool:
+                futures = {cloud: pool.submit(self._list, cloud, scopes) for cloud, scopes in plans.items()}
+                results = {cloud: future.result() for cloud, future in futures.items()}
+        else:
+            results = {cloud: self._list(cloud, scopes) for cloud, scopes in plans.items()}
         found: dict[str, Instance] = {}
-        for cloud, controller in sorted(self.controllers.items()):
-            scopes = {(g.scope.key, g.scope.value) for g in self.policy.guardrails if cloud in g.clouds}
-            for key, value in sorted(scopes, key=lambda s: (s[0], s[1] or "")):
-                try:
-                    listed = controller.find(key, value)
-                except Exception as exc:  # one cloud failing never stops the others; caught up next tick
-                    report.problems.append(f"{cloud}: listing {key}={value or '*'} failed: {type(exc).__name__}: {exc}")
-                    continue
-                for inst in listed:
-                    if inst.is_gpu:
-                        found.setdefault(inst.ref, inst)
+        for cloud in plans:  # in the clouds' order, whatever finished first
+            listed, problems = results[cloud]
+            report.problems += problems
+            for inst in listed:
+                if inst.is_gpu:
+                    found.setdefault(inst.ref, inst)
         return list(found.values())
+
+    def _scopes(self, cloud: str) -> list[tuple[str, str | None]]:
+        scopes = {(g.scope.key, g.scope.value) for g in self.policy.guardrails if cloud in g.clouds}
+        wildcards = {key.casefold() for key, value in scopes if value is None}
+        return sorted(((k, v) for k, v in scopes if v is None or k.casefold() not in wildcards),
+                      key=lambda s: (s[0], s[1] or ""))
+
+    def _list(self, cloud: str, scopes: list[tuple[str, str | None]]) -> tuple[list[Instance], list[str]]:
+        listed: list[Instance] = []
+        problems: list[str] = []
+        for key, value in scopes:
+            try:
+                listed += self.controllers[cloud].find(key, value)
+            except Exception as exc:  # one cloud failing never stops the others; caught up next tick
+                problems.append(f"{cloud}: listing {key}={value or '*'} failed: {type(exc).__name__}: {exc}")
+        return listed, problems
 
     def on_state_change(self, change: StateChange) -> TickReport:
         """An instance started or stopped (a state-change event): read now, taking the event's

@@ -167,12 +167,14 @@ def test_pagination_reads_every_page(aws: Any) -> None:
     # moto pages by reservation: one reservation per instance.
     ids = {i for _ in range(30) for i in _launch(ec2, 1, "g5.xlarge", ML)}
     calls: list[int] = []
+    asked: list[Any] = []
 
     def client_for(region: str) -> Any:
         client = boto3.client("ec2", region_name=region)
-        # moto pages DescribeInstances only when asked: ask for small pages, count them.
+        # The controller asks for the largest pages (1,000); these become small ones, counted.
         def small_pages(params: dict[str, Any], **_: Any) -> None:
-            params.setdefault("MaxResults", 5)
+            asked.append(params.get("MaxResults"))
+            params["MaxResults"] = 5
 
         client.meta.events.register("provide-client-params.ec2.DescribeInstances", small_pages)
         client.meta.events.register("after-call.ec2.DescribeInstances", lambda **_: calls.append(1))
@@ -180,7 +182,7 @@ def test_pagination_reads_every_page(aws: Any) -> None:
 
     found = Ec2Controller(["us-east-1"], client_for).find("team", "ml-research")
     assert {i.instance_id for i in found} == ids
-    assert len(calls) >= 6
+    assert len(calls) >= 6 and set(asked) == {1000}
 
 
 def test_injected_throttling_is_retried_by_botocore(aws: Any) -> None:

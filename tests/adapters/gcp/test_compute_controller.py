@@ -60,6 +60,7 @@ def test_find_lists_every_zone_and_page_and_recognises_gpus(fake: tuple[FakeComp
     pages = [p for m, p in fake[0].requests if "aggregated" in p]
     assert len(pages) >= 4 and any("pageToken" in p for p in pages)  # 5 + 2 instances, 2 per page
     assert all("filter=labels.team" in p.replace("%20", " ").replace("+", " ") or "labels.team" in p for p in pages)
+    assert all("maxResults=500" in p for p in pages)  # the largest page; the fake answers 2 at a time
     everyone = controller(fake).find("team", None)
     assert {i.name for i in everyone} == set(found) | {"other-team"}
 

@@ -3,7 +3,8 @@
 
 * **find**: ``instances.aggregatedList`` per project, filtered by label server-side
   (``labels.<key>`` — label keys are lower case on Compute Engine, so the tag key is folded),
-  across every zone, every page (the SDK's pager follows ``nextPageToken``); a zone's warning
+  across every zone, every page of the largest size (``maxResults`` 500; the SDK's pager
+  follows ``nextPageToken``); a zone's warning
   (unreachable) is logged, not fatal.
 * **GPUs**: from ``guestAccelerators`` (N1 with attached T4/V100/P100…) and from the
   accelerator-optimized machine families (a2, a3, a4, g2, g4…) whose GPUs come with the
@@ -40,6 +41,8 @@ PERMISSIONS = (
     "compute.instances.suspend",
     "compute.zoneOperations.get",
 )
+#: instances per aggregatedList page: Compute Engine's maximum (fewer round trips per listing)
+MAX_RESULTS = 500
 LocalSsdPolicy = Literal["refuse", "discard", "suspend"]
 LOCAL_SSD_POLICIES: tuple[LocalSsdPolicy, ...] = ("refuse", "discard", "suspend")
 STATES = {
@@ -123,7 +126,8 @@ class GceController:
         found: list[Instance] = []
         for project in self.projects:
             expression = f'labels.{label} = "{value}"' if value is not None else f"labels.{label}:*"
-            request = compute_v1.AggregatedListInstancesRequest(project=project, filter=expression)
+            request = compute_v1.AggregatedListInstancesRequest(project=project, filter=expression,
+                                                                max_results=MAX_RESULTS)
             try:
                 for scope, scoped in self.client.aggregated_list(request=request):
                     if scoped.warning and scoped.warning.code and scoped.warning.code != "NO_RESULTS_ON_PAGE":
