@@ -304,8 +304,10 @@ InvalidRowHook = Callable[[int, str, int, int], None]
 
 def csv_batches(stream: pa.NativeFile, names: list[str], columns: list[str],
                 on_invalid: InvalidRowHook | None = None, *,
-                block_size: int = CSV_BLOCK_SIZE) -> Iterator[pa.RecordBatch]:
-    """Stream CSV record batches of ``columns`` (read as bytes; UTF-8 is checked per column).
+                block_size: int = CSV_BLOCK_SIZE, text: bool = False) -> Iterator[pa.RecordBatch]:
+    """Stream CSV record batches of ``columns``: strings with ``text`` (the parser checks
+    UTF-8 as it converts, and stops on a bad cell: see :func:`is_utf8_error`), else bytes
+    (UTF-8 is then checked per column, and a bad cell named).
 
     Without ``on_invalid`` a row with a wrong number of fields stops the reader (the fast
     path: Arrow parses slower with a row handler set); with it, such rows are reported and
@@ -325,7 +327,7 @@ def csv_batches(stream: pa.NativeFile, names: list[str], columns: list[str],
                                          invalid_row_handler=handler if on_invalid is not None else None),
         convert_options=pacsv.ConvertOptions(
             include_columns=columns,
-            column_types=dict.fromkeys(columns, pa.binary()),
+            column_types=dict.fromkeys(columns, pa.string() if text else pa.binary()),
             # Blanks and NULL become nulls in the parser: no pass over the data later.
             null_values=["", "NULL", "null"],
             strings_can_be_null=True,
@@ -467,3 +469,8 @@ def is_row_too_large_error(exc: BaseException) -> bool:
 def is_column_count_error(exc: BaseException) -> bool:
     text = str(exc)
     return "Expected" in text and "columns" in text
+
+
+def is_utf8_error(exc: BaseException) -> bool:
+    """Arrow's error for a cell that is not UTF-8 when reading a column as strings."""
+    return "invalid UTF8" in str(exc)
