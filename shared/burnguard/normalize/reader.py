@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -37,8 +35,6 @@ from burnguard.normalize.source import (
 CHUNK_ROWS = 10_000
 #: Transform chunks (``chunk_rows`` raw rows each) parsed ahead of the transform.
 PREFETCH = 2
-#: Threads transforming Parquet chunks (CSV's parser is the slower stage: one transform thread).
-TRANSFORM_THREADS = 2
 
 
 def registry() -> list[Format]:
@@ -107,7 +103,6 @@ class Normalizer:
         self.stats.container = self._opened.container
         self.stats.compression = self._opened.compression
         self._invalid: list[int] = []
-        self._count_lock = threading.Lock()
         self._setup()
 
     @staticmethod
@@ -345,9 +340,11 @@ class Normalizer:
     def batches(self) -> Iterator[pa.Table]:
         """Canonical line items, ``chunk_rows`` at a time (the last chunk may be smaller)."""
         done = 0
-        parallel = self._opened.container == "parquet" and TRANSFORM_THREADS > 1
         try:
-            for rows, table in self._parallel() if parallel else self._serial():
+            for chunk in self._prefetched():
+                rows = sum(raw.num_rows for raw in chunk)
+                table = self._transform(chunk, done)
+                del chunk  # the raw rows are not kept while the caller holds the line items
                 done += rows
                 yield table
         except (pa.ArrowInvalid, OSError, EOFError) as exc:
@@ -360,51 +357,6 @@ class Normalizer:
             self.stats.rows_skipped = self.ctx.skipped_rows
             self.stats.warnings = self.ctx.warnings
 
-    def _serial(self) -> Iterator[tuple[int, pa.Table]]:
-        done = 0
-        for chunk in self._prefetched():
-            rows = sum(raw.num_rows for raw in chunk)
-            table = self._transform(chunk, done)
-            del chunk  # the raw rows are not kept while the caller holds the line items
-            done += rows
-            yield rows, table
-
-    def _parallel(self) -> Iterator[tuple[int, pa.Table]]:
-        """Parquet: reading costs a fifth of the transform, so chunks are transformed by
-        ``TRANSFORM_THREADS`` threads (Arrow's kernels and numpy release the GIL) and handed out
-        in file order. Each chunk keeps its errors in its own context, merged in file order, so
-        the kept errors and counts are those of a serial run. The first chunk is transformed
-        alone: per-file decisions (day-first dates, cost basis) are taken from it, as in a
-        serial run."""
-        pending: deque[tuple[int, ReadContext, Future[pa.Table]]] = deque()
-        done = 0
-        with ThreadPoolExecutor(TRANSFORM_THREADS, thread_name_prefix=f"transform:{self.name}") as pool:
-            try:
-                for chunk in self._prefetched():
-                    rows = sum(raw.num_rows for raw in chunk)
-                    if done == 0:
-                        yield rows, self._transform(chunk, done)
-                    else:
-                        ctx = replace(self.ctx, errors=[], error_count=0, skipped_rows=0)
-                        pending.append((rows, ctx, pool.submit(self._transform, chunk, done, ctx)))
-                    del chunk
-                    done += rows
-                    while len(pending) >= TRANSFORM_THREADS:
-                        yield self._settle(*pending.popleft())
-                while pending:
-                    yield self._settle(*pending.popleft())
-            finally:
-                for *_, future in pending:
-                    future.cancel()
-
-    def _settle(self, rows: int, ctx: ReadContext, future: Future[pa.Table]) -> tuple[int, pa.Table]:
-        table = future.result()
-        room = self.ctx.max_kept_errors - len(self.ctx.errors)
-        self.ctx.errors.extend(ctx.errors[:max(room, 0)])
-        self.ctx.error_count += ctx.error_count
-        self.ctx.skipped_rows += ctx.skipped_rows
-        return rows, table
-
     def _describe_failure(self, exc: BaseException, done: int) -> str:
         text = str(exc)
         if "gzip" in text.lower() or "truncated" in text.lower() or isinstance(exc, EOFError):
@@ -412,12 +364,11 @@ class Normalizer:
             return f"{kind} stream is truncated or corrupt after row {done:,} ({text})"
         return f"cannot be parsed after row {done:,} ({text})"
 
-    def _transform(self, raws: list[pa.RecordBatch], done: int, ctx: ReadContext | None = None) -> pa.Table:
+    def _transform(self, raws: list[pa.RecordBatch], done: int) -> pa.Table:
         table = pa.Table.from_batches(raws)
         rows = self._record_numbers(done, table.num_rows)
-        out = self.plan.transform(Batch(table, rows, ctx or self.ctx, blanks_are_null=self._opened.container == "csv"))
-        with self._count_lock:
-            self.stats.rows_normalized += out.num_rows
+        out = self.plan.transform(Batch(table, rows, self.ctx, blanks_are_null=self._opened.container == "csv"))
+        self.stats.rows_normalized += out.num_rows
         return out
 
     def read_all(self) -> pa.Table:
