@@ -35,10 +35,6 @@ from burnguard.normalize.source import (
 CHUNK_ROWS = 10_000
 #: Transform chunks (``chunk_rows`` raw rows each) parsed ahead of the transform.
 PREFETCH = 2
-#: Parquet is transformed this many output chunks at a time, then sliced: reading is cheap,
-#: and a Parquet transform is mostly fixed cost per call (measured on a 1M-row CUR 2.0:
-#: 1.59 CPU s at 10k rows a call, 1.39 at 50k). CSV gains nothing from it (1.40 and 1.38).
-PARQUET_CHUNKS_PER_TRANSFORM = 5
 
 
 def registry() -> list[Format]:
@@ -186,7 +182,7 @@ class Normalizer:
         if o.container == "csv":
             yield from self._csv_raw_batches()
         elif o.container == "parquet":
-            yield from self._pq.iter_batches(batch_size=self._transform_rows(), columns=self.plan.columns)
+            yield from self._pq.iter_batches(batch_size=self.chunk_rows, columns=self.plan.columns)
         else:
             yield from self._jsonl_raw_batches()
 
@@ -280,10 +276,6 @@ class Normalizer:
             rows[rows >= bad] += 1
         return rows
 
-    def _transform_rows(self) -> int:
-        parquet = self._opened.container == "parquet"
-        return self.chunk_rows * (PARQUET_CHUNKS_PER_TRANSFORM if parquet else 1)
-
     def _chunks(self) -> Iterator[list[pa.RecordBatch]]:
         """Raw batches grouped into transform chunks of at least ``chunk_rows`` rows."""
         pending: list[pa.RecordBatch] = []
@@ -296,7 +288,7 @@ class Normalizer:
                 pending, pending_rows = [], 0
             pending.append(raw)
             pending_rows += raw.num_rows
-            if pending_rows >= self._transform_rows():
+            if pending_rows >= self.chunk_rows:
                 yield pending
                 pending, pending_rows = [], 0
         if pending:
@@ -354,11 +346,7 @@ class Normalizer:
                 table = self._transform(chunk, done)
                 del chunk  # the raw rows are not kept while the caller holds the line items
                 done += rows
-                if table.num_rows <= self.chunk_rows:
-                    yield table
-                    continue
-                for start in range(0, table.num_rows, self.chunk_rows):
-                    yield table.slice(start, self.chunk_rows)
+                yield table
         except (pa.ArrowInvalid, OSError, EOFError) as exc:
             raise InputError(self._describe_failure(exc, done), file=self.name) from None
         finally:
