@@ -217,7 +217,7 @@ class Normalizer:
         yielded = 0
         handler: Callable[[int, str, int, int], None] | None = None
         block = CSV_BLOCK_SIZE
-        text = True
+        text = self._reopen is not None  # a one-way stream is read as bytes: it cannot go back
         while True:
             skip = yielded
             try:

@@ -163,3 +163,26 @@ def test_a_cell_not_utf8_deep_in_a_large_file_skips_that_row_only() -> None:
     expected = sum(Decimal(f"{i}.25") for i in range(60_000) if i != bad)
     assert sum(table.column("BilledCost").to_pylist()) == expected
     assert table.column("x_SourceRow").to_pylist() == [i + 1 for i in range(60_000) if i != bad]
+
+
+class _OneWay(io.RawIOBase):
+    """A stream that cannot seek (as some download bodies)."""
+
+    def __init__(self, data: bytes):
+        self._inner = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def test_a_cell_not_utf8_in_a_one_way_stream_skips_that_row_only() -> None:
+    data = cur(["a,Usage,2024-09-01T00:00:00Z,1,USD,ml"]) + "b,Usage,2024-09-01T00:00:00Z,2,USD,équipe\n".encode("latin-1")
+    n = Normalizer(_OneWay(data), "cur.csv")  # type: ignore[arg-type]
+    assert n.read_all().column("BilledCost").to_pylist() == [Decimal(1)]
+    [err] = n.stats.errors
+    assert (err.row, err.field) == (2, "resourceTags/user:team") and "UTF-8" in str(err)
