@@ -5,7 +5,7 @@ Each measurement runs in its own process so that its peak RSS is its own, and ea
 one JSON line. Usage::
 
     python -m tests.bench.bench_normalize                       # 1M rows, 2 cores and 1 core, 4M RSS
-    python -m tests.bench.bench_normalize --before e0bb495      # plus burnguard at that commit
+    python -m tests.bench.bench_normalize --before 5c00066      # plus burnguard at that commit
     python -m tests.bench.bench_normalize --rows 200000 --no-large --no-one-core --repeat 1
 
 Measurements, on the same file:
@@ -16,7 +16,8 @@ Measurements, on the same file:
   extracted with ``git archive`` into a temporary directory);
 * ``polars-proto``: a 15-field normalize prototype on polars' streaming engine (float costs,
   5 fixed tags, timestamps parsed), the issue's yardstick;
-* ``arrow-parse``: Arrow's streaming CSV reader alone on the columns burnguard reads;
+* ``arrow-parse``: Arrow's streaming CSV reader alone on the columns burnguard reads (as
+  strings, as burnguard reads them);
 * ``polars-read``: polars' streaming reader alone on the same columns (strings), to compare
   the two parsers on what burnguard needs (39 of 131 columns), not on the prototype's 20;
 * ``pandas-chunked``: cost per team from 2 columns, ``pd.read_csv(..., usecols, chunksize)``;
@@ -224,7 +225,8 @@ def measure(kind: str, path: Path) -> dict[str, object]:  # noqa: C901, PLR0912 
     elif kind == "arrow-parse":
         normalizer = Normalizer.from_path(path)
         with igzip.open(path, "rb") as raw:
-            for batch in csv_batches(pa.PythonFile(raw, mode="r"), normalizer.header.names, normalizer.plan.columns):
+            for batch in csv_batches(pa.PythonFile(raw, mode="r"), normalizer.header.names, normalizer.plan.columns,
+                                     text=True):
                 rows += batch.num_rows
     elif kind == "arrow-read":
         normalizer = Normalizer.from_path(path)

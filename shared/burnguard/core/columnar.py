@@ -113,7 +113,7 @@ def to_decimal(arr: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, list[BadValue
     if pa.types.is_null(t):
         return pa.nulls(len(arr), MONEY), []
     if pa.types.is_floating(t):
-        arr = pc.cast(arr, pa.string())
+        return _float_to_decimal(arr)
     arr = as_string(arr)
     try:
         return pc.cast(arr, MONEY), []
@@ -158,6 +158,50 @@ def to_decimal(arr: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, list[BadValue
     for i, value in fixed.items():
         values[i] = value
     return pa.array(values, MONEY), bad
+
+
+#: Floats below this magnitude, with at most ``FLOAT_FAST_PLACES`` decimals, are exact from numpy.
+FLOAT_FAST_LIMIT = 1e5
+FLOAT_FAST_PLACES = 10
+_FLOAT_FAST_TYPE = pa.decimal128(38, FLOAT_FAST_PLACES)
+
+
+def _float_to_decimal(arr: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, list[BadValue]]:
+    """Float64 costs (Parquet DOUBLE) → their shortest decimal text's value, without text for
+    most of them.
+
+    For ``|x| < 1e5``, ``m = rint(x * 1e10)`` is ``d * 1e10`` whenever the shortest decimal ``d``
+    of ``x`` has at most 10 decimals (the product's rounding error is below 0.25), and
+    ``m / 1e10 == x`` (IEEE division is correctly rounded) says that ``m * 1e-10`` reads back
+    as ``x``. Below 1e5 a float's spacing is under 1e-10, so only one multiple of 1e-10 reads
+    back as ``x``: it is ``d``. Other values (more decimals, larger, NaN, infinity) take
+    the text path: Arrow's shortest text, then the decimal cast.
+    """
+    arr = _combine(arr)
+    if arr.type != pa.float64():
+        return to_decimal(pc.cast(arr, pa.string()))
+    n = len(arr)
+    x = arr.to_numpy(zero_copy_only=False)
+    with np.errstate(invalid="ignore", over="ignore"):
+        m = np.rint(x * 10.0**FLOAT_FAST_PLACES)
+        fast = (np.abs(x) < FLOAT_FAST_LIMIT) & (m / 10.0**FLOAT_FAST_PLACES == x)
+    valid = to_np(pc.is_valid(arr)) if arr.null_count else None
+    slow = ~fast if valid is None else valid & ~fast
+    units = np.where(fast, m, 0.0).astype(np.int64)
+    data = np.empty((n, 2), dtype=np.int64)
+    data[:, 0] = units
+    data[:, 1] = units >> 63  # the high 64 bits of the 128-bit two's complement
+    bitmap = pc.is_valid(arr).buffers()[1] if arr.null_count else None
+    scaled = pa.Array.from_buffers(_FLOAT_FAST_TYPE, n, [bitmap, pa.py_buffer(data)])
+    values = pc.cast(scaled, MONEY)
+    if not slow.any():
+        return values, []
+    where = np.flatnonzero(slow)
+    exact, bad_slow = to_decimal(pc.cast(arr.take(pa.array(where)), pa.string()))
+    bad = [BadValue(int(where[b.index]), b.text, b.reason) for b in bad_slow]
+    mask = np.zeros(n, dtype=bool)
+    mask[where] = True
+    return pc.replace_with_mask(values, pa.array(mask), exact), bad
 
 
 def _rescale(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

@@ -182,7 +182,7 @@ class AwsCurPlan(Plan):
         batch.require_present(line_type, c["type"] or "lineItem/LineItemType", "line item type")
         # Line item types, usage types and instance types repeat: derived columns are
         # computed once per distinct value (see Distinct), never per row.
-        types = Distinct(line_type)
+        types = batch.distinct(c["type"])
         unblended = batch.money(c["unblended"], required=True, label="unblended cost")
         if c["currency"]:
             currency = batch.text(c["currency"])
@@ -194,7 +194,7 @@ class AwsCurPlan(Plan):
         start = batch.timestamp(c["start"], required=True)
         effective = self._effective(batch, types, unblended)
         usage_type = batch.text(c["usage_type"])
-        usages = Distinct(usage_type)
+        usages = batch.distinct(c["usage_type"])
         instance_type = batch.text(c["instance_type"])
         instance_type = pc.coalesce(instance_type, usages.map(instance_type_from_usage, pa.string()))
         classes = Distinct(instance_type).map(_classify_safe, _CLASSES)
@@ -225,7 +225,7 @@ class AwsCurPlan(Plan):
             "ConsumedQuantity": batch.money(c["usage_amount"]),
             "ConsumedUnit": batch.text(c["unit"]),
             "ServiceName": pc.coalesce(batch.text(c["product_name"]), product_code),
-            "ServiceCategory": Distinct(product_code).lookup(SERVICE_CATEGORY, "Other"),
+            "ServiceCategory": batch.distinct(c["product_code"]).lookup(SERVICE_CATEGORY, "Other"),
             "SkuId": batch.text(c["sku"]),
             "ResourceId": batch.text(c["resource"]),
             "RegionId": pc.coalesce(batch.text(c["region_code"]), batch.text(c["region"])),

@@ -183,6 +183,16 @@ class Batch:
             self._text_cache[name] = s
         return s
 
+    def distinct(self, name: str | None) -> Distinct:
+        """:meth:`text` as a :class:`Distinct`; a dictionary column (Parquet) is used as read."""
+        if name is not None and name in self.table.column_names:
+            column = self.table.column(name)
+            if pa.types.is_dictionary(column.type) and pa.types.is_string(column.type.value_type):
+                if not self.blanks_are_null and name not in self._clean:
+                    self._clean_dictionary(name)
+                return Distinct(self.table.column(name))
+        return Distinct(self.text(name))
+
     def money(self, name: str | None, *, required: bool = False, label: str | None = None) -> pa.Array:
         """A money column; ``required`` makes an empty cell a bad row."""
         arr = self.raw(name)
@@ -321,12 +331,19 @@ class Distinct:
 
     def __init__(self, arr: pa.Array | pa.ChunkedArray):
         if isinstance(arr, pa.ChunkedArray):
+            if pa.types.is_dictionary(arr.type) and arr.num_chunks > 1:
+                arr = arr.unify_dictionaries()
             arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-        encoded = pc.dictionary_encode(arr)
+        # A dictionary column (Parquet strings) is already encoded: no hashing of the rows.
+        encoded = arr if pa.types.is_dictionary(arr.type) else pc.dictionary_encode(arr)
         self.array = arr
         self.values: list[str | None] = encoded.dictionary.to_pylist()
-        #: int32 codes into :attr:`values`, null where the column is null
-        self.codes: pa.Array = encoded.indices
+        codes = encoded.indices
+        if encoded.dictionary.null_count:  # blanks turned null in the dictionary: null codes
+            blank = pa.array([j for j, v in enumerate(self.values) if v is None], codes.type)
+            codes = pc.if_else(pc.is_in(codes, value_set=blank), pa.scalar(None, codes.type), codes)
+        #: integer codes into :attr:`values`, null where the column is null
+        self.codes: pa.Array = codes
         self._np: np.ndarray | None = None
 
     def np_codes(self) -> np.ndarray:
@@ -348,12 +365,13 @@ class Distinct:
 
     def equals(self, value: str) -> np.ndarray:
         """Rows whose value is exactly ``value`` (null rows are not)."""
-        try:
-            code = self.values.index(value)
-        except ValueError:
+        codes = [j for j, v in enumerate(self.values) if v == value]  # a read dictionary may repeat
+        if not codes:
             return np.zeros(len(self.array), dtype=bool)
-        out: np.ndarray = self.np_codes() == code
-        return out
+        if len(codes) == 1:
+            out: np.ndarray = self.np_codes() == codes[0]
+            return out
+        return np.isin(self.np_codes(), codes)
 
 
 def lookup(arr: pa.Array | pa.ChunkedArray, mapping: dict[str, str],

@@ -24,6 +24,7 @@ from burnguard.normalize.source import (
     csv_batches,
     is_column_count_error,
     is_row_too_large_error,
+    is_utf8_error,
     jsonl_batches,
     jsonl_batches_by_line,
     open_source,
@@ -207,15 +208,21 @@ class Normalizer:
         """Fast path first; if a row has a wrong number of fields, read the file again with
         a row handler (slower) that reports and skips such rows; if a row is longer than a
         parse block (a huge cell), read it again with larger blocks (the row is then read and
-        judged like any other). Each retry resumes where the previous pass was."""
+        judged like any other); if a cell is not UTF-8, read it again as bytes (the transform
+        names the cell). Each retry resumes where the previous pass was.
+
+        Columns are read as strings first: Arrow checks UTF-8 while it converts, which costs
+        less than a separate bytes-to-string pass (measured on a 1M-row CUR: 0.15 CPU s in
+        the parser against 0.3 s in the transform)."""
         yielded = 0
         handler: Callable[[int, str, int, int], None] | None = None
         block = CSV_BLOCK_SIZE
+        text = self._reopen is not None  # a one-way stream is read as bytes: it cannot go back
         while True:
             skip = yielded
             try:
                 for raw in csv_batches(self._opened.native(), self.header.names, self.plan.columns, handler,
-                                       block_size=block):
+                                       block_size=block, text=text):
                     if skip:
                         if raw.num_rows <= skip:
                             skip -= raw.num_rows
@@ -230,6 +237,8 @@ class Normalizer:
                     raise
                 if is_column_count_error(exc) and handler is None:
                     handler = self._on_invalid
+                elif is_utf8_error(exc) and text:
+                    text = False  # bytes from here on: the bad cells are named and their rows skipped
                 elif is_row_too_large_error(exc) and block < MAX_CSV_BLOCK_SIZE:
                     block = min(block * 8, MAX_CSV_BLOCK_SIZE)
                 else:
@@ -274,6 +283,9 @@ class Normalizer:
         for raw in self._raw_batches():
             if raw.num_rows == 0:
                 continue
+            if pending and raw.schema != pending[0].schema:  # strings, then bytes after a retry
+                yield pending
+                pending, pending_rows = [], 0
             pending.append(raw)
             pending_rows += raw.num_rows
             if pending_rows >= self.chunk_rows:

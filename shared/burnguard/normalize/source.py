@@ -5,23 +5,51 @@ or Blob download stream). Nothing here reads a whole file into memory:
 
 * the first bytes are sniffed for gzip, zip, Parquet, JSON or CSV (never the name alone), and
   the head of the decompressed data is kept to read the header and the first record;
-* gzip CSV and JSON are decoded by Arrow's native gzip stream, so the only bytes that pass
-  through Python are the compressed ones; Arrow's streaming readers then parse 512 KiB blocks,
-  converting only the columns a format needs;
+* gzip CSV and JSON are decoded by ISA-L in its own thread (Arrow's native gzip stream where
+  ISA-L is not installed); Arrow's streaming readers then parse 512 KiB blocks, converting
+  only the columns a format needs;
 * Parquet needs random access: a non-seekable stream is spooled to a temporary file first
   (Lambda's /tmp, a Cloud Function's memory-backed /tmp), then read row group by row group;
 * ZIP (legacy CUR's other compression) is also spooled, then its single member streamed.
 
-Why Arrow's CSV reader and not polars' (issue 15, measured on a 1M-row, 131-column CUR):
+Why Arrow's CSV reader and not polars' (issue 15, measured on a 1M-row, 131-column legacy CUR
+of 1.0 GB uncompressed, 90 MB gzip; CPU seconds, as the shared 2-core machine made wall times
+swing 2-3x):
 
 * polars cannot say that a row has a wrong number of fields when only some columns are read:
   a short row is padded with nulls, a long row is cut (pola-rs/polars#28350, still so in
   polars 2.1), so a shifted row would be read as good data. Arrow stops on such a row, and the
   row handler then names and skips it;
-* on the 39 columns a CUR plan reads, polars' streaming reader is not faster than Arrow's here
-  (1.7 s wall and 3.3 CPU s against 1.9 s and 2.4 CPU s; it is 0.8 s on 20 columns);
+* on the 39 columns a CUR plan reads, polars' streaming reader is not cheaper than Arrow's
+  here: 2.9-3.1 CPU s against 2.4-2.7 (both with gzip), and its peak RSS is 321-327 MB
+  against Arrow's 150-160 (the issue's budget is 256 MB). From a Python stream (an S3 body)
+  polars reads the whole object into memory first (2 GB RSS here). DuckDB 2.0's reader
+  (``strict_mode``) took 4.4 CPU s and 390-410 MB;
 * polars' runtime library is 178 MB, more than what is left under Lambda's 250 MB unzipped
   limit next to pyarrow and numpy.
+
+Where a CSV.gz's CPU goes (same file): ISA-L gunzip 0.65-0.7 s (its own thread); Arrow's
+parser 1.9-2.1 s, most of it tokenizing: it splits all 131 columns whatever
+``include_columns`` says (converting 5 columns costs 2.2 s with gunzip, 39 columns 2.5 s),
+so reading fewer columns saves little; the transform 1.1-1.3 s. Measured and kept:
+
+* columns are read as strings: Arrow checks UTF-8 while it converts (about 0.15 s more in
+  the parser) instead of a bytes-to-string cast per column in the transform (0.3 s, and the
+  later passes then run on fewer, string chunks: the transform dropped from about 1.4 to
+  1.1 CPU s). A cell that is not UTF-8 stops that pass (:func:`is_utf8_error`); the reader
+  goes back to bytes from there and the transform names the cell;
+* Parquet costs (DOUBLE) become exact decimals in numpy, not through text (see
+  ``columnar._float_to_decimal``), and Parquet dictionary columns give their codes to the
+  per-distinct-value transforms as read.
+
+Measured and left out: 1 MiB parse blocks (8% less transform CPU, but see
+``MAX_CSV_BLOCK_SIZE``: a cell about one block long after a row with a wrong field count is
+sometimes cut; at 512 KiB the tests' 1 MiB cell is two blocks and is always named);
+``use_threads`` in the CSV reader (0.2-0.3 CPU s more, no faster); ``newlines_in_values=False``
+(2% less, but a quoted newline would then look like a row with a wrong field count); two
+transform threads for Parquet (GIL-bound: 15-20% more CPU, no faster); transforming Parquet
+50k rows a call (20% less CPU, but peak RSS 219 -> 335-360 MB); parsing timestamps once per
+distinct value (no cheaper than Arrow's ISO parser).
 """
 
 from __future__ import annotations
@@ -304,8 +332,10 @@ InvalidRowHook = Callable[[int, str, int, int], None]
 
 def csv_batches(stream: pa.NativeFile, names: list[str], columns: list[str],
                 on_invalid: InvalidRowHook | None = None, *,
-                block_size: int = CSV_BLOCK_SIZE) -> Iterator[pa.RecordBatch]:
-    """Stream CSV record batches of ``columns`` (read as bytes; UTF-8 is checked per column).
+                block_size: int = CSV_BLOCK_SIZE, text: bool = False) -> Iterator[pa.RecordBatch]:
+    """Stream CSV record batches of ``columns``: strings with ``text`` (the parser checks
+    UTF-8 as it converts, and stops on a bad cell: see :func:`is_utf8_error`), else bytes
+    (UTF-8 is then checked per column, and a bad cell named).
 
     Without ``on_invalid`` a row with a wrong number of fields stops the reader (the fast
     path: Arrow parses slower with a row handler set); with it, such rows are reported and
@@ -325,7 +355,7 @@ def csv_batches(stream: pa.NativeFile, names: list[str], columns: list[str],
                                          invalid_row_handler=handler if on_invalid is not None else None),
         convert_options=pacsv.ConvertOptions(
             include_columns=columns,
-            column_types=dict.fromkeys(columns, pa.binary()),
+            column_types=dict.fromkeys(columns, pa.string() if text else pa.binary()),
             # Blanks and NULL become nulls in the parser: no pass over the data later.
             null_values=["", "NULL", "null"],
             strings_can_be_null=True,
@@ -455,6 +485,10 @@ def parquet_file(stream: IO[bytes]) -> pq.ParquetFile:
 
 
 #: The largest parse block a CSV is retried with when one row does not fit a block.
+#: Known flaw (issue 15, not fixed): after a row with a wrong field count (the row handler
+#: on), a cell of about one parse block (512 KiB at 512 KiB blocks) was sometimes cut at
+#: 261,931 characters and the next row lost, in 4-5 of 30 runs, before and after issue 15's
+#: changes; such a cell is a named bad row anyway, the lost next row is not named.
 MAX_CSV_BLOCK_SIZE = 1 << 28
 
 
@@ -467,3 +501,8 @@ def is_row_too_large_error(exc: BaseException) -> bool:
 def is_column_count_error(exc: BaseException) -> bool:
     text = str(exc)
     return "Expected" in text and "columns" in text
+
+
+def is_utf8_error(exc: BaseException) -> bool:
+    """Arrow's error for a cell that is not UTF-8 when reading a column as strings."""
+    return "invalid UTF8" in str(exc)

@@ -105,3 +105,35 @@ def test_columnar_map_tags_match_the_per_row_rule() -> None:
     # AND two keys of one normalized name, or a value past the limit, take the per-row rule
     assert _cur2_tags_columnar(pa.array([[("user_team", "a"), ("team", "b")]], map_type)) is None
     assert _cur2_tags_columnar(pa.array([[("user_team", "x" * 2000)]], map_type)) is None
+
+
+def test_parquet_many_chunks_keep_file_order_errors_and_exact_float_costs() -> None:
+    # Many chunks (chunk_rows=50) over row groups of 300: the bad rows of every chunk are
+    # named in file order and counted once; float costs are their shortest decimal text.
+    n_rows = 1_000
+    costs = [round(0.001 * i + 0.1, 10) for i in range(n_rows)]
+    bad = {17, 333, 334, 777, 999}
+    for i in bad:
+        costs[i] = float("nan")
+    t = pa.table({
+        "bill_payer_account_id": ["111122223333"] * n_rows,
+        "line_item_usage_account_id": ["444455556666"] * n_rows,
+        "line_item_line_item_type": ["Usage"] * n_rows,
+        "line_item_usage_start_date": pa.array([datetime(2024, 9, 1, i % 24) for i in range(n_rows)], pa.timestamp("ms")),
+        "line_item_currency_code": ["USD"] * n_rows,
+        "line_item_unblended_cost": pa.array(costs, pa.float64()),
+        "resource_tags": pa.array([[("user_team", f"t{i % 3}")] for i in range(n_rows)], pa.map_(pa.string(), pa.string())),
+    })
+    sink = io.BytesIO()
+    pq.write_table(t, sink, row_group_size=300)
+    sink.seek(0)
+    n = Normalizer(sink, "cur2.parquet", chunk_rows=50)
+    tables = list(n.batches())
+    out = pa.concat_tables(tables)
+    good = [i for i in range(n_rows) if i not in bad]
+    assert out.column("x_SourceRow").to_pylist() == [i + 1 for i in good]
+    assert out.column("BilledCost").to_pylist() == [Decimal(repr(costs[i])) for i in good]
+    assert [e.row for e in n.stats.errors] == sorted(i + 1 for i in bad)
+    assert all(e.field == "line_item_unblended_cost" for e in n.stats.errors)
+    assert (n.stats.error_count, n.stats.rows_skipped, n.stats.rows_normalized) == (5, 5, n_rows - 5)
+    assert [dict(x)["team"] for x in out.column("Tags").to_pylist()] == [f"t{i % 3}" for i in good]

@@ -144,3 +144,45 @@ def test_a_huge_cell_after_a_short_row_with_a_wrong_field_count_is_reported_once
                  "c,Usage,2024-09-01T02:00:00Z,4,USD,ml"]))
     assert n.stats.rows_normalized == 2
     assert sorted(e.row for e in n.stats.errors) == [2, 3]
+
+
+def test_a_cell_not_utf8_deep_in_a_large_file_skips_that_row_only() -> None:
+    # Columns are read as strings first; a bad cell past the first parse blocks makes the
+    # reader go back to bytes from there, and only that row is named and skipped.
+    rows = [f"r{i},Usage,2024-09-01T00:00:00Z,{i}.25,USD,team{i % 7}" for i in range(60_000)]
+    bad = 41_234
+    lines = [r.encode() for r in rows]
+    lines[bad] = f"r{bad},Usage,2024-09-01T00:00:00Z,{bad}.25,USD,".encode() + "équipe".encode("latin-1")
+    data = gzip.compress(HEADER.encode() + b"".join(line + b"\n" for line in lines))
+    n = Normalizer(io.BytesIO(data), "cur.csv.gz")
+    table = n.read_all()
+    assert n.stats.rows_normalized == 59_999 and n.stats.error_count == 1 and n.stats.rows_skipped == 1
+    err = n.stats.errors[0]
+    assert (err.file, err.row, err.field) == ("cur.csv.gz", bad + 1, "resourceTags/user:team")
+    assert "UTF-8" in str(err)
+    expected = sum(Decimal(f"{i}.25") for i in range(60_000) if i != bad)
+    assert sum(table.column("BilledCost").to_pylist()) == expected
+    assert table.column("x_SourceRow").to_pylist() == [i + 1 for i in range(60_000) if i != bad]
+
+
+class _OneWay(io.RawIOBase):
+    """A stream that cannot seek (as some download bodies)."""
+
+    def __init__(self, data: bytes):
+        self._inner = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def test_a_cell_not_utf8_in_a_one_way_stream_skips_that_row_only() -> None:
+    data = cur(["a,Usage,2024-09-01T00:00:00Z,1,USD,ml"]) + "b,Usage,2024-09-01T00:00:00Z,2,USD,équipe\n".encode("latin-1")
+    n = Normalizer(_OneWay(data), "cur.csv")  # type: ignore[arg-type]
+    assert n.read_all().column("BilledCost").to_pylist() == [Decimal(1)]
+    [err] = n.stats.errors
+    assert (err.row, err.field) == (2, "resourceTags/user:team") and "UTF-8" in str(err)
