@@ -19,7 +19,7 @@ locals {
 
   # Every function of the bundle's function_app.py (tests/infra/test_consistency.py keeps this
   # list equal to it): an app runs one of them and disables the others.
-  bundle_entry_points = ["budget", "ingest", "ingest_queue", "slack_command", "slack_deferred"]
+  bundle_entry_points = ["budget", "ingest", "ingest_queue", "instance_event", "slack_command", "slack_deferred"]
 
   resource_group_name = var.resource_group_name == null ? azurerm_resource_group.this[0].name : data.azurerm_resource_group.existing[0].name
   resource_group_id   = var.resource_group_name == null ? azurerm_resource_group.this[0].id : data.azurerm_resource_group.existing[0].id
