@@ -278,21 +278,27 @@ def handle_budget_event(event: Mapping[str, Any], publish: Publish) -> dict[str,
     return {"published": [_describe(message)], "alert": json.loads(alert.model_dump_json())}
 
 
-def guardrail_consumer(service: GuardrailService, dead_letter: Publish, *, attempts: int = DEFAULT_MAX_ATTEMPTS,
-                       log: Callable[[str], None] | None = None, meter: MeterService | None = None) -> PushConsumer:
-    """The guardrail's push consumer: queue messages to the service, ``state-change`` messages
-    to the meter (a ledger that keeps no estimate dead-letters them, with the reason: they can
-    be replayed once it does)."""
+class GuardrailHandler:
+    """What the guardrail's push consumer applies a message with: queue messages go to the
+    guardrail service, ``state-change`` messages to the meter (a ledger that keeps no estimate
+    dead-letters them, with the reason: they can be replayed once it does)."""
 
-    def handle(message: Message) -> Any:
+    def __init__(self, service: GuardrailService, meter: MeterService | None = None):
+        self.service = service
+        self.meter = meter
+
+    def handle(self, message: Message) -> Any:
         if message.kind != STATE_CHANGE:
-            return service.handle(message)
-        if meter is None:
+            return self.service.handle(message)
+        if self.meter is None:
             raise InputError("state-change: this guardrail's ledger keeps no live estimate (the meter is not "
                              f"deployed on it; see {LEDGER})", field="kind")
-        return meter.handle(message)
+        return self.meter.handle(message)
 
-    return PushConsumer(handle, dead_letter, max_attempts=attempts, log=log)
+
+def guardrail_consumer(service: GuardrailService, dead_letter: Publish, *, attempts: int = DEFAULT_MAX_ATTEMPTS,
+                       log: Callable[[str], None] | None = None, meter: MeterService | None = None) -> PushConsumer:
+    return PushConsumer(GuardrailHandler(service, meter).handle, dead_letter, max_attempts=attempts, log=log)
 
 
 def estimating(ledger: Ledger) -> EstimatingLedger:
