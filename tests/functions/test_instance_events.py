@@ -164,7 +164,7 @@ def grid_event(operation: str, at: datetime, *, event_type: str = "Microsoft.Res
     return func.EventGridEvent(
         id="4f1c" + operation[-12:], topic="/subscriptions/00000000-0000-0000-0000-000000000001", subject=subject,
         event_type=event_type, event_time=at, data_version="2",
-        data={"operationName": operation, "status": "Succeeded", "resourceProvider": operation.split("/")[0],
+        data={"operationName": operation, "status": "Succeeded", "resourceProvider": operation.split("/", maxsplit=1)[0],
               "resourceUri": subject, "subscriptionId": "00000000-0000-0000-0000-000000000001"})
 
 
