@@ -47,6 +47,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -451,7 +452,8 @@ def describe_reports(reports: list[ExecutionReport]) -> list[dict[str, Any]]:
 def describe_tick(report: TickReport) -> dict[str, Any]:
     """A meter tick as the function logs it; ``problems`` and ``unpriced`` are one line each."""
     return {"at": report.at.isoformat(), "read": report.read, "running": report.running,
-            "accrued": {c: str(a) for c, a in sorted(report.accrued.items())},
+            # for the log: the ledger keeps the exact amounts
+            "accrued": {c: str(a.quantize(Decimal("0.000001"))) for c, a in sorted(report.accrued.items())},
             "rate_sources": dict(sorted(report.sources.items())), "unpriced": list(report.unpriced),
             "problems": list(report.problems), "decisions": describe_reports(report.reports),
             "projections": [{"guardrail": p.guardrail, "scope": str(p.scope), "text": p.text(),
