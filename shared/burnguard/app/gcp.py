@@ -376,7 +376,8 @@ def handle_instance_event(entry: Any, meter: Callable[[], MeterService]) -> dict
     ``google.cloud.audit.log.v1.written`` CloudEvent) → the meter reads at the change. An entry
     that is no instance start or stop is ``ignored``; a malformed one ``rejected`` (both
     acknowledged, with the reason: a retry would not make them readable)."""
-    method = entry.get("protoPayload", {}).get("methodName") if isinstance(entry, Mapping) else None
+    payload = entry.get("protoPayload") if isinstance(entry, Mapping) else None
+    method = payload.get("methodName") if isinstance(payload, Mapping) else None
     try:
         change = parse_state_change("gcp", entry)
     except InputError as exc:
@@ -480,9 +481,9 @@ def _local_queue(ctx: InvokeContext) -> Publish:
     return SqliteQueue(ctx.home / "queue.sqlite").publish
 
 
-def _local_mode(ctx: InvokeContext) -> Any:
+def _local_mode(ctx: InvokeContext, inventory: Path | None = None) -> Any:
     """The embedded state of ``--home``; a fresh home is set up with ``BURNGUARD_POLICY`` or the
-    demo policy of this checkout."""
+    demo policy of this checkout (and ``inventory``, for the meter)."""
     from burnguard.app.embedded import LocalMode
 
     if (ctx.home / "config.json").exists():
@@ -490,7 +491,17 @@ def _local_mode(ctx: InvokeContext) -> Any:
     policy = Path(ctx.env.get(POLICY) or Path(__file__).parents[3] / "events" / "policies" / "demo.yaml")
     if not policy.exists():
         raise ConfigurationError(f"no local state in {ctx.home} and no policy: set {POLICY}")
-    return LocalMode.create(ctx.home, policy, None)
+    return LocalMode.create(ctx.home, policy, inventory if inventory is not None and inventory.exists() else None)
+
+
+def _local_meter(mode: Any) -> MeterService | None:
+    """The embedded mode's meter, when its home has an inventory to read."""
+    from burnguard.app.estimates_cli import meter_service
+
+    if mode.inventory is None:
+        return None
+    meter: MeterService = meter_service(mode, lambda: datetime.now(UTC))
+    return meter
 
 
 @invoker("gcp", "ingest")
@@ -536,7 +547,7 @@ def invoke_guardrail(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
     mode = _local_mode(ctx)
     try:
         dead: list[Message] = []
-        consumer = guardrail_consumer(mode.service(), dead.extend)
+        consumer = guardrail_consumer(mode.service(), dead.extend, meter=_local_meter(mode))
         report = describe_outcome(consumer(data))
         if dead:
             report["dead_letter"] = [_describe(m) for m in dead]
@@ -559,9 +570,9 @@ def invoke_meter(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
         return handle_instance_event(data, lambda: meter) if is_entry else handle_meter_tick(meter)
     from burnguard.app.estimates_cli import meter_service
 
-    mode = _local_mode(ctx)
+    mode = _local_mode(ctx, Path(__file__).parents[3] / "events" / "inventory.json")
     try:
-        local = meter_service(mode, lambda: datetime.now(UTC))
+        local = meter_service(mode, lambda: datetime.now(UTC))  # an InputError without an inventory
         return handle_instance_event(data, lambda: local) if is_entry else handle_meter_tick(local)
     finally:
         mode.close()
