@@ -50,20 +50,6 @@ guardrails:
 """
 
 
-def take(topic: Topic, count: int) -> list[Message]:
-    """The next ``count`` messages of the topic's subscription (acknowledged); no idle wait."""
-    got: list[Message] = []
-    for _ in range(20):
-        if len(got) >= count:
-            break
-        resp = topic.subscriber.pull(request={"subscription": topic.subscription, "max_messages": 100}, timeout=10)
-        got += [Message(dict(r.message.attributes), r.message.data) for r in resp.received_messages]
-        if resp.received_messages:
-            topic.subscriber.acknowledge(request={"subscription": topic.subscription,
-                                                  "ack_ids": [r.ack_id for r in resp.received_messages]})
-    return got
-
-
 def ec2_event(instance_id: str, state: str, at: datetime) -> dict[str, Any]:
     """The documented sample with another instance, state and time."""
     event = json.loads(SAMPLE.read_text())
@@ -101,7 +87,7 @@ def test_ec2_starts_and_stops_reach_the_meter_through_the_queue(
     launched = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]["LaunchTime"]
     launched = launched.astimezone(UTC)
     assert lambda_handler(ec2_event(instance, "running", launched), context)["action"] == "published"
-    (started,) = take(queue, 1)
+    (started,) = queue.drain(expect=1)
     assert started.kind == STATE_CHANGE
     assert decode_state_change(started) == StateChange("aws", instance, "running", launched.replace(microsecond=0))
 
@@ -122,7 +108,7 @@ def test_ec2_starts_and_stops_reach_the_meter_through_the_queue(
     ec2.stop_instances(InstanceIds=[instance])
     stopped_at = launched.replace(microsecond=0) + timedelta(hours=2)
     assert lambda_handler(ec2_event(instance, "stopped", stopped_at), context)["action"] == "published"
-    (stopped,) = take(queue, 1)
+    (stopped,) = queue.drain(expect=1)
     clock[0] = stopped_at + timedelta(minutes=5)
     assert post_cloudevent(guardrail, push_envelope(stopped)).status_code == 200
 
@@ -143,7 +129,7 @@ def test_ec2_starts_and_stops_reach_the_meter_through_the_queue(
                   json.dumps({"cloud": "aws", "instance_id": instance, "state": "paused",
                               "at": "2026-12-04T18:00:00Z"}).encode())
     assert post_cloudevent(guardrail, push_envelope(bad)).status_code == 200
-    (buried,) = take(dead, 1)
+    (buried,) = dead.drain(expect=1)
     assert buried.message_id == "bad-1" and "state" in buried.attributes["reason"]
     # a malformed EventBridge event: dead-lettered (SQS) with its reason, nothing published
     broken = ec2_event(instance, "running", launched)
@@ -151,7 +137,7 @@ def test_ec2_starts_and_stops_reach_the_meter_through_the_queue(
     assert lambda_handler(broken, context)["action"] == "dead-lettered"
     (body,) = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=dlq).get("Messages", [])]
     assert "detail.instance-id" in body["reason"] and body["function"] == "instance_event"
-    assert queue.drain(idle_pulls=1) == []  # nor the pending sample, nor the broken event: nothing more
+    assert queue.drain() == []  # nor the pending sample, nor the broken event: nothing more
     dead.close()
 
 
@@ -179,7 +165,7 @@ def test_azure_vm_starts_and_deallocations_are_published_and_other_events_ignore
                                       "providers/Microsoft.Storage/storageAccounts/acme"))
     instance_event(grid_event("Microsoft.Compute/virtualMachines/write", at,
                               event_type="Microsoft.Resources.ResourceWriteSuccess"))
-    got = [decode_state_change(m) for m in take(queue, 2)]
+    got = [decode_state_change(m) for m in queue.drain(expect=2)]
     assert sorted(got, key=lambda c: c.at) == [StateChange("azure", VM, "stopped", at),
                                                StateChange("azure", VM, "running", at + timedelta(hours=1))]
-    assert queue.drain(idle_pulls=1) == []  # the two others were not published
+    assert queue.drain() == []  # the two others were not published

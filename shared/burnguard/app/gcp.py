@@ -53,7 +53,7 @@ from typing import Any
 
 from burnguard.adapters.gcp.pubsub import DEFAULT_MAX_ATTEMPTS, PushConsumer, PushOutcome
 from burnguard.app.config import LEDGER, POLICY, TOPIC, ConfigurationError, open_ledger, topic_path
-from burnguard.app.invoke import InvokeContext, RecordingPublish, invoker
+from burnguard.app.invoke import InvokeContext, RecordingPublish, describe_published, invoker
 from burnguard.app.slack import RESUMERS
 from burnguard.core.budget import parse_gcp_pubsub_cloudevent
 from burnguard.core.errors import InputError
@@ -276,7 +276,7 @@ def handle_budget_event(event: Mapping[str, Any], publish: Publish) -> dict[str,
     alert = parse_gcp_pubsub_cloudevent(event)
     message = alert_message(alert)
     publish([message])
-    return {"published": [_describe(message)], "alert": json.loads(alert.model_dump_json())}
+    return {"published": describe_published([message]), "alert": json.loads(alert.model_dump_json())}
 
 
 class GuardrailHandler:
@@ -397,6 +397,10 @@ def _log(line: str) -> None:
 def ingest_runtime() -> tuple[ObjectStore, Publish]:
     from google.cloud import storage  # type: ignore[attr-defined]
 
+    from burnguard.app.runtime import tune_arrow
+
+    tune_arrow()  # the cold start, as `burnguard normalize` does: jemalloc, one Arrow I/O thread
+
     from burnguard.adapters.gcp.gcs import GcsStore
 
     return GcsStore(storage.Client()), pubsub_publisher(topic_path(os.environ))
@@ -418,10 +422,6 @@ def meter_runtime() -> MeterService:
 
 
 # -- reports ------------------------------------------------------------------------------------
-def _describe(message: Message) -> dict[str, Any]:
-    return {"attributes": dict(message.attributes), "bytes": len(message.data)}
-
-
 def describe_outcome(outcome: PushOutcome) -> dict[str, Any]:
     report: dict[str, Any] = {"status": outcome.status, "message_id": outcome.message_id}
     if outcome.reason:
@@ -525,7 +525,7 @@ def invoke_ingest(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
         publish = RecordingPublish(_local_queue(ctx))
         where = f"embedded queue {ctx.home / 'queue.sqlite'}"
     report = handle_object_finalized(_event_data(event), store, publish)
-    return {**report, "queue": where, "published": [_describe(m) for m in publish.messages]}
+    return {**report, "queue": where, "published": publish.report()}
 
 
 @invoker("gcp", "budget")
@@ -550,7 +550,7 @@ def invoke_guardrail(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
         consumer = guardrail_consumer(mode.service(), dead.extend, meter=_local_meter(mode))
         report = describe_outcome(consumer(data))
         if dead:
-            report["dead_letter"] = [_describe(m) for m in dead]
+            report["dead_letter"] = describe_published(dead)
         return report
     finally:
         mode.close()
@@ -561,7 +561,7 @@ def invoke_guardrail(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
 def invoke_meter(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
     """One meter tick (the scheduler's message is not read): on the ledger of
     ``BURNGUARD_LEDGER`` and the clouds configured, or on the embedded mode of ``--home`` (its
-    inventory). An event file holding a Compute Engine audit log entry (or its CloudEvent) is
+    inventory; a home without one is given the sample inventory of ``events/``). An event file holding a Compute Engine audit log entry (or its CloudEvent) is
     taken as the ``instance_event`` function takes it."""
     data = _event_data(event)
     is_entry = isinstance(data, Mapping) and "protoPayload" in data
@@ -570,7 +570,13 @@ def invoke_meter(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
         return handle_instance_event(data, lambda: meter) if is_entry else handle_meter_tick(meter)
     from burnguard.app.estimates_cli import meter_service
 
-    mode = _local_mode(ctx, Path(__file__).parents[3] / "events" / "inventory.json")
+    sample = Path(__file__).parents[3] / "events" / "inventory.json"
+    mode = _local_mode(ctx, sample)
+    if mode.inventory is None and sample.exists():  # a home set up without one: the sample's machines
+        from burnguard.app.embedded import LocalMode
+
+        mode.close()
+        mode = LocalMode.open(ctx.home, inventory=sample)
     try:
         local = meter_service(mode, lambda: datetime.now(UTC))  # an InputError without an inventory
         return handle_instance_event(data, lambda: local) if is_entry else handle_meter_tick(local)
