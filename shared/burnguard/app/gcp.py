@@ -561,8 +561,9 @@ def invoke_guardrail(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
 def invoke_meter(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
     """One meter tick (the scheduler's message is not read): on the ledger of
     ``BURNGUARD_LEDGER`` and the clouds configured, or on the embedded mode of ``--home`` (its
-    inventory; a home without one is given the sample inventory of ``events/``). An event file holding a Compute Engine audit log entry (or its CloudEvent) is
-    taken as the ``instance_event`` function takes it."""
+    inventory; a home without one is given the sample inventory of ``events/``). An event file
+    holding a Compute Engine audit log entry (or its CloudEvent) is taken as the
+    ``instance_event`` function takes it."""
     data = _event_data(event)
     is_entry = isinstance(data, Mapping) and "protoPayload" in data
     if ctx.env.get(LEDGER):
