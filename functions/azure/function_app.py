@@ -17,6 +17,10 @@
   purpose: Slack cannot send a function key in a header, and every request is authenticated by
   its Slack signature instead (``burnguard.adapters.slack.verify``). Every method is routed to
   the function so a wrong one gets the service's 405 rather than the host's 404.
+* ``instance_event`` (Event Grid trigger, ``Microsoft.Resources.ResourceActionSuccess`` of the
+  subscription, filtered to VM start/restart/deallocate/powerOff): one ``state-change`` message
+  on the shared queue (the guardrail's meter starts or ends the VM's accrual); any other event
+  is ignored with a log line.
 * ``slack_deferred`` (Storage queue trigger on ``%BURNGUARD_SLACK_DEFER_QUEUE%``, base64
   messages): completes a command acknowledged within Slack's 3 seconds and posts the answer
   to its response_url. A message failing five times goes to ``<queue>-poison``.
@@ -37,6 +41,11 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 @app.event_grid_trigger(arg_name="event")
 def ingest(event: func.EventGridEvent) -> None:
     azure_app.ingest_endpoint().handle(event)
+
+
+@app.event_grid_trigger(arg_name="event")
+def instance_event(event: func.EventGridEvent) -> None:
+    azure_app.instance_event_endpoint().handle(event)
 
 
 @app.queue_trigger(arg_name="msg", queue_name="%BURNGUARD_EVENTS_QUEUE%", connection="BURNGUARD_EVENTS")

@@ -14,6 +14,13 @@ report line goes to Cloud Logging (one JSON object per line).
   Slack signed.
 * ``slack_deferred`` (CloudEvent, Pub/Sub ``BURNGUARD_SLACK_DEFER_TOPIC``): completes a
   command acknowledged within Slack's 3 seconds, and posts the answer to its response_url.
+* ``meter`` (CloudEvent Pub/Sub messagePublished, the meter topic a Cloud Scheduler job
+  publishes to every few minutes): one meter tick (the live estimate of the running GPU
+  instances on the three clouds, then the guardrails with it); each problem of the tick (a
+  cloud whose listing failed, an instance without a rate) is one log line.
+* ``instance_event`` (CloudEvent ``google.cloud.audit.log.v1.written``, Eventarc, Compute
+  Engine's instance start/stop/insert/delete/suspend/resume): the meter reads at the change;
+  any other entry is ignored with a log line.
 """
 
 from __future__ import annotations
@@ -87,3 +94,23 @@ def slack_command(request: Any) -> Any:
 def slack_deferred(cloud_event: Any) -> None:
     data = base64.b64decode(cloud_event.data["message"]["data"])
     bootstrap.slash_service("gcp").run_deferred(pubsub_request(data))
+
+
+def _tick_lines(name: str, report: dict[str, Any]) -> None:
+    for line in report.get("problems", []) + report.get("unpriced", []):
+        _log("WARNING", message=f"{name}: {line}")
+
+
+@functions_framework.cloud_event
+def meter(cloud_event: Any) -> None:
+    report = gcp.handle_meter_tick(gcp.meter_runtime())
+    _tick_lines("meter", report)
+    _log("INFO", message=f"meter: {report['running']} of {report['read']} GPU instances running", **report)
+
+
+@functions_framework.cloud_event
+def instance_event(cloud_event: Any) -> None:
+    report = gcp.handle_instance_event(cloud_event.data, gcp.meter_runtime)
+    _tick_lines("instance_event", report)
+    severity = {"metered": "INFO", "ignored": "INFO"}.get(report["action"], "ERROR")
+    _log(severity, message=f"instance_event: {report['action']}", event_id=cloud_event["id"], **report)

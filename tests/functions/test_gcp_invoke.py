@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -91,3 +92,23 @@ def test_configured_guardrail_uses_firestore_and_the_dead_letter_topic(
     resp = sub.pull(request={"subscription": dead_sub, "max_messages": 10}, timeout=10)
     [got] = resp.received_messages
     assert got.message.attributes["message_id"] == "poison-0001" and "Arrow IPC" in got.message.attributes["reason"]
+
+
+def test_embedded_meter_tick_and_a_state_change_through_the_guardrail(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``burnguard invoke gcp meter``: one tick on a fresh home (the demo policy and the sample
+    inventory); a ``state-change`` push goes to the embedded guardrail's meter."""
+    from burnguard.core.messages import encode_state_change
+    from burnguard.core.state_events import StateChange
+
+    for name in ("BURNGUARD_TOPIC", "BURNGUARD_LEDGER", "BURNGUARD_POLICY"):
+        monkeypatch.delenv(name, raising=False)
+    inventory = json.loads((ROOT / "events" / "inventory.json").read_text())["instances"]
+    home = str(tmp_path / "home")
+    tick = invoke(capsys, "meter", push_file(tmp_path, {}, b"tick"), "--home", home)
+    running = {i["id"] for i in inventory if i["state"] == "running"}
+    assert 1 <= tick["running"] <= len(running) and tick["read"] >= tick["running"]
+    assert not tick["problems"] and tick["rate_sources"]
+    change = encode_state_change(StateChange("aws", inventory[0]["id"], "running", datetime.now(UTC)))
+    applied = invoke(capsys, "guardrail", push_file(tmp_path, change.attributes, change.data), "--home", home)
+    assert applied["status"] == "applied" and applied["kind"] == "state-change" and applied["read"] == tick["read"]

@@ -41,15 +41,19 @@ ENTRY_POINTS: dict[tuple[str, str], tuple[str, str]] = {
     ("aws", "slack_command"): ("functions/aws/slack_command.py:lambda_handler", "function_url"),
     ("aws", "ingest"): ("functions/aws/ingest.py:lambda_handler", "s3"),
     ("aws", "budget"): ("functions/aws/budget.py:lambda_handler", "sns"),
+    ("aws", "instance_event"): ("functions/aws/instance_event.py:lambda_handler", "ec2_state"),
     ("gcp", "slack_command"): ("functions/gcp/main.py:slack_command", "http"),
     ("gcp", "slack_deferred"): ("functions/gcp/main.py:slack_deferred", "pubsub"),
     ("gcp", "ingest"): ("functions/gcp/main.py:ingest", "storage"),
     ("gcp", "budget"): ("functions/gcp/main.py:budget", "pubsub"),
     ("gcp", "guardrail"): ("functions/gcp/main.py:guardrail", "pubsub"),
+    ("gcp", "meter"): ("functions/gcp/main.py:meter", "pubsub"),
+    ("gcp", "instance_event"): ("functions/gcp/main.py:instance_event", "audit_log"),
     ("azure", "slack_command"): ("functions/azure/function_app.py:slack_command", "http"),
     ("azure", "ingest"): ("functions/azure/function_app.py:ingest", "blob_events"),
     ("azure", "budget"): ("functions/azure/function_app.py:budget", "http"),
     ("azure", "slack_deferred"): ("functions/azure/function_app.py:slack_deferred", "queue"),
+    ("azure", "instance_event"): ("functions/azure/function_app.py:instance_event", "resource_events"),
 }
 
 #: (cloud, trigger type) -> the decorator the entry point must carry (None: a Lambda handler taking
@@ -58,11 +62,14 @@ TRIGGER_EVENTS: dict[tuple[str, str], tuple[str | None, str]] = {
     ("aws", "function_url"): (None, "Function URL request, payload 2.0"),
     ("aws", "s3"): (None, "EventBridge 'Object Created'"),
     ("aws", "sns"): (None, "SNS notification"),
+    ("aws", "ec2_state"): (None, "EventBridge 'EC2 Instance State-change Notification'"),
     ("gcp", "http"): ("functions_framework.http", "HTTP request"),
     ("gcp", "pubsub"): ("functions_framework.cloud_event", "google.cloud.pubsub.topic.v1.messagePublished"),
     ("gcp", "storage"): ("functions_framework.cloud_event", "google.cloud.storage.object.v1.finalized"),
+    ("gcp", "audit_log"): ("functions_framework.cloud_event", "google.cloud.audit.log.v1.written"),
     ("azure", "http"): ("app.route", "HTTP request"),
     ("azure", "blob_events"): ("app.event_grid_trigger", "Microsoft.Storage.BlobCreated"),
+    ("azure", "resource_events"): ("app.event_grid_trigger", "Microsoft.Resources.ResourceActionSuccess"),
     ("azure", "queue"): ("app.queue_trigger", "Storage queue message"),
 }
 
@@ -70,6 +77,8 @@ SLASH = {"BURNGUARD_SLACK_SIGNING_SECRET_REF", "BURNGUARD_POLICY", "BURNGUARD_LE
 REACH_AWS = {"BURNGUARD_AWS_ROLE_ARN", "BURNGUARD_AWS_REGIONS", "BURNGUARD_AWS_TOKEN_AUDIENCE"}
 REACH_AZURE = {"BURNGUARD_AZURE_TENANT_ID", "BURNGUARD_AZURE_CLIENT_ID", "BURNGUARD_AZURE_SCOPES"}
 REACH = REACH_AWS | REACH_AZURE | {"BURNGUARD_GCP_PROJECTS", "BURNGUARD_GCE_LOCAL_SSD"}
+#: the meter's functions on Google Cloud read what the guardrail reads, but for its dead letters
+METER = {"BURNGUARD_POLICY", "BURNGUARD_LEDGER", "BURNGUARD_SLACK_BOT_TOKEN_REF", "BURNGUARD_SLACK_CHANNEL"} | REACH
 #: publishing to Pub/Sub from Azure: the external-account configuration and the Entra audience
 AZURE_WIF = {"BURNGUARD_GCP_WIF_CONFIG", "BURNGUARD_AZURE_WIF_AUDIENCE"}
 #: (cloud, function stem) -> the environment variables it reads (the brief's names). The AWS and
@@ -81,6 +90,7 @@ READS: dict[tuple[str, str], set[str]] = {
                         "BURNGUARD_STATE_BUCKET", "BURNGUARD_STATE_PREFIX", "BURNGUARD_PARTS_QUEUE_URL",
                         "BURNGUARD_FAN_OUT_PARTS"},
     ("aws", "budget"): {"BURNGUARD_TOPIC", "BURNGUARD_GCP_WIF_CONFIG", "BURNGUARD_DEAD_LETTER_URL"},
+    ("aws", "instance_event"): {"BURNGUARD_TOPIC", "BURNGUARD_GCP_WIF_CONFIG", "BURNGUARD_DEAD_LETTER_URL"},
     ("gcp", "slack_command"): SLASH | {"BURNGUARD_SLACK_DEFER_TOPIC"},
     ("gcp", "slack_deferred"): SLASH,
     ("gcp", "ingest"): {"BURNGUARD_TOPIC"},
@@ -88,10 +98,13 @@ READS: dict[tuple[str, str], set[str]] = {
     ("gcp", "guardrail"): {"BURNGUARD_POLICY", "BURNGUARD_LEDGER", "BURNGUARD_SLACK_BOT_TOKEN_REF",
                            "BURNGUARD_SLACK_CHANNEL", "BURNGUARD_DEAD_LETTER_TOPIC",
                            "BURNGUARD_MAX_DELIVERY_ATTEMPTS"} | REACH,
+    ("gcp", "meter"): METER,
+    ("gcp", "instance_event"): METER,
     ("azure", "slack_command"): SLASH | AZURE_WIF | {"BURNGUARD_SLACK_DEFER_QUEUE"},
     ("azure", "slack_deferred"): SLASH | AZURE_WIF | {"BURNGUARD_SLACK_DEFER_QUEUE"},
     ("azure", "ingest"): {"BURNGUARD_TOPIC", "BURNGUARD_AZURE_EXPORT_STORAGE", "BURNGUARD_DEAD_LETTER_CONTAINER"} | AZURE_WIF,
     ("azure", "budget"): {"BURNGUARD_TOPIC", "BURNGUARD_WEBHOOK_AUTH", "BURNGUARD_WEBHOOK_SECRET_REF"} | AZURE_WIF,
+    ("azure", "instance_event"): {"BURNGUARD_TOPIC", "BURNGUARD_DEAD_LETTER_CONTAINER"} | AZURE_WIF,
 }
 #: Read by the code, never set by Terraform: local runs only (`burnguard invoke`, the embedded mode).
 LOCAL_ONLY = {
@@ -113,6 +126,7 @@ SETTINGS_MODULES = {"burnguard.app.config": ("aws", "gcp", "azure"),
                     "burnguard.app.slack": ("aws", "gcp", "azure"), "burnguard.app.aws": ("aws",),
                     "burnguard.app.gcp": ("gcp",), "burnguard.app.azure": ("azure",)}
 ENTRY_FILES = {"functions/aws/ingest.py": "aws", "functions/aws/budget.py": "aws", "functions/aws/slack_command.py": "aws",
+               "functions/aws/instance_event.py": "aws",
                "functions/gcp/main.py": "gcp", "functions/azure/function_app.py": "azure"}
 #: what a cloud's composition root reads for the guardrail (which runs on Google Cloud): its controller
 READ_FOR_THE_GUARDRAIL = {"burnguard.app.aws": REACH_AWS, "burnguard.app.azure": REACH_AZURE}
@@ -339,6 +353,58 @@ def test_gcp_triggers_deliver_the_event_types_the_table_names() -> None:
     assert "no_wrapper" not in push["push_config"][0]
 
 
+def test_instance_state_changes_reach_the_functions_that_read_them() -> None:
+    """The three clouds' state-change triggers select exactly what burnguard.core.state_events
+    turns into a StateChange, and deliver it to the instance_event functions."""
+    from burnguard.core.state_events import AZURE_OPERATIONS, EC2_STATES, GCE_METHODS
+
+    # Google Cloud: one Eventarc trigger per audit-logged method, to the function's service
+    local = _locals("gcp")
+    methods = local["instance_methods"]
+    assert "setproduct([\"v1\", \"beta\"]" in methods or 'setproduct(["v1", "beta"]' in methods
+    assert set(re.findall(r'"(\w+)"', methods.split("],", 1)[1].split("]", 1)[0])) == set(GCE_METHODS)
+    trigger = _resources("gcp")["google_eventarc_trigger"]["instance_event"]
+    criteria = {c["attribute"]: c["value"] for c in trigger["matching_criteria"]}
+    assert criteria == {"type": TRIGGER_EVENTS[("gcp", "audit_log")][1], "serviceName": "compute.googleapis.com",
+                        "methodName": "${each.value.method}"}
+    assert trigger["destination"][0]["cloud_run_service"][0]["service"] == \
+        "${google_cloudfunctions2_function.this[each.value.function].service_config[0].service}"
+    # AWS: the EventBridge rule's states are those the parser maps (pending is not a start yet)
+    rule = _resources("aws")["aws_cloudwatch_event_rule"]["ec2_state"]
+    pattern = rule["event_pattern"]
+    assert "EC2 Instance State-change Notification" in pattern and '"aws.ec2"' in pattern
+    states = re.search(r"state = \[([^\]]*)\]", pattern)
+    assert states and set(re.findall(r'"([\w-]+)"', states.group(1))) == set(EC2_STATES)
+    assert _resources("aws")["aws_cloudwatch_event_target"]["ec2_state"]["arn"] == \
+        "${aws_lambda_function.this[each.key].arn}"
+    # Azure: the subscription's ResourceActionSuccess, filtered to the VM operations the parser maps
+    sub = _resources("azure")["azurerm_eventgrid_system_topic_event_subscription"]["instance_events"]
+    assert sub["included_event_types"] == [TRIGGER_EVENTS[("azure", "resource_events")][1]]
+    (string_in,) = sub["advanced_filter"][0]["string_in"]
+    assert string_in["key"] == "data.operationName"
+    prefix, suffix = "microsoft.compute/virtualmachines/", "/action"
+    assert {v.lower().removeprefix(prefix).removesuffix(suffix) for v in string_in["values"]} == set(AZURE_OPERATIONS)
+    assert sub["azure_function_endpoint"][0]["function_id"].endswith("/functions/${each.value.entry_point}")
+    topic = _resources("azure")["azurerm_eventgrid_system_topic"]["subscription"]
+    assert topic["topic_type"] == "Microsoft.Resources.Subscriptions"
+
+
+def test_the_meter_ticks_on_its_schedule_and_runs_with_the_guardrail_s_reach() -> None:
+    job = _resources("gcp")["google_cloud_scheduler_job"]["meter"]
+    assert job["pubsub_target"][0]["topic_name"] == "${google_pubsub_topic.meter[0].id}"
+    assert "var.meter.every_minutes" in job["schedule"]
+    assert _locals("gcp")["topics"].count("google_pubsub_topic.meter[0].id") == 1
+    deployed = _example_functions()
+    assert deployed[("gcp", "meter")]["trigger"] == {"type": "pubsub", "topic": "meter"}
+    # the functions that list and stop on the three clouds run as the identity the stop roles trust
+    assert re.search(r'contains\(f\.grants, "stop_instances"\) \? "guardrail" : k', _locals("gcp")["identity"])
+    function = _resources("gcp")["google_cloudfunctions2_function"]["this"]
+    assert function["service_config"][0]["service_account_email"] == \
+        "${google_service_account.function[local.identity[each.key]].email}"
+    for stem in ("guardrail", "meter", "instance_event"):
+        assert "stop_instances" in deployed[("gcp", stem)]["grants"], stem
+
+
 def test_azure_blob_events_reach_the_event_grid_trigger() -> None:
     subscription = _resources("azure")["azurerm_eventgrid_system_topic_event_subscription"]["exports"]
     assert subscription["included_event_types"] == [TRIGGER_EVENTS[("azure", "blob_events")][1]]
@@ -508,7 +574,8 @@ def test_permissions_granted_equal_the_adapter_s_declared_actions(module: str) -
         assert not narrower, f"{module}: {narrower} would do"
 
 
-@pytest.mark.parametrize(("stem", "declared"), [("ingest", "INGEST_PERMISSIONS"), ("budget", "BUDGET_PERMISSIONS")])
+@pytest.mark.parametrize(("stem", "declared"), [("ingest", "INGEST_PERMISSIONS"), ("budget", "BUDGET_PERMISSIONS"),
+                                                ("instance_event", "INSTANCE_EVENT_PERMISSIONS")])
 def test_aws_function_roles_equal_what_the_composition_root_declares(stem: str, declared: str) -> None:
     from burnguard.app import aws
 

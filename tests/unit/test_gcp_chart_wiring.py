@@ -75,7 +75,7 @@ def test_the_guardrail_function_wires_the_chart_to_its_ledger_and_policy(
     env = {**ENV, gcp.POLICY: str(EVENTS / "policies" / "demo.yaml")}
     consumer = gcp.build_guardrail(env, ledger=local.ledger, controllers={}, dead_letter=lambda ms: None,
                                    clock=lambda: NOW)
-    notifier = consumer.handle.__self__.notifier  # type: ignore[attr-defined]
+    notifier = consumer.handle.__self__.service.notifier  # type: ignore[attr-defined]
     assert isinstance(notifier, ChartNotifier) and isinstance(notifier.inner, SlackNotifier)
     assert notifier.ledger is local.ledger and notifier.clock() == NOW
     assert [g.name for g in notifier.policy.guardrails] == [g.name for g in local.policy.guardrails]

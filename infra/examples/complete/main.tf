@@ -56,6 +56,27 @@ module "gcp" {
       trigger       = { type = "pubsub", topic = "queue" }
       grants        = ["ledger", "slack_notify", "stop_instances", "dead_letter"]
     }
+    # The live estimate: one tick per Cloud Scheduler message on the meter topic (meter below).
+    # It runs as the guardrail's identity (stop_instances): the same reach, the same stops.
+    meter = {
+      entry_point   = "meter"
+      description   = "burnguard meter: the live estimate of running GPU instances"
+      memory_mb     = 1024
+      timeout_s     = 300
+      max_instances = 1
+      trigger       = { type = "pubsub", topic = "meter" }
+      grants        = ["ledger", "slack_notify", "stop_instances"]
+    }
+    # Compute Engine instance starts and stops (audit logs through Eventarc) to the meter.
+    instance_event = {
+      entry_point   = "instance_event"
+      description   = "burnguard instance_event: Compute Engine starts and stops to the meter"
+      memory_mb     = 1024
+      timeout_s     = 300
+      max_instances = 3
+      trigger       = { type = "audit_log" }
+      grants        = ["ledger", "slack_notify", "stop_instances"]
+    }
     # The BigQuery billing export, extracted daily to this bucket (billing_export below).
     ingest = {
       entry_point = "ingest"
@@ -109,6 +130,8 @@ module "gcp" {
   }
 
   guardrail_stop = length(var.gcp_gpu_projects) == 0 ? null : { projects = var.gcp_gpu_projects }
+
+  meter = { every_minutes = var.meter_every_minutes }
 }
 
 module "aws" {
@@ -150,6 +173,14 @@ module "aws" {
       description = "burnguard budget: AWS Budgets notifications to the queue"
       timeout_s   = 60
       trigger     = { type = "sns", topic_arn = "budget" }
+      grants      = ["queue_publish"]
+    }
+    # EC2 instance starts and stops (EventBridge) to the queue: the guardrail's meter.
+    instance_event = {
+      handler     = "instance_event.lambda_handler"
+      description = "burnguard instance_event: EC2 starts and stops to the queue"
+      timeout_s   = 60
+      trigger     = { type = "ec2_state" }
       grants      = ["queue_publish"]
     }
   }
@@ -221,6 +252,13 @@ module "azure" {
       description = "burnguard budget: Action Group webhook to the queue"
       trigger     = { type = "http", public = true, route = "budget" }
       grants      = ["webhook_secret", "queue_publish"]
+    }
+    # The subscription's VM starts and stops (Event Grid) to the queue: the guardrail's meter.
+    instance_event = {
+      entry_point = "instance_event"
+      description = "burnguard instance_event: VM starts and stops to the queue"
+      trigger     = { type = "resource_events" }
+      grants      = ["queue_publish"]
     }
   }
 

@@ -187,3 +187,9 @@ variable "azure_budget_action_group_id" {
   type        = string
   default     = null
 }
+
+variable "meter_every_minutes" {
+  description = "How often the meter reads the running GPU instances (the live estimate), in minutes: 5 by default, 1 at least."
+  type        = number
+  default     = 5
+}

@@ -139,6 +139,50 @@ resource "aws_lambda_permission" "s3" {
   source_arn    = each.value.arn
 }
 
+# --- trigger: ec2_state (EC2 instance state changes through EventBridge) ---------------------
+# The states that start or end an instance's accrual (burnguard.core.state_events.EC2_STATES;
+# tests/infra/test_consistency.py keeps them equal): pending is not a start yet. The rule sees
+# this account's instances in this module's region; other regions are read by the meter's ticks.
+
+resource "aws_cloudwatch_event_rule" "ec2_state" {
+  for_each = { for k, f in var.functions : k => f if f.trigger.type == "ec2_state" }
+
+  name        = "${local.function_names[each.key]}-ec2-state"
+  description = "EC2 instance starts and stops -> ${local.function_names[each.key]} (the live estimate)"
+  event_pattern = jsonencode({
+    source        = ["aws.ec2"]
+    "detail-type" = ["EC2 Instance State-change Notification"]
+    detail        = { state = ["running", "stopping", "stopped", "shutting-down", "terminated"] }
+  })
+  tags = local.tags
+}
+
+resource "aws_cloudwatch_event_target" "ec2_state" {
+  for_each = aws_cloudwatch_event_rule.ec2_state
+
+  rule = each.value.name
+  arn  = aws_lambda_function.this[each.key].arn
+
+  # A state change older than an hour is no news: the meter's ticks have read it since.
+  retry_policy {
+    maximum_event_age_in_seconds = 3600
+    maximum_retry_attempts       = 5
+  }
+  dead_letter_config {
+    arn = one(aws_sqs_queue.dead_letter[*].arn)
+  }
+}
+
+resource "aws_lambda_permission" "ec2_state" {
+  for_each = aws_cloudwatch_event_rule.ec2_state
+
+  statement_id  = "AllowEventBridgeEc2StateChange"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this[each.key].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = each.value.arn
+}
+
 # --- trigger: sns (AWS Budgets notifications) ------------------------------------------------
 
 resource "aws_sns_topic_subscription" "this" {
@@ -172,7 +216,7 @@ resource "aws_sqs_queue" "dead_letter" {
 }
 
 resource "aws_sqs_queue_policy" "dead_letter" {
-  count = length(aws_cloudwatch_event_rule.s3) > 0 ? 1 : 0
+  count = length(aws_cloudwatch_event_rule.s3) + length(aws_cloudwatch_event_rule.ec2_state) > 0 ? 1 : 0
 
   queue_url = aws_sqs_queue.dead_letter[0].id
   policy = jsonencode({
@@ -183,7 +227,7 @@ resource "aws_sqs_queue_policy" "dead_letter" {
       Principal = { Service = "events.amazonaws.com" }
       Action    = ["sqs:SendMessage"]
       Resource  = aws_sqs_queue.dead_letter[0].arn
-      Condition = { ArnEquals = { "aws:SourceArn" = [for r in aws_cloudwatch_event_rule.s3 : r.arn] } }
+      Condition = { ArnEquals = { "aws:SourceArn" = concat([for r in aws_cloudwatch_event_rule.s3 : r.arn], [for r in aws_cloudwatch_event_rule.ec2_state : r.arn]) } }
     }]
   })
 }

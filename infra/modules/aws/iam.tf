@@ -53,7 +53,7 @@ locals {
       Action   = ["s3:GetObject"]
       Resource = ["arn:${local.partition}:s3:::${f.trigger.bucket}/${f.trigger.prefix}*"]
     }] : [],
-    contains(["s3", "sns"], f.trigger.type) ? [{
+    contains(["s3", "sns", "ec2_state"], f.trigger.type) ? [{
       Sid      = "SendToDeadLetterQueue"
       Effect   = "Allow"
       Action   = ["sqs:SendMessage"]

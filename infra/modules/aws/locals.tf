@@ -16,8 +16,9 @@ locals {
   function_arns  = { for k, name in local.function_names : k => "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${name}" }
   log_group_arns = { for k, name in local.function_names : k => "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda/${name}" }
 
-  # Triggered asynchronously (S3 through EventBridge, SNS): failures go to the dead-letter queue.
-  async_functions = { for k, f in var.functions : k => f if contains(["s3", "sns"], f.trigger.type) }
+  # Triggered asynchronously (S3 and EC2 state changes through EventBridge, SNS): failures go to
+  # the dead-letter queue.
+  async_functions = { for k, f in var.functions : k => f if contains(["s3", "sns", "ec2_state"], f.trigger.type) }
 
   # BURNGUARD_SLACK_SIGNING_SECRET_REF: the ARN, "#key" to pick a key of a JSON secret
   # (burnguard.adapters.aws.secrets.aws_secret).
@@ -52,7 +53,7 @@ locals {
     contains(f.grants, "queue_publish") || contains(f.grants, "ledger") ? { BURNGUARD_GCP_WIF_CONFIG = local.gcp_credentials } : {},
     # A bad event goes to the dead-letter queue with its reason (the code sends it there itself;
     # Lambda sends what still fails after its retries).
-    f.trigger.type == "s3" || f.trigger.type == "sns" ? { BURNGUARD_DEAD_LETTER_URL = one(aws_sqs_queue.dead_letter[*].url) } : {},
+    contains(["s3", "sns", "ec2_state"], f.trigger.type) ? { BURNGUARD_DEAD_LETTER_URL = one(aws_sqs_queue.dead_letter[*].url) } : {},
     contains(f.grants, "state") ? {
       BURNGUARD_STATE_BUCKET = one(aws_s3_bucket.state[*].bucket)
       BURNGUARD_STATE_PREFIX = var.state.prefix

@@ -69,7 +69,9 @@ variable "functions" {
       handler     "<file>.<callable>" at the bundle root, e.g. "slack_command.lambda_handler"
       trigger     type = "function_url" (public = true only for Slack-signed requests),
                   "s3" (bucket, prefix: S3 "Object Created" through EventBridge),
-                  "sns" (topic_arn; "budget": the topic of var.billing.budgets), or "none"
+                  "sns" (topic_arn; "budget": the topic of var.billing.budgets),
+                  "ec2_state" (EventBridge "EC2 Instance State-change Notification" of this
+                  account and region: the instance_event function), or "none"
       grants      what the function may do, each one mapped to least-privilege IAM in iam.tf:
                   "slack_signing_secret" read the Slack signing secret (var.slack)
                   "self_invoke"          invoke itself asynchronously (deferred slash commands)
@@ -113,8 +115,8 @@ variable "functions" {
     error_message = "functions[*].handler: \"<file>.<callable>\" at the bundle root, e.g. slack_command.lambda_handler."
   }
   validation {
-    condition     = alltrue([for f in values(var.functions) : contains(["function_url", "s3", "sns", "none"], f.trigger.type)])
-    error_message = "functions[*].trigger.type: function_url, s3, sns or none."
+    condition     = alltrue([for f in values(var.functions) : contains(["function_url", "s3", "sns", "ec2_state", "none"], f.trigger.type)])
+    error_message = "functions[*].trigger.type: function_url, s3, sns, ec2_state or none."
   }
   validation {
     condition = alltrue([for f in values(var.functions) : alltrue([

@@ -145,7 +145,7 @@ resource "azurerm_application_insights" "this" {
 
 resource "azurerm_storage_container" "dead_letter" {
   #checkov:skip=CKV2_AZURE_21:Event Grid dead letters only; read by an operator replaying them
-  for_each = local.blob_events
+  for_each = merge(local.blob_events, local.resource_events)
 
   name                  = "dead-letter"
   storage_account_id    = azurerm_storage_account.function[each.key].id
@@ -209,6 +209,57 @@ resource "azurerm_eventgrid_system_topic_event_subscription" "exports" {
   }
 
   depends_on = [azurerm_role_assignment.event_grid_dead_letter]
+}
+
+# --- trigger: resource_events (VM starts and stops -> Event Grid -> instance_event) ---------------
+# The subscription's resource events, filtered to the VM actions that start or end an instance's
+# accrual (burnguard.core.state_events.AZURE_OPERATIONS; tests/infra/test_consistency.py keeps
+# them equal), delivered to the function's Event Grid trigger. A subscription has at most one
+# system topic of its own: if one exists already, point an event subscription of it at the
+# function instead (README). A lost event is read by the meter's next tick: a short time to live,
+# no dead-lettering by Event Grid (the function records malformed events itself).
+
+resource "azurerm_eventgrid_system_topic" "subscription" {
+  for_each = local.resource_events
+
+  name                = "${local.function_names[each.key]}-subscription"
+  resource_group_name = local.resource_group_name
+  location            = "global"
+  source_resource_id  = "/subscriptions/${data.azurerm_client_config.current.subscription_id}"
+  topic_type          = "Microsoft.Resources.Subscriptions"
+  tags                = local.tags
+}
+
+resource "azurerm_eventgrid_system_topic_event_subscription" "instance_events" {
+  for_each = var.runtime.code_deployed ? local.resource_events : {}
+
+  name                  = "vm-start-stop"
+  system_topic          = azurerm_eventgrid_system_topic.subscription[each.key].name
+  resource_group_name   = local.resource_group_name
+  included_event_types  = ["Microsoft.Resources.ResourceActionSuccess"]
+  event_delivery_schema = "EventGridSchema"
+
+  advanced_filter {
+    string_in {
+      key = "data.operationName"
+      values = [
+        "Microsoft.Compute/virtualMachines/start/action",
+        "Microsoft.Compute/virtualMachines/restart/action",
+        "Microsoft.Compute/virtualMachines/deallocate/action",
+        "Microsoft.Compute/virtualMachines/powerOff/action",
+      ]
+    }
+  }
+
+  azure_function_endpoint {
+    function_id          = "${azurerm_function_app_flex_consumption.this[each.key].id}/functions/${each.value.entry_point}"
+    max_events_per_batch = 1
+  }
+
+  retry_policy {
+    max_delivery_attempts = 10
+    event_time_to_live    = 60
+  }
 }
 
 # --- trigger: queue (deferred slash answers) ------------------------------------------------------

@@ -19,7 +19,7 @@ locals {
 
   # Every function of the bundle's function_app.py (tests/infra/test_consistency.py keeps this
   # list equal to it): an app runs one of them and disables the others.
-  bundle_entry_points = ["budget", "ingest", "ingest_queue", "slack_command", "slack_deferred"]
+  bundle_entry_points = ["budget", "ingest", "ingest_queue", "instance_event", "slack_command", "slack_deferred"]
 
   resource_group_name = var.resource_group_name == null ? azurerm_resource_group.this[0].name : data.azurerm_resource_group.existing[0].name
   resource_group_id   = var.resource_group_name == null ? azurerm_resource_group.this[0].id : data.azurerm_resource_group.existing[0].id
@@ -33,6 +33,8 @@ locals {
   storage_names = { for k in keys(var.functions) : k => "${substr(replace("${var.name_prefix}${k}", "/[^a-z0-9]/", ""), 0, 16)}${substr(sha1("${local.suffix}/${k}"), 0, 8)}" }
 
   blob_events = { for k, f in var.functions : k => f if f.trigger.type == "blob_events" }
+  # The subscription's VM starts and stops (Event Grid system topic of the subscription).
+  resource_events = { for k, f in var.functions : k => f if f.trigger.type == "resource_events" }
 
   # Whose storage account each app's host uses (AzureWebJobsStorage): its own, or for a queue
   # trigger the account of the function that sends to the queue (host_storage).
@@ -112,8 +114,9 @@ locals {
       BURNGUARD_WEBHOOK_SECRET_REF = var.slack.webhook_secret_uri
     } : {},
     contains(f.grants, "read_exports") ? { BURNGUARD_AZURE_EXPORT_STORAGE = local.export_blob_endpoints[k] } : {},
-    # ingest: records of runs not counted, with their reason, beside Event Grid's dead letters
-    f.trigger.type == "blob_events" ? { BURNGUARD_DEAD_LETTER_CONTAINER = "dead-letter" } : {},
+    # ingest: records of runs not counted, with their reason, beside Event Grid's dead letters;
+    # instance_event: malformed events, with their reason
+    contains(["blob_events", "resource_events"], f.trigger.type) ? { BURNGUARD_DEAD_LETTER_CONTAINER = "dead-letter" } : {},
     # the sender's deferrer and the reader's binding (%BURNGUARD_SLACK_DEFER_QUEUE%)
     contains(f.grants, "slack_defer") ? { BURNGUARD_SLACK_DEFER_QUEUE = local.slack_defer_queue } : {},
     f.trigger.type == "queue" ? { BURNGUARD_SLACK_DEFER_QUEUE = local.slack_defer_queue } : {},

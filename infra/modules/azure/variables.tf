@@ -84,7 +84,11 @@ variable "functions" {
                    the platform; route: the @app.route of function_app.py), or "blob_events" (storage_account_id, container, prefix:
                    BlobCreated events through an Event Grid system topic subscription to the
                    function's Event Grid trigger, retried, dead-lettered to its storage account;
-                   created once runtime.code_deployed is true), or "queue" (queue = "slack_defer":
+                   created once runtime.code_deployed is true), "resource_events" (the
+                   subscription's VM start/restart/deallocate/powerOff ResourceActionSuccess
+                   events through an Event Grid system topic of the subscription: the
+                   instance_event function; created once runtime.code_deployed is true), or
+                   "queue" (queue = "slack_defer":
                    the Storage queue of deferred slash answers, which lives in the storage
                    account of the function granted slack_defer; host_storage must name that
                    function, so that both apps' AzureWebJobsStorage is the queue's account)
@@ -129,8 +133,8 @@ variable "functions" {
     error_message = "functions[*].entry_point: the name of a function in function_app.py."
   }
   validation {
-    condition     = alltrue([for f in values(var.functions) : contains(["http", "blob_events", "queue"], f.trigger.type)])
-    error_message = "functions[*].trigger.type: http, blob_events or queue."
+    condition     = alltrue([for f in values(var.functions) : contains(["http", "blob_events", "resource_events", "queue"], f.trigger.type)])
+    error_message = "functions[*].trigger.type: http, blob_events, resource_events or queue."
   }
   validation {
     condition = alltrue([for f in values(var.functions) : alltrue([

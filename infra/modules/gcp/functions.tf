@@ -5,6 +5,9 @@ locals {
   public_http    = { for k, f in var.functions : k => f if f.trigger.type == "http" && f.trigger.public }
   pubsub_push    = { for k, f in var.functions : k => f if f.trigger.type == "pubsub" }
   storage_events = { for k, f in var.functions : k => f if f.trigger.type == "storage" }
+  audit_log      = { for k, f in var.functions : k => f if f.trigger.type == "audit_log" }
+  # Functions Eventarc delivers to as their own identity (invoker and event receiver roles).
+  eventarc = merge(local.storage_events, local.audit_log)
 }
 
 resource "google_storage_bucket" "sources" {
@@ -66,7 +69,7 @@ resource "google_cloudfunctions2_function" "this" {
     # Public HTTP: reachable from Slack. Pub/Sub push and Eventarc count as internal traffic.
     ingress_settings               = each.value.trigger.type == "http" ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision = true
-    service_account_email          = google_service_account.function[each.key].email
+    service_account_email          = google_service_account.function[local.identity[each.key]].email
     environment_variables          = local.environment[each.key]
   }
 
@@ -76,7 +79,7 @@ resource "google_cloudfunctions2_function" "this" {
       trigger_region        = var.region
       event_type            = "google.cloud.storage.object.v1.finalized"
       retry_policy          = event_trigger.value.retry ? "RETRY_POLICY_RETRY" : "RETRY_POLICY_DO_NOT_RETRY"
-      service_account_email = google_service_account.function[each.key].email
+      service_account_email = google_service_account.function[local.identity[each.key]].email
       event_filters {
         attribute = "bucket"
         value     = event_trigger.value.bucket
@@ -190,20 +193,20 @@ resource "google_pubsub_subscription_iam_member" "push_dead_letter_agent" {
 
 # --- trigger: storage (Eventarc) ---------------------------------------------------------------
 
-# Eventarc delivers as the function's service account.
+# Eventarc delivers as the function's service account (storage and audit_log triggers).
 resource "google_cloud_run_service_iam_member" "storage_event_invoker" {
-  for_each = local.storage_events
+  for_each = local.eventarc
 
   project  = var.project_id
   location = var.region
   service  = google_cloudfunctions2_function.this[each.key].name
   role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.function[each.key].email}"
+  member   = "serviceAccount:${google_service_account.function[local.identity[each.key]].email}"
 }
 
 # Eventarc's required project-level roles (no narrower scope exists for either).
 resource "google_project_iam_member" "storage_event_receiver" {
-  for_each = local.storage_events
+  for_each = toset([for k in keys(local.eventarc) : local.identity[k]])
 
   project = var.project_id
   role    = "roles/eventarc.eventReceiver"

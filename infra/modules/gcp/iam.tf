@@ -5,7 +5,8 @@
 
 locals {
   function_grants = merge([for k, f in var.functions : {
-    for g in f.grants : "${k}/${g}" => { function = k, grant = g, member = "serviceAccount:${google_service_account.function[k].email}" }
+    # keyed by identity: the functions sharing the guardrail's get its grants once
+    for g in f.grants : "${local.identity[k]}/${g}" => { function = k, grant = g, member = "serviceAccount:${google_service_account.function[local.identity[k]].email}" }
   }]...)
   external_grants = merge([for name, p in local.external_principals : {
     for g in p.grants : "${name}/${g}" => { grant = g, member = p.member }

@@ -8,9 +8,13 @@ locals {
   # <prefix>-<stem with dashes>: burnguard-slack-command (also the service account id, <= 30)
   function_names = { for k in keys(var.functions) : k => "${var.name_prefix}-${replace(k, "_", "-")}" }
 
-  # Every function has its own service account; the guardrail's exists before its function does
-  # (the AWS and Azure stop roles trust it), and the guardrail function will use it.
-  service_account_keys = setunion(keys(var.functions), ["guardrail"])
+  # Every function has its own service account, except those granted stop_instances: they run
+  # as the guardrail's, the identity the AWS and Azure stop roles trust (it exists before the
+  # guardrail function does).
+  identity             = { for k, f in var.functions : k => contains(f.grants, "stop_instances") ? "guardrail" : k }
+  service_account_keys = setunion(values(local.identity), ["guardrail"])
+
+  meter_enabled = anytrue([for f in values(var.functions) : f.trigger.type == "pubsub" && f.trigger.topic == "meter"])
 
   pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
@@ -23,6 +27,7 @@ locals {
     { queue = google_pubsub_topic.queue.id },
     local.slack_defer_enabled ? { slack_defer = google_pubsub_topic.slack_defer[0].id } : {},
     local.budget_topic_enabled ? { budget = google_pubsub_topic.budget[0].id } : {},
+    local.meter_enabled ? { meter = google_pubsub_topic.meter[0].id } : {},
   )
 
   ledger_database_id = coalesce(var.ledger.database_id, "${var.name_prefix}-ledger")

@@ -64,3 +64,13 @@ output "project_number" {
   description = "Number of the control plane's project."
   value       = data.google_project.this.number
 }
+
+output "meter_topic" {
+  description = "The topic the meter's Cloud Scheduler job ticks (null without a meter function)."
+  value       = one(google_pubsub_topic.meter[*].id)
+}
+
+output "meter_schedule" {
+  description = "The meter job's cron schedule (null without a meter function)."
+  value       = one(google_cloud_scheduler_job.meter[*].schedule)
+}

@@ -76,10 +76,13 @@ variable "functions" {
     The functions to deploy, by stem (the same stem on every cloud). Adding one is one entry:
       entry_point  the function's name in main.py (slack_command, slack_deferred, ...)
       trigger      type = "http" (public = true only for Slack-signed requests),
-                   "pubsub" (topic = "queue", "slack_defer", or a topic path such as the one
-                   budget notifications go to: a push subscription of this module, with
-                   retries and the dead-letter topic), or
-                   "storage" (bucket: object finalized, through Eventarc)
+                   "pubsub" (topic = "queue", "slack_defer", "meter" (the meter's Cloud Scheduler
+                   ticks, var.meter), or a topic path such as the one budget notifications go
+                   to: a push subscription of this module, with retries and the dead-letter
+                   topic),
+                   "storage" (bucket: object finalized, through Eventarc), or
+                   "audit_log" (Compute Engine instance start/stop/insert/delete/suspend/resume
+                   Admin Activity audit log entries of this project, through Eventarc triggers)
       grants       each one a single role on a single resource (iam.tf):
                    "slack_signing_secret" secretAccessor on the signing secret
                    "slack_defer"          publisher on the slash command's deferral topic
@@ -88,10 +91,14 @@ variable "functions" {
                    "read_exports"         objectViewer on the storage trigger's bucket
                    "slack_notify"         secretAccessor on the Slack bot token (BURNGUARD_SLACK_BOT_TOKEN_REF,
                                           BURNGUARD_SLACK_CHANNEL)
-                   "stop_instances"       the guardrail only: its reach into the clouds
+                   "stop_instances"       the guardrail's reach into the clouds
                                           (BURNGUARD_GCP_PROJECTS, BURNGUARD_GCE_LOCAL_SSD,
                                           BURNGUARD_AWS_*, BURNGUARD_AZURE_*); the identities
-                                          themselves are guardrail_stop's
+                                          themselves are guardrail_stop's. A function granted it
+                                          runs as the guardrail's service account (the one the
+                                          stop roles trust): the guardrail, the meter and
+                                          instance_event (they list instances on the three
+                                          clouds and stop at a crossing, as the guardrail does)
                    "dead_letter"          publisher on the dead-letter topic: a pubsub function
                                           that dead-letters itself (BURNGUARD_DEAD_LETTER_TOPIC,
                                           BURNGUARD_MAX_DELIVERY_ATTEMPTS = the subscription's
@@ -128,8 +135,8 @@ variable "functions" {
     error_message = "functions[*].entry_point: the name of a function in main.py."
   }
   validation {
-    condition     = alltrue([for f in values(var.functions) : contains(["http", "pubsub", "storage"], f.trigger.type)])
-    error_message = "functions[*].trigger.type: http, pubsub or storage."
+    condition     = alltrue([for f in values(var.functions) : contains(["http", "pubsub", "storage", "audit_log"], f.trigger.type)])
+    error_message = "functions[*].trigger.type: http, pubsub, storage or audit_log."
   }
   validation {
     condition = alltrue([for f in values(var.functions) : alltrue([
@@ -142,9 +149,10 @@ variable "functions" {
     error_message = "functions[*].grants: dead_letter is for a pubsub function (its subscription's max_delivery_attempts is the function's)."
   }
   validation {
-    # The stop roles on every cloud trust the guardrail's service account, and only it.
-    condition     = alltrue([for k, f in var.functions : !contains(f.grants, "stop_instances") || k == "guardrail"])
-    error_message = "functions[*].grants: stop_instances only for the function keyed guardrail (the identity the stop roles trust)."
+    # The stop roles on every cloud trust the guardrail's service account, and only it: the
+    # functions granted stop_instances run as it.
+    condition     = alltrue([for k, f in var.functions : !contains(f.grants, "stop_instances") || contains(["guardrail", "meter", "instance_event"], k)])
+    error_message = "functions[*].grants: stop_instances only for the functions keyed guardrail, meter and instance_event (they run as the guardrail's identity, which the stop roles trust)."
   }
   validation {
     # allUsers may invoke only a function that verifies Slack's signature on every request.
@@ -153,9 +161,9 @@ variable "functions" {
   }
   validation {
     condition = alltrue([for f in values(var.functions) : f.trigger.type != "pubsub" || (
-      contains(["queue", "slack_defer", "budget"], coalesce(f.trigger.topic, "-")) || can(regex("^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$", f.trigger.topic))
+      contains(["queue", "slack_defer", "budget", "meter"], coalesce(f.trigger.topic, "-")) || can(regex("^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$", f.trigger.topic))
     )])
-    error_message = "functions[*].trigger.topic: a topic of this module (queue, slack_defer, budget) or a topic path projects/<p>/topics/<t> (e.g. the one budget notifications go to)."
+    error_message = "functions[*].trigger.topic: a topic of this module (queue, slack_defer, budget, meter) or a topic path projects/<p>/topics/<t> (e.g. the one budget notifications go to)."
   }
   validation {
     condition     = alltrue([for f in values(var.functions) : f.trigger.type != "storage" || (f.trigger.bucket != null && contains(f.grants, "read_exports"))])
@@ -413,5 +421,25 @@ variable "billing_export" {
   validation {
     condition     = var.billing_export == null || try(can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]\\.[A-Za-z0-9_]+\\.[A-Za-z0-9_]+$", var.billing_export.table)) && can(regex("^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$", var.billing_export.billing_account)) && (var.billing_export.prefix == "" || endswith(var.billing_export.prefix, "/")), false)
     error_message = "billing_export: table project.dataset.table, billing_account XXXXXX-XXXXXX-XXXXXX (upper-case hex), prefix empty or ending in /."
+  }
+}
+
+variable "meter" {
+  description = <<-EOT
+    The live estimate's schedule: a Cloud Scheduler job publishes a tick to the meter topic every
+    every_minutes minutes (5 by default, 1 at least; a divisor of 60 keeps the ticks even); a
+    function triggered by { type = "pubsub", topic = "meter" } runs one meter tick per message.
+    The job exists only when such a function does.
+  EOT
+  type = object({
+    every_minutes = optional(number, 5)
+    paused        = optional(bool, false)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = var.meter.every_minutes >= 1 && var.meter.every_minutes <= 30 && floor(var.meter.every_minutes) == var.meter.every_minutes
+    error_message = "meter.every_minutes: a whole number of minutes from 1 to 30."
   }
 }

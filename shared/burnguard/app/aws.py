@@ -55,6 +55,8 @@ INGEST_PERMISSIONS: tuple[str, ...] = ("s3:GetObject", "s3:ListBucket", "s3:PutO
                                        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 # (Federation signs sts:GetCallerIdentity, which needs no IAM permission.)
 BUDGET_PERMISSIONS: tuple[str, ...] = ("sqs:SendMessage",)
+#: The instance_event function (EventBridge EC2 state changes → Pub/Sub): its dead letters only.
+INSTANCE_EVENT_PERMISSIONS: tuple[str, ...] = ("sqs:SendMessage",)
 
 
 class TransientError(BurnguardError):
@@ -327,6 +329,54 @@ def budget_app() -> BudgetApp:
 
 
 # --------------------------------------------------------------------------------------------
+# instance_event (EventBridge "EC2 Instance State-change Notification" → state-change message)
+
+
+@dataclass
+class InstanceEventApp:
+    publish: Publish
+    dead_letter: DeadLetter | None = None
+
+    def handle_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """An EventBridge event: a start or stop becomes one ``state-change`` message on the
+        shared queue (the guardrail's meter starts or ends the instance's accrual at its time);
+        any other event (``pending``, another source) is ignored with a log line. A malformed
+        one is dead-lettered with its reason (or raises, for the Lambda's on-failure
+        destination, when no dead-letter queue is configured)."""
+        from burnguard.core.messages import encode_state_change
+        from burnguard.core.state_events import parse_state_change
+
+        try:
+            change = parse_state_change("aws", event)
+        except InputError as exc:
+            reason = exc.describe()
+            log.error("malformed state-change event, dead-lettered: %s", reason)
+            if self.dead_letter is None:
+                raise
+            self.dead_letter(event, reason)
+            return {"action": "dead-lettered", "reason": reason}
+        if change is None:
+            what = (f"{event.get('detail-type')!r} state {event.get('detail', {}).get('state')!r}"
+                    if isinstance(event, Mapping) and isinstance(event.get("detail"), Mapping)
+                    else repr(event.get("detail-type")) if isinstance(event, Mapping) else "?")
+            log.info("event ignored: not an instance start or stop (%s)", what)
+            return {"action": "ignored", "reason": f"not an instance start or stop ({what})"}
+        message = encode_state_change(change)
+        self.publish([message])
+        return {"action": "published", "message_id": message.message_id, "instance": change.instance_id,
+                "state": change.state, "at": change.at.isoformat()}
+
+
+def build_instance_event_app(settings: AwsSettings, *, publish: Publish | None = None) -> InstanceEventApp:
+    return InstanceEventApp(publish or pubsub_publisher(settings), dead_letter_of(settings, "instance_event"))
+
+
+@functools.cache
+def instance_event_app() -> InstanceEventApp:
+    return build_instance_event_app(AwsSettings.from_env(os.environ))
+
+
+# --------------------------------------------------------------------------------------------
 # burnguard invoke aws ...
 
 
@@ -412,6 +462,19 @@ def invoke_budget(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
     finally:
         close()
     return {"function": "aws budget", "queue": where, "results": results, "published": recorder.report()}
+
+
+@invoker("aws", "instance_event")
+def invoke_instance_event(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
+    publish, close, where = _publish_for(ctx)
+    recorder = RecordingPublish(publish)
+    try:
+        result = InstanceEventApp(recorder).handle_event(event)
+    except InputError as exc:
+        result = {"action": "dead-lettered", "reason": exc.describe()}
+    finally:
+        close()
+    return {"function": "aws instance_event", "queue": where, "result": result, "published": recorder.report()}
 
 
 @invoker("aws", "slack")

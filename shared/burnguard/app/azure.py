@@ -33,6 +33,9 @@ Environment (Terraform sets it; references only, never secrets):
                                        ``AzureWebJobsStorage__queueServiceUri``)
 =====================================  ========================================================
 
+``instance_event`` (Event Grid ``ResourceActionSuccess`` of the subscription's VMs) reads
+``BURNGUARD_TOPIC``, the federation settings and ``BURNGUARD_DEAD_LETTER_CONTAINER``.
+
 ``burnguard invoke azure ingest|budget|slack EVENT.json``: with ``BURNGUARD_TOPIC`` unset the
 functions publish to the embedded queue of ``--home``, and ingest reads blobs from
 ``events/exports/azure/<container>/`` (``BURNGUARD_AZURE_LOCAL_EXPORTS`` overrides the root).
@@ -300,6 +303,59 @@ def ingest_endpoint() -> AzureIngest:
 
 
 # --------------------------------------------------------------------------------------------
+# instance_event (Event Grid resource events of VMs → state-change message)
+
+
+class AzureInstanceEvent:
+    """A VM started, restarted, deallocated or powered off (Event Grid
+    ``Microsoft.Resources.ResourceActionSuccess`` on the subscription) → one ``state-change``
+    message on the shared queue; the guardrail's meter starts or ends the VM's accrual at the
+    event's time. Any other event is ignored with a log line; a malformed one is recorded in
+    the dead-letter container (when configured) and logged, never retried (it cannot improve)."""
+
+    def __init__(self, publish: Publish, dead_letters: DeadLetters | None = None):
+        self.publish = publish
+        self.dead_letters = dead_letters
+
+    def handle(self, event: Any) -> dict[str, Any]:
+        from burnguard.core.messages import encode_state_change
+        from burnguard.core.state_events import parse_state_change
+
+        fields = event_fields(event)
+        time = fields["time"]
+        shaped = {"eventType": fields["type"], "subject": fields["subject"], "data": fields["data"],
+                  "eventTime": time.isoformat() if isinstance(time, datetime) else time}
+        try:
+            change = parse_state_change("azure", shaped)
+        except InputError as exc:
+            reason = exc.describe()
+            log.error("malformed state-change event %s: %s", fields["id"], reason)
+            if self.dead_letters is not None:
+                try:
+                    self.dead_letters.record(str(fields["id"] or ""), reason, {"event": fields})
+                except Exception as err:  # azure.core errors: the log line above carries the reason
+                    log.error("dead-letter record of event %s not written: %s: %s", fields["id"],
+                              type(err).__name__, err)
+            return {"action": "dead-lettered", "reason": reason}
+        if change is None:
+            data = fields["data"] if isinstance(fields["data"], Mapping) else {}
+            what = f"{fields['type']} {data.get('operationName', '')}".strip()
+            log.info("event %s ignored: not a VM start or stop (%s)", fields["id"], what)
+            return {"action": "ignored", "reason": f"not a VM start or stop ({what})"}
+        message = encode_state_change(change)
+        self.publish([message])
+        log.info("state change of %s (%s at %s) published", change.instance_id, change.state, change.at.isoformat())
+        return {"action": "published", "message_id": message.message_id, "instance": change.instance_id,
+                "state": change.state, "at": change.at.isoformat()}
+
+
+@functools.cache
+def instance_event_endpoint() -> AzureInstanceEvent:
+    env = os.environ
+    return AzureInstanceEvent(build_publisher(PublishSettings.from_env(env)), dead_letters(env))
+
+
+# --------------------------------------------------------------------------------------------
 # Budget (Action Group webhook → budget-alert message)
 
 
@@ -446,6 +502,22 @@ def invoke_ingest(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
     finally:
         close()
     return {"function": "azure ingest", "queue": where, "events": results}
+
+
+@invoker("azure", "instance_event")
+def invoke_instance_event(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
+    close: Callable[[], None] = lambda: None  # noqa: E731
+    if ctx.env.get(TOPIC):
+        publish: Publish = build_publisher(PublishSettings.from_env(ctx.env))
+        where = ctx.env[TOPIC]
+    else:
+        publish, close = _embedded_publish(ctx)
+        where = f"embedded queue {ctx.home / 'queue.sqlite'}"
+    try:
+        results = [AzureInstanceEvent(publish).handle(one) for one in _events(event)]
+    finally:
+        close()
+    return {"function": "azure instance_event", "queue": where, "events": results}
 
 
 @invoker("azure", "budget")

@@ -30,6 +30,12 @@ Environment (validated when an instance first needs it; the error names the vari
                                        ``BURNGUARD_AWS_TOKEN_AUDIENCE`` (default
                                        ``burnguard-aws-stop``) the ID token's audience for STS
 =====================================  ==========================================================
+
+The meter (``meter``: a Cloud Scheduler tick through Pub/Sub; ``instance_event``: Compute Engine
+audit logs through Eventarc) reads what the guardrail reads (``BURNGUARD_POLICY``,
+``BURNGUARD_LEDGER``, the reach, Slack), and its ledger must keep the live estimate
+(:class:`~burnguard.ports.ledger.EstimateLog`): :func:`build_meter` refuses one that does not.
+The guardrail hands the ``state-change`` messages AWS and Azure publish to the meter.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +57,17 @@ from burnguard.app.invoke import InvokeContext, RecordingPublish, describe_publi
 from burnguard.app.slack import RESUMERS
 from burnguard.core.budget import parse_gcp_pubsub_cloudevent
 from burnguard.core.errors import InputError
-from burnguard.core.messages import Message
+from burnguard.core.messages import STATE_CHANGE, Message
 from burnguard.core.policy import Policy, load_policy
+from burnguard.core.prices import PriceTable
+from burnguard.core.state_events import parse_state_change
 from burnguard.ports.instances import InstanceController
-from burnguard.ports.ledger import Ledger
+from burnguard.ports.ledger import EstimateLog, Ledger
 from burnguard.ports.notify import Notifier
 from burnguard.ports.objects import ObjectStore, Publish
 from burnguard.services.budget import alert_message
-from burnguard.services.guardrail import GuardrailService, HandleResult
+from burnguard.services.guardrail import ExecutionReport, GuardrailService, HandleResult
+from burnguard.services.meter import EstimatingLedger, MeterService, TickReport
 from burnguard.services.objects import ingest_object
 
 DEAD_LETTER_TOPIC = "BURNGUARD_DEAD_LETTER_TOPIC"
@@ -269,15 +279,40 @@ def handle_budget_event(event: Mapping[str, Any], publish: Publish) -> dict[str,
     return {"published": describe_published([message]), "alert": json.loads(alert.model_dump_json())}
 
 
+class GuardrailHandler:
+    """What the guardrail's push consumer applies a message with: queue messages go to the
+    guardrail service, ``state-change`` messages to the meter (a ledger that keeps no estimate
+    dead-letters them, with the reason: they can be replayed once it does)."""
+
+    def __init__(self, service: GuardrailService, meter: MeterService | None = None):
+        self.service = service
+        self.meter = meter
+
+    def handle(self, message: Message) -> Any:
+        if message.kind != STATE_CHANGE:
+            return self.service.handle(message)
+        if self.meter is None:
+            raise InputError("state-change: this guardrail's ledger keeps no live estimate (the meter is not "
+                             f"deployed on it; see {LEDGER})", field="kind")
+        return self.meter.handle(message)
+
+
 def guardrail_consumer(service: GuardrailService, dead_letter: Publish, *, attempts: int = DEFAULT_MAX_ATTEMPTS,
-                       log: Callable[[str], None] | None = None) -> PushConsumer:
-    return PushConsumer(service.handle, dead_letter, max_attempts=attempts, log=log)
+                       log: Callable[[str], None] | None = None, meter: MeterService | None = None) -> PushConsumer:
+    return PushConsumer(GuardrailHandler(service, meter).handle, dead_letter, max_attempts=attempts, log=log)
 
 
-def build_guardrail(env: Mapping[str, str], *, ledger: Ledger | None = None,
-                    controllers: Mapping[str, InstanceController] | None = None,
-                    notifier: Notifier | None = None, dead_letter: Publish | None = None,
-                    clock: Callable[[], datetime] | None = None) -> PushConsumer:
+def estimating(ledger: Ledger) -> EstimatingLedger:
+    """``ledger`` as one that keeps the live estimate, or the configuration error saying it cannot."""
+    if not isinstance(ledger, EstimateLog):
+        raise ConfigurationError(
+            f"{LEDGER}: the meter needs a ledger that keeps the live estimate, and {type(ledger).__name__} does "
+            "not (sqlite:///<path> does; the Firestore ledger does not yet)")
+    return ledger  # a Ledger and an EstimateLog: an EstimatingLedger
+
+
+def _parts(env: Mapping[str, str], ledger: Ledger | None, notifier: Notifier | None,
+           clock: Callable[[], datetime] | None) -> tuple[Policy, Ledger, Notifier]:
     missing = [k for k in (POLICY, LEDGER) if not env.get(k)] if ledger is None else \
         [k for k in (POLICY,) if not env.get(k)]
     if missing:
@@ -287,11 +322,71 @@ def build_guardrail(env: Mapping[str, str], *, ledger: Ledger | None = None,
         ledger = open_ledger(env[LEDGER])
     if notifier is None:  # Slack, with the spend chart after a threshold alert
         notifier = notifier_from_env(env, ledger=ledger, policy=policy, clock=clock)
-    service = GuardrailService(policy, ledger, notifier or notifier_from_env(env),
-                               controllers if controllers is not None else cloud_controllers(env),
-                               **({"clock": clock} if clock else {}))
+    return policy, ledger, notifier
+
+
+def build_guardrail(env: Mapping[str, str], *, ledger: Ledger | None = None,
+                    controllers: Mapping[str, InstanceController] | None = None,
+                    notifier: Notifier | None = None, dead_letter: Publish | None = None,
+                    clock: Callable[[], datetime] | None = None) -> PushConsumer:
+    """The guardrail. When its ledger keeps the live estimate, guardrails count billed +
+    estimated spend and the ``state-change`` messages go to a meter sharing its parts."""
+    policy, ledger, notifier = _parts(env, ledger, notifier, clock)
+    reach = controllers if controllers is not None else cloud_controllers(env)
+    service = GuardrailService(policy, ledger, notifier, reach, **({"clock": clock} if clock else {}))
+    meter = None
+    if isinstance(ledger, EstimateLog):
+        meter = _meter(policy, estimating(ledger), reach, service, clock, None)
     dead = dead_letter or pubsub_publisher(topic_path(env, DEAD_LETTER_TOPIC))
-    return guardrail_consumer(service, dead, attempts=max_attempts(env), log=_log)
+    return guardrail_consumer(service, dead, attempts=max_attempts(env), log=_log, meter=meter)
+
+
+def build_meter(env: Mapping[str, str], *, ledger: Ledger | None = None,
+                controllers: Mapping[str, InstanceController] | None = None, notifier: Notifier | None = None,
+                clock: Callable[[], datetime] | None = None, prices: PriceTable | None = None) -> MeterService:
+    """The meter of the ``meter`` and ``instance_event`` functions, from the guardrail's settings:
+    the policy, the ledger of ``BURNGUARD_LEDGER`` (it must keep estimates: a
+    :class:`ConfigurationError` at cold start otherwise), the three clouds' controllers
+    (:func:`cloud_controllers`), the shipped price table, and a guardrail service with its
+    notifier that acts on a budget crossed by estimate at the tick."""
+    policy, ledger, notifier = _parts(env, ledger, notifier, clock)
+    keeping = estimating(ledger)
+    reach = controllers if controllers is not None else cloud_controllers(env)
+    service = GuardrailService(policy, ledger, notifier, reach, **({"clock": clock} if clock else {}))
+    return _meter(policy, keeping, reach, service, clock, prices)
+
+
+def _meter(policy: Policy, ledger: EstimatingLedger, controllers: Mapping[str, InstanceController],
+           service: GuardrailService, clock: Callable[[], datetime] | None, prices: PriceTable | None) -> MeterService:
+    from burnguard.app.estimates_cli import load_prices
+
+    service.estimates = ledger  # guardrails count billed + estimated (unless basis: billed)
+    return MeterService(policy, ledger, controllers, prices or load_prices(), service,
+                        **({"clock": clock} if clock else {}))
+
+
+def handle_meter_tick(meter: MeterService) -> dict[str, Any]:
+    """One tick of the ``meter`` function (the scheduler's message says nothing more). A cloud
+    whose listing fails is one of the report's ``problems``; the other clouds are read."""
+    return describe_tick(meter.tick())
+
+
+def handle_instance_event(entry: Any, meter: Callable[[], MeterService]) -> dict[str, Any]:
+    """A Compute Engine audit log entry (the data of an Eventarc
+    ``google.cloud.audit.log.v1.written`` CloudEvent) → the meter reads at the change. An entry
+    that is no instance start or stop is ``ignored``; a malformed one ``rejected`` (both
+    acknowledged, with the reason: a retry would not make them readable)."""
+    payload = entry.get("protoPayload") if isinstance(entry, Mapping) else None
+    method = payload.get("methodName") if isinstance(payload, Mapping) else None
+    try:
+        change = parse_state_change("gcp", entry)
+    except InputError as exc:
+        return {"action": "rejected", "reason": exc.describe()}
+    if change is None:
+        return {"action": "ignored", "reason": f"not an instance start or stop ({method or 'no methodName'})"}
+    report = describe_tick(meter().on_state_change(change))
+    return {"action": "metered", "instance": change.instance_id, "state": change.state, "at": change.at.isoformat(),
+            **report}
 
 
 def _log(line: str) -> None:
@@ -321,6 +416,11 @@ def guardrail_runtime() -> PushConsumer:
     return build_guardrail(os.environ)
 
 
+@functools.cache
+def meter_runtime() -> MeterService:
+    return build_meter(os.environ)
+
+
 # -- reports ------------------------------------------------------------------------------------
 def describe_outcome(outcome: PushOutcome) -> dict[str, Any]:
     report: dict[str, Any] = {"status": outcome.status, "message_id": outcome.message_id}
@@ -333,14 +433,32 @@ def describe_outcome(outcome: PushOutcome) -> dict[str, Any]:
             c = result.completion
             report["completion"] = {"delivery_id": c.delivery_id, "status": c.status, "reason": c.reason,
                                     "switched": c.switched, "replaced": c.replaced}
-        report["decisions"] = [{
-            "guardrail": r.decision.guardrail, "scope": str(r.decision.scope), "label": r.decision.label,
-            "actions": list(r.decision.actions), "dry_run": r.dry_run, "claimed": r.claimed,
-            "stopped": [i.ref for i in r.stopped],
-            "failed": [{"instance": i.ref, "reason": why} for i, why in r.failed],
-            "skipped": [{"instance": s.instance.ref, "reason": s.reason} for s in r.skipped],
-            "notified": r.notified} for r in result.reports]
+        report["decisions"] = describe_reports(result.reports)
+    elif isinstance(result, TickReport):
+        report["kind"] = STATE_CHANGE
+        report.update(describe_tick(result))
     return report
+
+
+def describe_reports(reports: list[ExecutionReport]) -> list[dict[str, Any]]:
+    return [{
+        "guardrail": r.decision.guardrail, "scope": str(r.decision.scope), "label": r.decision.label,
+        "actions": list(r.decision.actions), "dry_run": r.dry_run, "claimed": r.claimed,
+        "stopped": [i.ref for i in r.stopped],
+        "failed": [{"instance": i.ref, "reason": why} for i, why in r.failed],
+        "skipped": [{"instance": s.instance.ref, "reason": s.reason} for s in r.skipped],
+        "notified": r.notified} for r in reports]
+
+
+def describe_tick(report: TickReport) -> dict[str, Any]:
+    """A meter tick as the function logs it; ``problems`` and ``unpriced`` are one line each."""
+    return {"at": report.at.isoformat(), "read": report.read, "running": report.running,
+            # for the log: the ledger keeps the exact amounts
+            "accrued": {c: str(a.quantize(Decimal("0.000001"))) for c, a in sorted(report.accrued.items())},
+            "rate_sources": dict(sorted(report.sources.items())), "unpriced": list(report.unpriced),
+            "problems": list(report.problems), "decisions": describe_reports(report.reports),
+            "projections": [{"guardrail": p.guardrail, "scope": str(p.scope), "text": p.text(),
+                             "at": p.at.isoformat() if p.at else None} for p in report.projections]}
 
 
 # -- burnguard invoke gcp … ----------------------------------------------------------------------
@@ -363,9 +481,9 @@ def _local_queue(ctx: InvokeContext) -> Publish:
     return SqliteQueue(ctx.home / "queue.sqlite").publish
 
 
-def _local_mode(ctx: InvokeContext) -> Any:
+def _local_mode(ctx: InvokeContext, inventory: Path | None = None) -> Any:
     """The embedded state of ``--home``; a fresh home is set up with ``BURNGUARD_POLICY`` or the
-    demo policy of this checkout."""
+    demo policy of this checkout (and ``inventory``, for the meter)."""
     from burnguard.app.embedded import LocalMode
 
     if (ctx.home / "config.json").exists():
@@ -373,7 +491,17 @@ def _local_mode(ctx: InvokeContext) -> Any:
     policy = Path(ctx.env.get(POLICY) or Path(__file__).parents[3] / "events" / "policies" / "demo.yaml")
     if not policy.exists():
         raise ConfigurationError(f"no local state in {ctx.home} and no policy: set {POLICY}")
-    return LocalMode.create(ctx.home, policy, None)
+    return LocalMode.create(ctx.home, policy, inventory if inventory is not None and inventory.exists() else None)
+
+
+def _local_meter(mode: Any) -> MeterService | None:
+    """The embedded mode's meter, when its home has an inventory to read."""
+    from burnguard.app.estimates_cli import meter_service
+
+    if mode.inventory is None:
+        return None
+    meter: MeterService = meter_service(mode, lambda: datetime.now(UTC))
+    return meter
 
 
 @invoker("gcp", "ingest")
@@ -419,11 +547,40 @@ def invoke_guardrail(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
     mode = _local_mode(ctx)
     try:
         dead: list[Message] = []
-        consumer = guardrail_consumer(mode.service(), dead.extend)
+        consumer = guardrail_consumer(mode.service(), dead.extend, meter=_local_meter(mode))
         report = describe_outcome(consumer(data))
         if dead:
             report["dead_letter"] = describe_published(dead)
         return report
+    finally:
+        mode.close()
+
+
+@invoker("gcp", "instance_event")
+@invoker("gcp", "meter")
+def invoke_meter(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
+    """One meter tick (the scheduler's message is not read): on the ledger of
+    ``BURNGUARD_LEDGER`` and the clouds configured, or on the embedded mode of ``--home`` (its
+    inventory; a home without one is given the sample inventory of ``events/``). An event file
+    holding a Compute Engine audit log entry (or its CloudEvent) is taken as the
+    ``instance_event`` function takes it."""
+    data = _event_data(event)
+    is_entry = isinstance(data, Mapping) and "protoPayload" in data
+    if ctx.env.get(LEDGER):
+        meter = build_meter(ctx.env)
+        return handle_instance_event(data, lambda: meter) if is_entry else handle_meter_tick(meter)
+    from burnguard.app.estimates_cli import meter_service
+
+    sample = Path(__file__).parents[3] / "events" / "inventory.json"
+    mode = _local_mode(ctx, sample)
+    if mode.inventory is None and sample.exists():  # a home set up without one: the sample's machines
+        from burnguard.app.embedded import LocalMode
+
+        mode.close()
+        mode = LocalMode.open(ctx.home, inventory=sample)
+    try:
+        local = meter_service(mode, lambda: datetime.now(UTC))  # an InputError without an inventory
+        return handle_instance_event(data, lambda: local) if is_entry else handle_meter_tick(local)
     finally:
         mode.close()
 

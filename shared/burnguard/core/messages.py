@@ -7,7 +7,10 @@ A message is what Pub/Sub carries: string ``attributes`` and ``data`` bytes.
 * ``delivery-summary``: the closing message of a delivery (JSON): its identity, every file
   with its chunk count, row count and cost sums, the bad rows skipped. The guardrail counts a
   delivery only when every chunk it names has arrived and agrees with it;
-* ``budget-alert``: a native budget notification turned into a :class:`BudgetAlert` (JSON).
+* ``budget-alert``: a native budget notification turned into a :class:`BudgetAlert` (JSON);
+* ``state-change``: an instance started or stopped (:class:`~burnguard.core.state_events.StateChange`,
+  JSON), published by the AWS and Azure ``instance_event`` functions; the guardrail hands it to
+  the meter, which starts or ends the instance's accrual at the event's time.
 
 Every message carries ``schema`` (the contract version) and a deterministic ``message_id``:
 the same chunk of the same delivery always has the same id, so redelivery is harmless.
@@ -18,24 +21,26 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import ipc
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from burnguard.core.columnar import currency_sums
 from burnguard.core.errors import InputError
 from burnguard.core.lineitem import SCHEMA
+from burnguard.core.state_events import StateChange
 
 SCHEMA_VERSION = "1"
 LINE_ITEMS = "line-items"
 DELIVERY_SUMMARY = "delivery-summary"
 BUDGET_ALERT = "budget-alert"
-KINDS = (LINE_ITEMS, DELIVERY_SUMMARY, BUDGET_ALERT)
+STATE_CHANGE = "state-change"
+KINDS = (LINE_ITEMS, DELIVERY_SUMMARY, BUDGET_ALERT, STATE_CHANGE)
 MAX_CHUNK_ROWS = 50_000
 TOTALS_KEY = "burnguard.totals"
 
@@ -189,6 +194,39 @@ def encode_budget_alert(alert: BaseModel, alert_id: str) -> Message:
     return Message(_base(BUDGET_ALERT, alert_id), alert.model_dump_json().encode())
 
 
+class StateChangePayload(BaseModel):
+    """The JSON of a ``state-change`` message."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cloud: Literal["aws", "gcp", "azure"]
+    instance_id: str = Field(min_length=1, max_length=1024)
+    state: Literal["running", "stopped"]
+    at: AwareDatetime
+
+
+def encode_state_change(change: StateChange) -> Message:
+    """A ``state-change`` message; its id is the same for the same event (redelivery is harmless)."""
+    if change.at.tzinfo is None:
+        raise ValueError("a state change's time is tz-aware")
+    at = change.at.astimezone(UTC)
+    payload = StateChangePayload(cloud=change.cloud, instance_id=change.instance_id,  # type: ignore[arg-type]
+                                 state=change.state, at=at)
+    mid = stable_id(STATE_CHANGE, change.cloud, change.instance_id, change.state, at.isoformat())
+    return Message(_base(STATE_CHANGE, mid, cloud=change.cloud, state=change.state), payload.model_dump_json().encode())
+
+
+def decode_state_change(message: Message) -> StateChange:
+    _check(message, STATE_CHANGE)
+    try:
+        p = StateChangePayload.model_validate_json(message.data)
+    except ValueError as exc:
+        first = exc.errors()[0] if hasattr(exc, "errors") and exc.errors() else None
+        where = ".".join(str(x) for x in first["loc"]) if first and first.get("loc") else "data"
+        raise InputError(f"state-change payload is invalid: {' '.join(str(exc).split())}", field=where) from None
+    return StateChange(p.cloud, p.instance_id, p.state, p.at.astimezone(UTC))
+
+
 @dataclass
 class Chunk:
     """A decoded ``line-items`` message."""
@@ -242,6 +280,7 @@ def _check(message: Message, kind: str) -> None:
         raise InputError(f"message schema {a.get('schema')!r} is not {SCHEMA_VERSION!r}", field="schema")
     if a.get("kind") != kind:
         raise InputError(f"expected a {kind} message, got {a.get('kind')!r}", field="kind")
-    missing = [k for k in ("message_id", "delivery_id") if k not in a] if kind != BUDGET_ALERT else []
+    missing = [k for k in ("message_id", "delivery_id") if k not in a] if kind in (LINE_ITEMS, DELIVERY_SUMMARY) \
+        else [k for k in ("message_id",) if not a.get(k)]
     if missing:
         raise InputError(f"message lacks attribute(s) {', '.join(missing)}", field=missing[0])

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from burnguard.core.estimates import Accrual, Rate, Reading, crossing_time, resource_key
 from burnguard.core.instances import RUNNING, Instance
 from burnguard.core.ledger import Scope
+from burnguard.core.messages import Message, decode_state_change
 from burnguard.core.money import Money
 from burnguard.core.policy import Guardrail, Policy
 from burnguard.core.prices import PriceTable
@@ -155,6 +156,12 @@ class MeterService:
         time as the start or stop time the cloud's API does not give (EC2 keeps no stop time),
         so the accrual starts or ends the moment it happened; the projection follows."""
         return self.tick({(change.cloud, resource_key(change.instance_id)): change})
+
+    def handle(self, message: Message) -> TickReport:
+        """A ``state-change`` queue message (the AWS and Azure ``instance_event`` functions
+        publish them): :meth:`on_state_change`. A malformed one raises
+        :class:`~burnguard.core.errors.InputError` (the caller dead-letters it)."""
+        return self.on_state_change(decode_state_change(message))
 
     def tick(self, changes: Mapping[tuple[str, str], StateChange] | None = None) -> TickReport:
         """One reading of every instance, the accruals, then the policy evaluated with them."""

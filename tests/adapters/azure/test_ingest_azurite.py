@@ -267,4 +267,5 @@ def test_the_function_app_declares_every_azure_function() -> None:
     triggers = {f.get_function_name(): json.loads(f.get_function_json())["bindings"][0]["type"]
                 for f in app.get_functions()}
     assert triggers == {"ingest": "eventGridTrigger", "ingest_queue": "queueTrigger", "budget": "httpTrigger",
-                        "slack_command": "httpTrigger", "slack_deferred": "queueTrigger"}
+                        "slack_command": "httpTrigger", "slack_deferred": "queueTrigger",
+                        "instance_event": "eventGridTrigger"}

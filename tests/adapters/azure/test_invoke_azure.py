@@ -36,7 +36,7 @@ def ctx(home: Path) -> InvokeContext:
 
 
 def test_the_azure_functions_are_registered() -> None:
-    assert functions_of("azure") == ["budget", "ingest", "slack"]
+    assert functions_of("azure") == ["budget", "ingest", "instance_event", "slack"]
 
 
 def test_ingest_of_both_runs_and_a_part(tmp_path: Path) -> None:
