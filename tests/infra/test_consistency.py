@@ -124,6 +124,7 @@ NOT_SET_BY_TERRAFORM = {
 #: composition roots (and entry point files) and the clouds whose functions they configure
 SETTINGS_MODULES = {"burnguard.app.config": ("aws", "gcp", "azure"),
                     "burnguard.app.slack": ("aws", "gcp", "azure"), "burnguard.app.aws": ("aws",),
+                    "burnguard.app.federation": ("aws", "azure"),
                     "burnguard.app.gcp": ("gcp",), "burnguard.app.azure": ("azure",)}
 ENTRY_FILES = {"functions/aws/ingest.py": "aws", "functions/aws/budget.py": "aws", "functions/aws/slack_command.py": "aws",
                "functions/aws/instance_event.py": "aws",

@@ -21,16 +21,16 @@ Environment (documented in ``functions/README.md``, AWS section):
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from burnguard.app.config import TOPIC, ConfigurationError, topic_path
+from burnguard.app.federation import WIF_CONFIG, parse_wif_config, wif_credentials
 from burnguard.app.invoke import InvokeContext, RecordingPublish, invoker
 from burnguard.core.errors import BurnguardError, InputError
 from burnguard.ports.objects import Publish, PublishError
@@ -39,14 +39,12 @@ if TYPE_CHECKING:  # the budget function never loads the ingest side (normalizer
     from burnguard.ports.objects import ObjectStore
     from burnguard.services.parts import DeliveryIngestor, Markers, Outcome
 
-WIF_CONFIG = "BURNGUARD_GCP_WIF_CONFIG"
 STATE_BUCKET = "BURNGUARD_STATE_BUCKET"
 STATE_PREFIX = "BURNGUARD_STATE_PREFIX"
 PARTS_QUEUE = "BURNGUARD_PARTS_QUEUE_URL"
 FAN_OUT_PARTS = "BURNGUARD_FAN_OUT_PARTS"
 DEAD_LETTER = "BURNGUARD_DEAD_LETTER_URL"
 EMULATOR = "PUBSUB_EMULATOR_HOST"
-PUBSUB_SCOPE = "https://www.googleapis.com/auth/pubsub"
 
 log = logging.getLogger("burnguard.aws")
 
@@ -98,39 +96,6 @@ class AwsSettings:
                 raise ConfigurationError(f"{name} is an SQS queue URL, not {value[:80]!r}")
         return cls(topic, wif, emulator, bucket, env.get(STATE_PREFIX) or "burnguard-state/", parts,
                    int(fan_out), env.get(DEAD_LETTER) or None)
-
-
-def parse_wif_config(raw: str) -> dict[str, Any]:
-    """The external-account configuration, checked enough to fail at cold start, not at the
-    first publish: JSON, ``type: external_account``, an AWS credential source."""
-    try:
-        info = json.loads(raw)
-    except ValueError:
-        raise ConfigurationError(f"{WIF_CONFIG} is not JSON") from None
-    if not isinstance(info, dict) or info.get("type") != "external_account":
-        raise ConfigurationError(f"{WIF_CONFIG} must be a google-auth configuration with type external_account")
-    source = info.get("credential_source")
-    if not isinstance(source, dict) or not str(source.get("environment_id", "")).startswith("aws"):
-        raise ConfigurationError(f"{WIF_CONFIG}: credential_source.environment_id must be aws1 (from "
-                                 "`gcloud iam workload-identity-pools create-cred-config --aws`)")
-    for key in ("audience", "subject_token_type"):
-        if not info.get(key):
-            raise ConfigurationError(f"{WIF_CONFIG}: {key} is missing")
-    if "private_key" in info or "client_secret" in info:
-        raise ConfigurationError(f"{WIF_CONFIG} holds a secret; it must be an external-account configuration")
-    return info
-
-
-def wif_credentials(info: Mapping[str, Any], scopes: Sequence[str] = (PUBSUB_SCOPE,)) -> Any:
-    """google-auth AWS external-account credentials from the configuration: the Lambda role's
-    credentials (environment variables Lambda sets) sign a GetCallerIdentity request that
-    Google's STS exchanges for a token of ``scopes`` (Pub/Sub for publishing, Datastore for the
-    Firestore ledger of the slash command). No key file anywhere."""
-    from google.auth import aws
-
-    # from_info, not load_credentials_from_dict: that one also looks the project up (a call to
-    # Cloud Resource Manager the role may not be allowed to make); the topic names it already.
-    return aws.Credentials.from_info(dict(info), scopes=list(scopes))  # type: ignore[no-untyped-call]
 
 
 def pubsub_publisher(settings: AwsSettings) -> Publish:

@@ -52,12 +52,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
-from urllib.parse import parse_qs, urlsplit
 
 from burnguard.adapters.azure.blob import BlobStore
 from burnguard.adapters.azure.eventgrid import BLOB_CREATED, blob_created, event_fields
 from burnguard.adapters.azure.webhook import EntraAuth, SecretAuth
 from burnguard.app.config import TOPIC, ConfigurationError, topic_path
+from burnguard.app.federation import (
+    PUBSUB_SCOPE,
+    WIF_CONFIG,
+    federation_from_env,
+    identity_pool_credentials,
+)
 from burnguard.app.invoke import InvokeContext, RecordingPublish, describe_published, invoker
 from burnguard.app.slack import AZURE_DEFER_QUEUE, azure_deferrer
 from burnguard.core.budget import parse_azure_budget_alert
@@ -69,8 +74,6 @@ from burnguard.services.objects import ingest_object
 
 log = logging.getLogger("burnguard.azure")
 
-WIF_CONFIG = "BURNGUARD_GCP_WIF_CONFIG"
-WIF_AUDIENCE = "BURNGUARD_AZURE_WIF_AUDIENCE"
 EXPORT_STORAGE = "BURNGUARD_AZURE_EXPORT_STORAGE"
 WEBHOOK_SECRET_REF = "BURNGUARD_WEBHOOK_SECRET_REF"
 WEBHOOK_AUTH = "BURNGUARD_WEBHOOK_AUTH"
@@ -79,7 +82,6 @@ WEBHOOK_PRINCIPALS = "BURNGUARD_WEBHOOK_ALLOWED_PRINCIPALS"
 LOCAL_EXPORTS = "BURNGUARD_AZURE_LOCAL_EXPORTS"
 DEAD_LETTER_CONTAINER = "BURNGUARD_DEAD_LETTER_CONTAINER"
 EMULATOR = "PUBSUB_EMULATOR_HOST"
-PUBSUB_SCOPE = "https://www.googleapis.com/auth/pubsub"
 
 #: The budget webhook's bodies are a few KiB.
 MAX_WEBHOOK_BODY = 256 * 1024
@@ -117,63 +119,12 @@ class PublishSettings:
         return cls(topic, *federation)
 
 
-def federation_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], str] | None:
-    """The external-account configuration of ``BURNGUARD_GCP_WIF_CONFIG`` and the audience the
-    managed identity asks a token for; ``None`` when the variable is not set."""
-    raw = env.get(WIF_CONFIG, "").strip()
-    if not raw:
-        return None
-    try:
-        config = json.loads(raw)
-    except ValueError as exc:
-        raise ConfigurationError(f"{WIF_CONFIG} is not JSON ({exc})") from None
-    if not isinstance(config, dict) or config.get("type") != "external_account" or not config.get("audience"):
-        raise ConfigurationError(f"{WIF_CONFIG} is not an external_account configuration with an audience")
-    audience = env.get(WIF_AUDIENCE, "").strip() or _resource_of(config)
-    if not audience:
-        raise ConfigurationError(f"{WIF_AUDIENCE} is not set and {WIF_CONFIG} names no resource= to ask the "
-                                 "managed identity a token for")
-    return config, audience
-
-
-def _resource_of(config: Mapping[str, Any]) -> str | None:
-    source = config.get("credential_source")
-    url = source.get("url") if isinstance(source, Mapping) else None
-    if not isinstance(url, str):
-        return None
-    values = parse_qs(urlsplit(url).query).get("resource")
-    return values[0] if values else None
-
-
-class ManagedIdentitySupplier:
-    """A google-auth ``SubjectTokenSupplier``: the subject token is an Entra ID token of the
-    Function App's managed identity for ``audience`` (the app the pool provider trusts). On
-    Functions the managed identity answers at ``IDENTITY_ENDPOINT``, not at the VM metadata
-    address a URL-sourced configuration names, hence the supplier."""
-
-    def __init__(self, audience: str, credential: Any = None):
-        self.audience = audience
-        self._credential = credential
-
-    def get_subject_token(self, context: Any, request: Any) -> str:
-        if self._credential is None:
-            from azure.identity import ManagedIdentityCredential
-
-            self._credential = ManagedIdentityCredential()
-        scope = self.audience if self.audience.endswith("/.default") else f"{self.audience}/.default"
-        return str(self._credential.get_token(scope).token)
-
-
 def federated_credentials(settings: PublishSettings, credential: Any = None,
                           scopes: Sequence[str] = (PUBSUB_SCOPE,)) -> Any:
-    """google-auth identity-pool credentials whose subject token the managed identity supplies,
-    for ``scopes`` (Pub/Sub for publishing, Datastore for the slash command's Firestore ledger)."""
-    from google.auth import identity_pool
-
+    """The managed identity's federated Google credentials for ``scopes`` (see
+    :func:`burnguard.app.federation.identity_pool_credentials`)."""
     assert settings.wif_config is not None and settings.audience is not None
-    info = {k: v for k, v in settings.wif_config.items() if k != "credential_source"}
-    info["subject_token_supplier"] = ManagedIdentitySupplier(settings.audience, credential)
-    return identity_pool.Credentials.from_info(info, scopes=list(scopes))  # type: ignore[no-untyped-call]
+    return identity_pool_credentials(settings.wif_config, settings.audience, credential, scopes)
 
 
 def build_publisher(settings: PublishSettings, client: Any = None) -> Any:

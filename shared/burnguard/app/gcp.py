@@ -361,8 +361,10 @@ def _meter(policy: Policy, ledger: EstimatingLedger, controllers: Mapping[str, I
     from burnguard.app.estimates_cli import load_prices
 
     service.estimates = ledger  # guardrails count billed + estimated (unless basis: billed)
-    return MeterService(policy, ledger, controllers, prices or load_prices(), service,
-                        **({"clock": clock} if clock else {}))
+    meter = MeterService(policy, ledger, controllers, prices or load_prices(), service)
+    if clock is not None:
+        meter.clock = clock
+    return meter
 
 
 def handle_meter_tick(meter: MeterService) -> dict[str, Any]:

@@ -47,6 +47,14 @@ from burnguard.adapters.gcp.deferral import PubSubDeferrer
 from burnguard.adapters.slack.respond import WebhookResponder
 from burnguard.adapters.slack.verify import LedgerReplayGuard, SlackRequestVerifier, TtlReplayCache
 from burnguard.app.config import LEDGER, POLICY, ConfigurationError, open_ledger
+from burnguard.app.federation import (
+    DATASTORE_SCOPE,
+    WIF_CONFIG,
+    federation_from_env,
+    identity_pool_credentials,
+    parse_wif_config,
+    wif_credentials,
+)
 from burnguard.core.clouds import AZURE, CLOUDS
 from burnguard.core.policy import Policy, load_policy
 from burnguard.ports.ledger import Ledger
@@ -58,9 +66,7 @@ from burnguard.services.slack_endpoint import SlashService, UnavailableDeferrer
 SIGNING_SECRET_REF = "BURNGUARD_SLACK_SIGNING_SECRET_REF"
 REPLAY = "BURNGUARD_SLACK_REPLAY"
 DEFER_TOPIC = "BURNGUARD_SLACK_DEFER_TOPIC"
-WIF_CONFIG = "BURNGUARD_GCP_WIF_CONFIG"
 FIRESTORE_EMULATOR = "FIRESTORE_EMULATOR_HOST"
-DATASTORE_SCOPE = "https://www.googleapis.com/auth/datastore"
 
 
 @dataclass(frozen=True)
@@ -104,14 +110,10 @@ def ledger_credentials(cloud: str, env: Mapping[str, str]) -> Any:
                                  f"{cloud} function read the Firestore ledger of {LEDGER}); set "
                                  f"{FIRESTORE_EMULATOR} for the emulator")
     if cloud == "aws":
-        from burnguard.app.aws import parse_wif_config, wif_credentials
-
         return wif_credentials(parse_wif_config(env[WIF_CONFIG]), scopes=(DATASTORE_SCOPE,))
-    from burnguard.app.azure import PublishSettings, federated_credentials, federation_from_env
-
     federation = federation_from_env(env)
     assert federation is not None
-    return federated_credentials(PublishSettings("", *federation), scopes=(DATASTORE_SCOPE,))
+    return identity_pool_credentials(*federation, scopes=(DATASTORE_SCOPE,))
 
 
 def default_deferrer(settings: SlashSettings) -> Deferrer:

@@ -15,6 +15,7 @@ import google.auth.transport.requests
 import pytest
 
 from burnguard.app import azure as azure_app
+from burnguard.app import federation
 from tests.emulators import QuietHandler, http_server
 
 AUDIENCE = "//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/azure/providers/burnguard-func"
@@ -80,13 +81,13 @@ def test_the_managed_identity_token_is_exchanged_for_google_credentials(monkeypa
 
 def test_an_explicit_audience_wins_and_a_bad_configuration_is_named() -> None:
     env = {azure_app.TOPIC: "projects/acme-finops/topics/burnguard-q", azure_app.WIF_CONFIG: json.dumps(wif_config("https://sts")),
-           azure_app.WIF_AUDIENCE: "api://other"}
+           federation.WIF_AUDIENCE: "api://other"}
     assert azure_app.PublishSettings.from_env(env).audience == "api://other"
     for bad in ("{", json.dumps({"type": "service_account"})):
         with pytest.raises(azure_app.ConfigurationError, match=azure_app.WIF_CONFIG):
             azure_app.PublishSettings.from_env({**env, azure_app.WIF_CONFIG: bad})
     no_resource = wif_config("https://sts")
     no_resource["credential_source"] = {"file": "/tmp/token"}
-    with pytest.raises(azure_app.ConfigurationError, match=azure_app.WIF_AUDIENCE):
+    with pytest.raises(azure_app.ConfigurationError, match=federation.WIF_AUDIENCE):
         azure_app.PublishSettings.from_env({azure_app.TOPIC: "projects/acme-finops/topics/burnguard-q",
                                             azure_app.WIF_CONFIG: json.dumps(no_resource)})
