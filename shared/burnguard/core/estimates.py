@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
 HOUR = timedelta(hours=1)
@@ -170,6 +170,28 @@ def crossing_time(now: datetime, spent: Decimal, budget: Decimal, rate: Decimal)
     # rounded up to the second: at that second it has crossed
     seconds = ((budget - spent) * 3600 / rate).to_integral_value(rounding=ROUND_CEILING)
     return now + timedelta(seconds=int(seconds))
+
+
+def to_nanos(amount: Decimal) -> int:
+    """A rate in nano-units (half-even): estimates sum ``rate nanos × seconds``, exact integers."""
+    return int((amount * 10**9).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def from_rate_seconds(value: int | str | None) -> Decimal:
+    """An amount from ``rate_seconds`` (nano-units × seconds, an int or its decimal text), to
+    1e-18 (half-even): one division of the exact integer sum, so five-minute accruals never round."""
+    if not value or not int(value):
+        return Decimal(0)
+    return (Decimal(f"{value}e-9") / 3600).quantize(Decimal("1e-18"), rounding=ROUND_HALF_EVEN) + 0
+
+
+def fold_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """Tags by case-folded key, as a scope selects them: the first key in sorted order wins
+    (a set holding ``Team`` and ``team`` counts once), the rule of the ledgers' tag sets."""
+    out: dict[str, str] = {}
+    for k, v in sorted(tags.items()):
+        out.setdefault(k.casefold(), v)
+    return out
 
 
 def resource_key(resource_id: str) -> str:

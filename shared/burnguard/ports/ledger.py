@@ -232,13 +232,15 @@ class EstimateLog(EstimateView, BilledRates, Protocol):
     """The live estimate (``burnguard meter``): provisional spend of running instances per
     (instance, hour), counted only for hours no counted billing delivery covers yet.
 
-    A separate concern from :class:`Ledger` (the SQLite ledger implements both; the Firestore
-    ledger does not yet), so a caller that meters asks for ``Ledger`` and ``EstimateLog``.
+    A separate concern from :class:`Ledger` (the SQLite and Firestore ledgers implement both),
+    so a caller that meters asks for ``Ledger`` and ``EstimateLog``.
     Rules (:mod:`burnguard.core.estimates`): one reading accrues from
     ``max(accrued_until, coverage_end, started_at)`` to its time, atomically with moving
     ``accrued_until``, so nothing is counted twice; when :meth:`SpendFacts.complete` counts a
-    delivery, the estimates of the hours it covers are dropped **in the same transaction**, and
-    their error against the bill for those hours is recorded per instance."""
+    delivery, the estimates of the hours it covers stop counting **in the same transaction**
+    (SQLite deletes them in it; Firestore's switch moves the coverage every question filters
+    by, then deletes them within the same ``complete`` call, resumably), and their error
+    against the bill for those hours is recorded per instance."""
 
     def record_readings(self, readings: Sequence[Reading]) -> list[Accrual]:
         """Apply a tick's readings in one transaction; the accruals they added."""

@@ -32,7 +32,7 @@ from burnguard.services.guardrail import ExecutionReport, GuardrailFault, Guardr
 
 
 class EstimatingLedger(Ledger, EstimateLog, Protocol):
-    """A ledger that also keeps the live estimate (the SQLite ledger; not yet Firestore's)."""
+    """A ledger that also keeps the live estimate (the SQLite and the Firestore ledger are both)."""
 
 
 class RateBook:

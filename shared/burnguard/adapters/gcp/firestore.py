@@ -44,6 +44,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from burnguard.adapters.gcp.estimates import FirestoreEstimates
 from burnguard.core.facts import Facts, combine, from_ipc, to_ipc
 from burnguard.core.ledger import (
     AuditEvent,
@@ -185,8 +186,9 @@ class _Writer:
         self.size = 0
 
 
-class FirestoreLedger:
-    """:class:`burnguard.ports.ledger.Ledger` on Firestore.
+class FirestoreLedger(FirestoreEstimates):
+    """:class:`burnguard.ports.ledger.Ledger` and :class:`~burnguard.ports.ledger.EstimateLog`
+    (the live estimate, :mod:`burnguard.adapters.gcp.estimates`) on Firestore.
 
     ``client`` is a ``google.cloud.firestore.Client`` (its project and database are the
     ledger's); ``prefix`` prefixes every top-level collection (several ledgers in one database).
@@ -291,6 +293,8 @@ class FirestoreLedger:
             return Completion(delivery_id, "unknown", "no chunk or summary of this delivery was received")
         d = snap.to_dict()
         if d["status"] != "waiting":
+            if d["status"] == "complete" and d.get("estimates_settled") is False:
+                self._settle_estimates(d["provider"], delivery_id, now)  # resumed (at-least-once)
             return Completion(delivery_id, d["status"], d["reason"])
         if d.get("summary") is None:
             # No write: a waiting delivery's reason is derived when read (deliveries()), so
@@ -319,10 +323,17 @@ class FirestoreLedger:
             if outcome.status != "complete":
                 self._delete_pages(delivery_id)
             return outcome
+        self._settle_estimates(d["provider"], delivery_id, now)
         self._delete_staged(delivery_id)
         if outcome.replaced:
             self._delete_pages(outcome.replaced)
         return outcome
+
+    def _settle_estimates(self, cloud: str, delivery_id: str, now: datetime) -> None:
+        """After the switch (which moved the coverage, so the estimates of the hours it covers
+        stopped counting in its transaction): their error recorded, and they are deleted."""
+        self._drop_covered_estimates(cloud, delivery_id, now)
+        self._delivery(delivery_id).update({"estimates_settled": True})
 
     @staticmethod
     def _newer(current: Mapping[str, Any] | None, d: Mapping[str, Any]) -> bool:
@@ -349,7 +360,7 @@ class FirestoreLedger:
                 return Completion(delivery_id, "superseded", why)
             replaced = current["delivery_id"] if current and current["delivery_id"] != delivery_id else None
             tx.update(ref, {"status": "complete", "reason": "", "rows": rows, "completed_at": _ts(now),
-                            "data_end": data_end})
+                            "data_end": data_end, "estimates_settled": False})
             if replaced:
                 tx.update(self._delivery(replaced), {"status": "superseded", "reason": f"replaced by {delivery_id}"})
             tx.set(slice_ref, {"delivery_id": delivery_id, "provider": d["provider"], "source": d["source"],

@@ -20,7 +20,7 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from burnguard.adapters.local.sqlite import SqliteStore
@@ -30,8 +30,10 @@ from burnguard.core.estimates import (
     EstimateRow,
     Reading,
     accrue,
+    from_rate_seconds,
     new_accrued_until,
     resource_key,
+    to_nanos,
 )
 from burnguard.core.facts import tagset_id
 from burnguard.core.ledger import Scope, SpendRow, Window, from_nanos
@@ -48,13 +50,30 @@ def _dt(value: str) -> datetime:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
-def to_nanos(amount: Decimal) -> int:
-    return int((amount * 10**9).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+#: The largest magnitude kept in an INTEGER column (SQLite's int64); larger integers (a
+#: VND or IDR rate in nano-units × seconds soon is) go to the ``_x`` TEXT column beside it, 0 in
+#: the INTEGER one, as the ledger's amounts do; sums use the ledger's exact ``xsum``.
+INT64_MAX = 2**63 - 1
+ESTIMATE_EXTRAS = {"estimates": ("rate_seconds_x",), "estimate_errors": ("rate_seconds_x", "billed_x")}
 
 
-def from_rate_seconds(value: int | str | None) -> Decimal:
-    """An amount from ``rate_seconds`` (nano-units × seconds), to 1e-18 (half-even)."""
-    return (from_nanos(value) / 3600).quantize(Decimal("1e-18"), rounding=ROUND_HALF_EVEN) + 0 if value else Decimal(0)
+def split_int(value: int) -> tuple[int, str | None]:
+    """An exact integer as (the INTEGER column, the TEXT column)."""
+    return (value, None) if abs(value) <= INT64_MAX else (0, str(value))
+
+
+def _join(small: int | None, big: str | None) -> int:
+    return int(big) if big is not None else int(small or 0)
+
+
+def xadd_small(a: int | None, ax: str | None, b: int | None, bx: str | None) -> int:
+    """SQL ``xadd_small``: the INTEGER part of the exact sum of two split integers."""
+    return split_int(_join(a, ax) + _join(b, bx))[0]
+
+
+def xadd_big(a: int | None, ax: str | None, b: int | None, bx: str | None) -> str | None:
+    """SQL ``xadd_big``: the TEXT part of the exact sum of two split integers."""
+    return split_int(_join(a, ax) + _join(b, bx))[1]
 
 
 def coverage(db: sqlite3.Connection) -> dict[str, datetime]:
@@ -70,8 +89,8 @@ def drop_covered_estimates(db: sqlite3.Connection, cloud: str, delivery_id: str,
         return 0
     end = _ts(cov)
     estimated = db.execute(
-        "SELECT instance_id, instance_type, source, currency, hour, seconds, rate_seconds, billing_key FROM estimates"
-        " WHERE cloud = ? AND hour < ?", (cloud, end)).fetchall()
+        "SELECT instance_id, instance_type, source, currency, hour, seconds, rate_seconds, billing_key,"
+        " rate_seconds_x FROM estimates WHERE cloud = ? AND hour < ?", (cloud, end)).fetchall()
     if not estimated:
         return 0
     hours = sorted({row[4] for row in estimated})
@@ -81,15 +100,15 @@ def drop_covered_estimates(db: sqlite3.Connection, cloud: str, delivery_id: str,
             " WHERE cloud = ? AND hour >= ? AND hour < ?", (cloud, hours[0], end)):
         billed[(resource_key(rid or ""), hour, cur)] += int(eff_x) if eff_x is not None else eff
     per: dict[tuple[str, str, str, str], list[int]] = {}
-    for iid, itype, source, cur, hour, seconds, rate_seconds, key in estimated:
+    for iid, itype, source, cur, hour, seconds, rate_seconds, key, rate_seconds_x in estimated:
         acc = per.setdefault((iid, itype, source, cur), [0, 0, 0])
         acc[0] += seconds
-        acc[1] += rate_seconds
+        acc[1] += _join(rate_seconds, rate_seconds_x)
         acc[2] += billed.pop((key, hour, cur), 0)  # each billed hour counted once
     db.executemany(
         "INSERT OR IGNORE INTO estimate_errors (delivery_id, cloud, instance_id, instance_type, source, currency,"
-        " seconds, rate_seconds, billed, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(delivery_id, cloud, iid, itype, source, cur, s, e, b, _ts(now))
+        " seconds, rate_seconds, rate_seconds_x, billed, billed_x, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(delivery_id, cloud, iid, itype, source, cur, s, *split_int(e), *split_int(b), _ts(now))
          for (iid, itype, source, cur), (s, e, b) in per.items()])
     return db.execute("DELETE FROM estimates WHERE cloud = ? AND hour < ?", (cloud, end)).rowcount
 
@@ -122,16 +141,20 @@ class SqliteEstimates(SqliteStore):
                                r.instance_type, tid, str(rate.amount) if rate else None,
                                rate.currency if rate else None, rate.source if rate else None))
                 rows += [(a.cloud, a.instance_id, _ts(a.hour), r.instance_type, tid, a.currency, a.source, a.seconds,
-                          to_nanos(r.rate.amount) * a.seconds, r.billing_key) for a in accruals if r.rate is not None]
+                          *split_int(to_nanos(r.rate.amount) * a.seconds), r.billing_key)
+                         for a in accruals if r.rate is not None]
                 out += accruals
             if tagsets:
                 self._insert_tagsets(db, tagsets)
             db.executemany(
                 "INSERT INTO estimates (cloud, instance_id, hour, instance_type, tagset, currency, source, seconds,"
-                " rate_seconds, billing_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " rate_seconds, rate_seconds_x, billing_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (cloud, instance_id, hour, currency, source)"
                 " DO UPDATE SET seconds = seconds + excluded.seconds,"
-                " rate_seconds = rate_seconds + excluded.rate_seconds", rows)
+                " rate_seconds = xadd_small(rate_seconds, rate_seconds_x, excluded.rate_seconds,"
+                " excluded.rate_seconds_x),"
+                " rate_seconds_x = xadd_big(rate_seconds, rate_seconds_x, excluded.rate_seconds,"
+                " excluded.rate_seconds_x)", rows)
             # accrued_until only moves forward (computed above); the state is the latest reading's
             # (a late reading, older than the one recorded, leaves it as it is)
             db.executemany(
@@ -176,7 +199,7 @@ class SqliteEstimates(SqliteStore):
             where.append(f"e.cloud IN ({', '.join('?' * len(clouds))})")
             params += list(clouds)
         rows = self._query(
-            f"SELECT t.value, e.currency, SUM(e.rate_seconds) FROM estimates e"
+            f"SELECT t.value, e.currency, xsum(e.rate_seconds, e.rate_seconds_x) FROM estimates e"
             f" JOIN tagset_tags t ON t.tagset = e.tagset LEFT JOIN ({COVERAGE}) cv ON cv.cloud = e.cloud"
             f" WHERE {' AND '.join(where)}"
             " GROUP BY t.value, e.currency ORDER BY t.value, e.currency", params)
@@ -184,8 +207,9 @@ class SqliteEstimates(SqliteStore):
 
     def estimates(self) -> list[EstimateRow]:
         rows = self._query(
-            f"SELECT e.cloud, e.instance_id, e.instance_type, e.source, e.currency, SUM(e.rate_seconds),"
-            f" SUM(e.seconds), MIN(e.hour), MAX(e.hour), m.accrued_until FROM estimates e LEFT JOIN ({COVERAGE}) cv"
+            f"SELECT e.cloud, e.instance_id, e.instance_type, e.source, e.currency,"
+            f" xsum(e.rate_seconds, e.rate_seconds_x), SUM(e.seconds), MIN(e.hour), MAX(e.hour), m.accrued_until"
+            f" FROM estimates e LEFT JOIN ({COVERAGE}) cv"
             " ON cv.cloud = e.cloud LEFT JOIN meter m ON m.cloud = e.cloud AND m.instance_id = e.instance_id"
             " WHERE cv.cov IS NULL OR e.hour >= cv.cov"
             " GROUP BY e.cloud, e.instance_id, e.instance_type, e.source, e.currency"
@@ -196,7 +220,8 @@ class SqliteEstimates(SqliteStore):
     def estimate_errors(self) -> list[EstimateError]:
         rows = self._query(
             "SELECT instance_type, source, currency, COUNT(DISTINCT cloud || ':' || instance_id), SUM(seconds),"
-            " SUM(rate_seconds), SUM(billed) FROM estimate_errors GROUP BY instance_type, source, currency"
+            " xsum(rate_seconds, rate_seconds_x), xsum(billed, billed_x) FROM estimate_errors"
+            " GROUP BY instance_type, source, currency"
             " ORDER BY instance_type, source, currency", [])
         return [EstimateError(t, s, n, (Decimal(sec) / 3600).quantize(Decimal("0.01")), from_rate_seconds(e),
                               from_nanos(b), cur) for t, s, cur, n, sec, e, b in rows]

@@ -31,7 +31,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from burnguard.adapters.local.estimates import SqliteEstimates, drop_covered_estimates
+from burnguard.adapters.local.estimates import (
+    ESTIMATE_EXTRAS,
+    SqliteEstimates,
+    drop_covered_estimates,
+    xadd_big,
+    xadd_small,
+)
 from burnguard.core.facts import Facts, combine, from_ipc, to_ipc
 from burnguard.core.ledger import (
     AuditEvent,
@@ -93,13 +99,14 @@ CREATE TABLE IF NOT EXISTS meter (
 CREATE TABLE IF NOT EXISTS estimates (
     cloud TEXT NOT NULL, instance_id TEXT NOT NULL, hour TEXT NOT NULL, instance_type TEXT NOT NULL,
     tagset TEXT NOT NULL, currency TEXT NOT NULL, source TEXT NOT NULL, seconds INTEGER NOT NULL,
-    rate_seconds INTEGER NOT NULL, billing_key TEXT NOT NULL,
+    rate_seconds INTEGER NOT NULL, billing_key TEXT NOT NULL, rate_seconds_x TEXT,
     PRIMARY KEY (cloud, instance_id, hour, currency, source));
 CREATE INDEX IF NOT EXISTS estimates_by_tagset ON estimates(tagset, hour);
 CREATE TABLE IF NOT EXISTS estimate_errors (
     delivery_id TEXT NOT NULL, cloud TEXT NOT NULL, instance_id TEXT NOT NULL, instance_type TEXT NOT NULL,
     source TEXT NOT NULL, currency TEXT NOT NULL, seconds INTEGER NOT NULL, rate_seconds INTEGER NOT NULL,
-    billed INTEGER NOT NULL, at TEXT NOT NULL, PRIMARY KEY (delivery_id, cloud, instance_id, source, currency));
+    billed INTEGER NOT NULL, at TEXT NOT NULL, rate_seconds_x TEXT, billed_x TEXT,
+    PRIMARY KEY (delivery_id, cloud, instance_id, source, currency));
 CREATE TABLE IF NOT EXISTS snoozes (guardrail TEXT PRIMARY KEY, until TEXT NOT NULL, by TEXT NOT NULL,
     at TEXT NOT NULL);
 """
@@ -147,6 +154,13 @@ class SqliteLedger(SqliteEstimates):
             self._db.execute(f"CREATE INDEX IF NOT EXISTS {table}_by_delivery ON {table}(delivery_id)")
             for i, index in enumerate(FACT_INDEXES[table]):
                 self._db.execute(f"CREATE INDEX IF NOT EXISTS {table}_i{i} ON {table}({index})")
+        self._db.create_function("xadd_small", 4, xadd_small, deterministic=True)
+        self._db.create_function("xadd_big", 4, xadd_big, deterministic=True)
+        for table, extras in ESTIMATE_EXTRAS.items():
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for extra in extras:
+                if extra not in have:  # a ledger written before estimates beyond int64 were kept
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {extra} TEXT")
 
     # -- ingestion ------------------------------------------------------------------------
     def _ensure_delivery(self, db: sqlite3.Connection, d: DeliveryRef, received_at: datetime) -> None:

@@ -1,0 +1,154 @@
+"""The live estimate's contract (:class:`burnguard.ports.ledger.EstimateLog`), on every ledger
+adapter: accrual from ``max(accrued_until, coverage end, started_at)``, never double counted
+whatever the order, repetition, lateness or skew of the readings; the estimates of the hours a
+counted delivery covers drop out with it, their error against the bill recorded. Oracles are
+rate × seconds written out here, and the bill's rows of ``test_ledger_ports``."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import cast
+
+from burnguard.core.estimates import EstimateError, Rate, Reading
+from burnguard.core.ledger import Scope, Window
+from burnguard.ports.ledger import EstimateLog, Ledger
+from tests.contract.test_ledger_ports import LATEST, load
+
+D = Decimal
+T0 = datetime(2024, 9, 11, 4, 30, tzinfo=UTC)  # before the bill's coverage end (LATEST: 09-12 10:00)
+RATE = Rate(D("32"), "USD", "price-table", "2024-09-01")
+SEPTEMBER = Window(date(2024, 9, 1), date(2024, 10, 1), ("2024-09",))
+
+
+def log(ledger: Ledger) -> EstimateLog:
+    assert isinstance(ledger, EstimateLog)
+    return cast(EstimateLog, ledger)
+
+
+def reading(  # noqa: PLR0913 - a reading: one keyword per field a test varies
+        at: datetime, *, iid: str = "i-a", cloud: str = "aws", running: bool = True,
+            started: datetime | None = T0, stopped: datetime | None = None, rate: Rate | None = RATE,
+            tags: dict[str, str] | None = None, itype: str = "p4d.24xlarge") -> Reading:
+    return Reading(cloud, iid, itype, "us-east-1a", at, running, rate, tags if tags is not None else {"team": "ml"},
+                   started_at=started, stopped_at=stopped)
+
+
+def seconds_of(est: EstimateLog) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in est.estimates():
+        out[r.instance_id] = out.get(r.instance_id, 0) + r.seconds
+    return out
+
+
+def test_readings_accrue_once_whatever_their_order_repetition_lateness_or_skew(ledger: Ledger) -> None:
+    est = log(ledger)
+    assert est.latest_reading() is None and est.estimates() == [] and est.estimate_rows() == 0
+    assert est.record_readings([reading(T0)]) == []  # started this instant: nothing yet
+    (a, b) = est.record_readings([reading(T0 + timedelta(minutes=90))])  # 04:30 → 06:00, split at 05:00
+    assert [(x.hour.hour, x.seconds, x.amount, x.source) for x in (a, b)] == [
+        (4, 1800, D(16), "price-table"), (5, 3600, D(32), "price-table")]
+    assert est.record_readings([reading(T0 + timedelta(minutes=90))]) == []  # the same tick again
+    assert est.record_readings([reading(T0 + timedelta(minutes=87))]) == []  # a clock 3 minutes behind
+    assert est.record_readings([reading(T0 + timedelta(minutes=60))]) == []  # a late (older) reading
+    # three readings of one instance in one call (two meters' merged): each second once
+    got = est.record_readings([reading(T0 + timedelta(minutes=95)), reading(T0 + timedelta(minutes=100)),
+                               reading(T0 + timedelta(minutes=95))])
+    assert [(x.seconds, x.amount) for x in got] == [(300, D(32) * 300 / 3600)] * 2
+    (row,) = est.estimates()
+    assert (row.cloud, row.instance_id, row.instance_type, row.source, row.currency, row.seconds) == (
+        "aws", "i-a", "p4d.24xlarge", "price-table", "USD", 100 * 60)
+    assert row.amount == (D(32) * 100 / 60).quantize(D("1e-18"))
+    assert (row.first_hour, row.last_hour) == (T0.replace(minute=0), T0.replace(hour=6, minute=0))
+    assert row.accrued_until == T0 + timedelta(minutes=100)
+    assert est.estimate_rows() == 3  # hours 04, 05, 06
+    assert est.latest_reading() == T0 + timedelta(minutes=100)
+
+
+def test_a_meter_that_missed_ticks_catches_up_and_a_stopped_instance_accrues_nothing(ledger: Ledger) -> None:
+    est = log(ledger)
+    est.record_readings([reading(T0), reading(T0, iid="i-b")])
+    # three hours without a tick; i-b stopped at 06:00 in between
+    late = T0 + timedelta(hours=3)
+    got = est.record_readings([reading(late), reading(late, iid="i-b", running=False, stopped=T0 + timedelta(
+        minutes=90))])
+    assert sum(x.seconds for x in got if x.instance_id == "i-a") == 3 * 3600
+    assert sum(x.seconds for x in got if x.instance_id == "i-b") == 90 * 60  # up to its stop
+    assert est.record_readings([reading(late + timedelta(hours=1), iid="i-b", running=False,
+                                        stopped=T0 + timedelta(minutes=90))]) == []
+    assert est.record_readings([reading(late, iid="i-c", running=False, stopped=None)]) == []  # never ran
+    assert seconds_of(est) == {"i-a": 3 * 3600, "i-b": 90 * 60}
+    # without a start time, reading or coverage there is nothing to backfill from
+    assert est.record_readings([reading(late, iid="i-new", started=None)]) == []
+    assert [x.seconds for x in est.record_readings([reading(late + timedelta(minutes=5), iid="i-new",
+                                                            started=None)])] == [300]
+
+
+def test_estimated_spend_and_running_rate_select_as_billed_spend_does(ledger: Ledger) -> None:
+    est = log(ledger)
+    at = T0 + timedelta(minutes=90)  # 1.5 h each at 32 USD/h = 48 USD
+    est.record_readings([reading(at, tags={"Team": "ml", "project": "llm"}),  # key case folded
+                         reading(at, iid="i-b", tags={"team": "ml"}),
+                         reading(at, iid="vm-1", cloud="gcp", tags={"team": "search"}),
+                         reading(at, iid="i-eur", rate=Rate(D("10"), "EUR", "billing:type"), tags={"team": "ml"}),
+                         reading(at, iid="i-untagged", tags={})])
+    rows = {(r.scope_value, r.currency): (r.amount, r.gpu_amount) for r in est.estimated_spend(Scope("team"),
+                                                                                              SEPTEMBER)}
+    assert rows == {("ml", "USD"): (D(96), D(96)), ("ml", "EUR"): (D(15), D(15)), ("search", "USD"): (D(48), D(48))}
+    assert [(r.scope_value, r.amount) for r in est.estimated_spend(Scope("project", "llm"), SEPTEMBER)] == [
+        ("llm", D(48))]
+    assert est.estimated_spend(Scope("team", "ml"), SEPTEMBER, clouds=["gcp"]) == []
+    assert [r.amount for r in est.estimated_spend(Scope("team", "search"), SEPTEMBER, clouds=["gcp"])] == [D(48)]
+    assert est.estimated_spend(Scope("team"), Window(date(2024, 9, 12), date(2024, 9, 13))) == []  # other days
+    rates = {(r.scope_value, r.currency): r.amount for r in est.running_rate(Scope("team"))}
+    assert rates == {("ml", "USD"): D(64), ("ml", "EUR"): D(10), ("search", "USD"): D(32)}
+    assert [r.amount for r in est.running_rate(Scope("team", "search"), clouds=["aws"])] == []
+    # a stop read later: the rate drops; a late reading from before it does not bring it back
+    est.record_readings([reading(at + timedelta(minutes=5), iid="i-b", running=False, stopped=at)])
+    est.record_readings([reading(at - timedelta(minutes=5), iid="i-b")])
+    assert [r.amount for r in est.running_rate(Scope("team", "ml"))] == [D(10), D(32)]  # EUR, USD
+
+
+def test_a_counted_delivery_drops_the_estimates_it_covers_and_records_their_error(ledger: Ledger) -> None:
+    est = log(ledger)
+    assert est.coverage() == {}
+    # i-a estimated 04:30-06:00 on the 11th (48 USD); the bill will say 40 for its 05:00 hour
+    # only; i-z estimated after the coverage end; vm-1 on a cloud no delivery covers
+    est.record_readings([reading(T0 + timedelta(minutes=90)),
+                         reading(LATEST + timedelta(minutes=30), iid="i-z", started=LATEST),
+                         reading(T0 + timedelta(minutes=90), iid="vm-1", cloud="gcp", itype="a2-highgpu-8g")])
+    assert [r.amount for r in est.estimated_spend(Scope("team", "ml"), SEPTEMBER)] == [D(48 + 16 + 48)]
+    load(ledger)
+    assert est.coverage() == {"aws": LATEST}
+    assert seconds_of(est) == {"i-z": 1800, "vm-1": 5400}
+    assert est.estimate_rows() == 3  # i-z's hour 10, vm-1's hours 04 and 05
+    assert [r.amount for r in est.estimated_spend(Scope("team", "ml"), SEPTEMBER)] == [D(16 + 48)]
+    assert est.estimate_errors() == [EstimateError("p4d.24xlarge", "price-table", 1, D("1.50"), D(48), D(40), "USD")]
+    # a reading after the delivery: i-a accrues from the coverage end on, never the covered hours
+    (a,) = est.record_readings([reading(LATEST + timedelta(hours=1))])
+    assert (a.hour, a.seconds) == (LATEST, 3600)
+    # the same delivery completed again (a redelivered message) changes nothing
+    assert ledger.complete(ledger.deliveries()[0].delivery.delivery_id, LATEST).switched is False
+    assert len(est.estimate_errors()) == 1 and est.estimate_rows() == 4
+
+
+def test_billed_rates_are_the_counted_bill_per_instance_and_per_type(ledger: Ledger) -> None:
+    est = log(ledger)
+    assert est.billed_rates() == ({}, {})
+    load(ledger)
+    # the last 24 hours of the bill (to 09-12 10:00): i-e's GPU hour at 08:00, 10 EUR
+    by_instance, by_type = est.billed_rates()
+    assert by_instance == {("aws", "i-e"): (D(10), "EUR", datetime(2024, 9, 12, 8, tzinfo=UTC))}
+    assert by_type == {("aws", "p4d.24xlarge"): (D(10), "EUR")}
+    by_instance, _ = est.billed_rates(hours=48)  # i-a's hour on the 11th at 05:00 too
+    assert by_instance[("aws", "i-a")] == (D(40), "USD", datetime(2024, 9, 11, 5, tzinfo=UTC))
+
+
+def test_amounts_stay_exact_at_any_size(ledger: Ledger) -> None:
+    est = log(ledger)
+    huge = Rate(D("123456789012345678901234567.123456789"), "VND", "price-table")  # 36 digits
+    est.record_readings([reading(T0 + timedelta(seconds=7), rate=huge)])
+    (row,) = est.estimates()
+    assert row.amount == (huge.amount * 7 / 3600).quantize(D("1e-18"))  # 1e-18 of a 27-digit rate
+    (spent,) = est.estimated_spend(Scope("team"), SEPTEMBER)
+    assert spent.amount == row.amount
