@@ -16,14 +16,13 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 from io import StringIO
 from pathlib import Path
-
-from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
