@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 from burnguard.core.estimates import EstimateError, Rate, Reading
 from burnguard.core.ledger import Scope, Window
+from burnguard.core.messages import DeliveryRef, stable_id
 from burnguard.ports.ledger import EstimateLog, Ledger
-from tests.contract.test_ledger_ports import LATEST, load
+from tests.contract.test_ledger_ports import LATEST, load, row
 
 D = Decimal
 T0 = datetime(2024, 9, 11, 4, 30, tzinfo=UTC)  # before the bill's coverage end (LATEST: 09-12 10:00)
@@ -29,9 +30,9 @@ def log(ledger: Ledger) -> EstimateLog:
 def reading(  # noqa: PLR0913 - a reading: one keyword per field a test varies
         at: datetime, *, iid: str = "i-a", cloud: str = "aws", running: bool = True,
             started: datetime | None = T0, stopped: datetime | None = None, rate: Rate | None = RATE,
-            tags: dict[str, str] | None = None, itype: str = "p4d.24xlarge") -> Reading:
+            tags: dict[str, str] | None = None, itype: str = "p4d.24xlarge", account: str | None = None) -> Reading:
     return Reading(cloud, iid, itype, "us-east-1a", at, running, rate, tags if tags is not None else {"team": "ml"},
-                   started_at=started, stopped_at=stopped)
+                   started_at=started, stopped_at=stopped, account=account)
 
 
 def seconds_of(est: EstimateLog) -> dict[str, int]:
@@ -152,3 +153,55 @@ def test_amounts_stay_exact_at_any_size(ledger: Ledger) -> None:
     assert row.amount == (huge.amount * 7 / 3600).quantize(D("1e-18"))  # 1e-18 of a 27-digit rate
     (spent,) = est.estimated_spend(Scope("team"), SEPTEMBER)
     assert spent.amount == row.amount
+
+
+def _account_delivery(account: str, period: str = "2024-09") -> Any:
+    return DeliveryRef(delivery_id=stable_id("contract-account", account, period), provider="aws",
+                       source=f"aws-cur|{account}|r", billing_period=period, version="v1",
+                       produced_at=datetime(2024, 9, 13, tzinfo=UTC))
+
+
+def _august(account: str) -> dict[str, Any]:
+    """A line item of 08-31 23:00 (the August bill of ``account``)."""
+    start = datetime(2024, 8, 31, 23, tzinfo=UTC)
+    return {**row(1, 0, "1", "1", {"team": "ml"}, resource="i-old"), "SubAccountId": account,
+            "BillingPeriodStart": datetime(2024, 8, 1, tzinfo=UTC), "BillingPeriodEnd": datetime(2024, 9, 1, tzinfo=UTC),
+            "ChargePeriodStart": start, "ChargePeriodEnd": start + timedelta(hours=1)}
+
+
+def _charging(account: str, *rows: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{**r, "SubAccountId": account} for r in rows]
+
+
+def test_coverage_is_per_account_so_a_lagging_account_keeps_its_estimates(ledger: Ledger) -> None:
+    """Account 111's delivery covers to 09-12 10:00, account 222's (a separate export, whose
+    August bill is counted) lags: 222's estimates count from its own coverage, not from 111's;
+    an instance of no account, or of an account no delivery holds, falls back to the cloud's."""
+    est = log(ledger)
+    load(ledger, [_august("222")], _account_delivery("222", "2024-08"))
+    noon = datetime(2024, 9, 12, 11, tzinfo=UTC)
+    est.record_readings([reading(noon, iid="i-a", account="111"), reading(noon, iid="i-b", account="222"),
+                         reading(noon, iid="i-c", itype="p5.48xlarge", started=LATEST - timedelta(hours=1))])
+    # 111's delivery: i-a 40 (09-11 05:00) + 32 (09-12 09:00)
+    load(ledger, _charging("111", row(11, 5, "50", "40", {"team": "ml"}, resource="i-a"),
+                           row(12, 9, "32", "32", {"team": "ml"}, resource="i-a")), _account_delivery("111"))
+    assert est.coverage() == {"aws": LATEST}
+    # i-a from 10:00 (1 h); i-b all of 04:30 → 11:00 (30.5 h); i-c (no account) from the cloud's 10:00 (1 h)
+    assert seconds_of(est) == {"i-a": 3600, "i-b": 30 * 3600 + 1800, "i-c": 3600}
+    assert [r.amount for r in est.estimated_spend(Scope("team", "ml"), SEPTEMBER)] == [D(32) * D("32.5")]
+    assert est.estimate_errors() == [  # i-a's 29.5 h against its bill; i-c's hour against none
+        EstimateError("p4d.24xlarge", "price-table", 1, D("29.50"), D(944), D(72), "USD"),
+        EstimateError("p5.48xlarge", "price-table", 1, D("1.00"), D(32), D(0), "USD")]
+    # 222's delivery, lagging: i-b 30 (09-11 05:00); its 1.5 h to 06:00 drop, the rest counts on
+    load(ledger, _charging("222", row(11, 5, "30", "30", {"team": "ml"}, resource="i-b")), _account_delivery("222"))
+    assert seconds_of(est) == {"i-a": 3600, "i-b": 29 * 3600, "i-c": 3600}
+    assert {(e.instance_type, e.hours, e.estimated, e.billed) for e in est.estimate_errors()} == {
+        ("p4d.24xlarge", D("31.00"), D(944 + 48), D(72 + 30)), ("p5.48xlarge", D("1.00"), D(32), D(0))}
+    assert [r.amount for r in est.estimated_spend(Scope("team", "ml"), SEPTEMBER)] == [D(32) * 31]
+    # first readings backfill from their own account's coverage; an account no delivery holds
+    # (333) from the cloud's
+    later = noon + timedelta(hours=1)
+    got = est.record_readings([reading(later, iid="i-d", account="222", started=datetime(2024, 9, 11, tzinfo=UTC)),
+                               reading(later, iid="i-e", account="333", started=datetime(2024, 9, 11, tzinfo=UTC))])
+    assert {i: sum(x.seconds for x in got if x.instance_id == i) for i in ("i-d", "i-e")} == {
+        "i-d": 30 * 3600, "i-e": 2 * 3600}

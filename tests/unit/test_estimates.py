@@ -195,3 +195,17 @@ def test_estimates_meet_the_bill_by_the_id_billing_names_the_instance_by() -> No
         assert drop_covered_estimates(db, "gcp", "d1", T0) == 2
     (error,) = ledger.estimate_errors()
     assert error.billed == Decimal(22) and error.estimated == RATE.amount * 2
+
+
+def test_coverage_per_account_falls_back_to_the_cloud_where_the_account_is_unknown() -> None:
+    from burnguard.core.estimates import Coverage
+
+    fri, thu, wed = T0, T0 - timedelta(days=1), T0 - timedelta(days=2)
+    cov = Coverage.of([("aws", fri, ["111"]), ("aws", thu, ["222", "111"]), ("azure", thu, ["AbC-Guid"]),
+                       ("gcp", wed, None), ("gcp", thu, ["proj-a"]), ("aws", None, ["333"])])
+    assert cov.end("aws", "111") == fri and cov.end("aws", "222") == thu  # 222's delivery lags: its own
+    assert cov.end("aws", None) == fri and cov.end("aws", "333") == fri  # unknown: the cloud's
+    assert cov.end("azure", "abc-GUID") == thu  # ids match case-insensitively
+    assert cov.end("gcp", "proj-a") == thu and cov.end("gcp", "proj-b") == thu
+    assert Coverage.of([("gcp", thu, None), ("gcp", wed, ["proj-a"])]).end("gcp", "proj-a") == thu  # covers all
+    assert cov.end("other", "x") is None

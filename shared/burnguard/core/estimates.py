@@ -18,7 +18,7 @@ when the bill lands, is reported per instance type and rate source.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
@@ -65,6 +65,8 @@ class Reading:
     stopped_at: datetime | None = None
     #: the id billing exports name the instance by, if not ``instance_id`` (GCE: the numeric id)
     billing_id: str | None = None
+    #: the account it runs in, as billing names it (:attr:`burnguard.core.instances.Instance.account`)
+    account: str | None = None
 
     @property
     def billing_key(self) -> str:
@@ -74,6 +76,54 @@ class Reading:
     @property
     def ref(self) -> str:
         return f"{self.cloud}:{self.instance_id}"
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Up to when the counted billing deliveries cover each cloud and account.
+
+    A delivery covers the accounts its rows charge (``SubAccountId``: the AWS usage account, the
+    Google Cloud project, the Azure subscription, the ids instances carry as
+    :attr:`Reading.account`), up to the end of its latest hour of usage; an account's coverage
+    is the latest of the counted deliveries that hold it (of any billing period). So an account
+    whose delivery lags keeps its estimates while another account's delivery is ahead.
+
+    Where the mapping is unknown the cloud's coverage (the latest of all its counted deliveries)
+    stands in: for a reading without an account, and for an account no counted delivery holds
+    (a new account, or one billed elsewhere: its estimates would otherwise count forever). A
+    delivery that names no account (its format has no account column, or it was counted before
+    deliveries recorded their accounts) covers every account of its cloud. Account ids match
+    case-insensitively (Azure subscription ids are GUIDs in either case).
+    """
+
+    clouds: Mapping[str, datetime] = field(default_factory=dict)
+    accounts: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
+    everywhere: Mapping[str, datetime] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, deliveries: Iterable[tuple[str, datetime | None, Iterable[str] | None]]) -> Coverage:
+        """From the counted deliveries' ``(cloud, end of data, accounts or None)``."""
+        clouds: dict[str, datetime] = {}
+        accounts: dict[tuple[str, str], datetime] = {}
+        everywhere: dict[str, datetime] = {}
+        for cloud, end, held in deliveries:
+            if end is None:
+                continue
+            clouds[cloud] = max(end, clouds.get(cloud, end))
+            names = [a.casefold() for a in held or () if a]
+            if not names:
+                everywhere[cloud] = max(end, everywhere.get(cloud, end))
+            for a in names:
+                accounts[(cloud, a)] = max(end, accounts.get((cloud, a), end))
+        return cls(clouds, accounts, everywhere)
+
+    def end(self, cloud: str, account: str | None = None) -> datetime | None:
+        """Up to when ``account`` of ``cloud`` is covered (see the class)."""
+        own = self.accounts.get((cloud, account.casefold())) if account else None
+        if own is None:
+            return self.clouds.get(cloud)
+        wide = self.everywhere.get(cloud)
+        return max(own, wide) if wide is not None else own
 
 
 @dataclass(frozen=True)

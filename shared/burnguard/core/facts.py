@@ -80,6 +80,10 @@ class Facts:
     rows: int = 0
     #: end of the latest usage charge (of up to a day) in these line items
     latest_end: datetime | None = None
+    #: the accounts these line items charge (``SubAccountId``: AWS usage account, Google Cloud
+    #: project, Azure subscription): the accounts a counted delivery covers (the live estimate's
+    #: coverage per account)
+    accounts: tuple[str, ...] = ()
 
 
 SPEND_KEYS = ["period", "day", "cloud", "service", "category", "currency", "gpu", "tagset", "resource_id",
@@ -131,7 +135,8 @@ def chunk_facts(table: pa.Table) -> Facts:
         cutoff = int(latest.timestamp()) - HOURLY_DAYS * DAY_SECONDS
         recent &= to_np(pc.cast(end, pa.int64())) > cutoff
     hourly = _gpu_hourly(base, start, span, to_np(gpu) & recent)
-    return Facts(_rename(spend), hourly, sets, n, latest)
+    accounts = tuple(sorted(a for a in pc.unique(table.column("SubAccountId")).to_pylist() if a))
+    return Facts(_rename(spend), hourly, sets, n, latest, accounts)
 
 
 def _gpu_hourly(base: pa.Table, start: pa.ChunkedArray, span: np.ndarray, mask: np.ndarray) -> pa.Table:

@@ -142,7 +142,8 @@ class MeterService:
                 report.sources[rate.source] = report.sources.get(rate.source, 0) + 1
             report.running += running
             readings.append(Reading(inst.cloud, inst.instance_id, inst.instance_type, inst.location, now, running,
-                                    rate, inst.tags, inst.started_at, inst.stopped_at, inst.billing_id))
+                                    rate, inst.tags, inst.started_at, inst.stopped_at, inst.billing_id,
+                                    inst.account))
         report.read = len(readings)
         accruals: list[Accrual] = self.ledger.record_readings(readings)
         for a in accruals:

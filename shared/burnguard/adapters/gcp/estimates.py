@@ -50,6 +50,7 @@ import pyarrow.compute as pc
 
 from burnguard.core.estimates import (
     Accrual,
+    Coverage,
     EstimateError,
     EstimateRow,
     Reading,
@@ -94,14 +95,11 @@ def _nanos(value: Any) -> int:
     return int(Decimal(value).scaleb(9))
 
 
-def coverage_of(counted: Iterable[Mapping[str, Any]]) -> dict[str, datetime]:
-    """Per cloud, the end of the latest hour its counted deliveries hold (``current`` documents)."""
-    out: dict[str, str] = {}
-    for c in counted:
-        end = c.get("data_end")
-        if end and (c["provider"] not in out or end > out[c["provider"]]):
-            out[c["provider"]] = end
-    return {cloud: _dt(end) for cloud, end in out.items()}
+def coverage_of(counted: Iterable[Mapping[str, Any]]) -> Coverage:
+    """Per cloud and account, the end of the hours the counted deliveries (``current``
+    documents: their ``data_end`` and ``accounts``) cover."""
+    return Coverage.of((c["provider"], _dt(c["data_end"]) if c.get("data_end") else None, c.get("accounts"))
+                       for c in counted)
 
 
 class FirestoreEstimates:
@@ -142,7 +140,7 @@ class FirestoreEstimates:
             for k, ref in refs.items():
                 snap = snaps.get(ref.path)
                 doc = snap.to_dict() if snap is not None and snap.exists else None
-                data, added = _apply(doc, group[k], cov.get(k[0]))
+                data, added = _apply(doc, group[k], cov)
                 tx.set(ref, data)
                 accrued += added
             return accrued
@@ -157,16 +155,20 @@ class FirestoreEstimates:
         hours) and delete them. Returns the (instance, hour) rows dropped. Idempotent."""
         from google.cloud import firestore
 
-        cov = coverage_of(self._counted()).get(cloud)
-        if cov is None:
+        cov = coverage_of(self._counted())
+        if cov.clouds.get(cloud) is None:
             return 0
-        end = _ts(cov)
+
+        def floor(doc: Mapping[str, Any]) -> str:
+            end = cov.end(cloud, doc.get("account"))
+            return _ts(end) if end is not None else ""
+
         docs = [d for d in self._col("meter").where(filter=_eq("cloud", cloud)).stream()
-                if any(_entry_hour(h) < end for h in (d.to_dict().get("hours") or {}))]
+                if any(_entry_hour(h) < floor(d.to_dict()) for h in (d.to_dict().get("hours") or {}))]
         if not docs:
             return 0
         first = min(_entry_hour(h) for d in docs for h in d.to_dict()["hours"])
-        billed = self._billed_hours(cloud, _dt(first), cov)
+        billed = self._billed_hours(cloud, _dt(first), cov.clouds[cloud])
         used: set[tuple[str, str, str]] = set()
 
         @firestore.transactional
@@ -178,6 +180,7 @@ class FirestoreEstimates:
                     continue
                 doc = snap.to_dict()
                 hours = dict(doc.get("hours") or {})
+                end = floor(doc)
                 covered = {h: e for h, e in hours.items() if _entry_hour(h) < end}
                 if not covered:
                     continue
@@ -246,16 +249,17 @@ class FirestoreEstimates:
     def _counted_entries(self, clouds: Sequence[str] | None = None
                          ) -> Iterator[tuple[dict[str, Any], str, str, str, dict[str, Any]]]:
         """(instance document, hour, currency, source, entry) of the estimates still counted."""
-        cov = {cloud: _ts(at) for cloud, at in self.coverage().items()}
+        cov = coverage_of(self._counted())
         for doc in self._instances(clouds):
-            floor = cov.get(doc["cloud"], "")
+            end = cov.end(doc["cloud"], doc.get("account"))
+            floor = _ts(end) if end is not None else ""
             for key, entry in (doc.get("hours") or {}).items():
                 hour, cur, source = key.split("|", 2)
                 if hour >= floor:
                     yield doc, hour, cur, source, entry
 
     def coverage(self) -> dict[str, datetime]:
-        return coverage_of(self._counted())
+        return dict(coverage_of(self._counted()).clouds)
 
     def estimated_spend(self, scope: Scope, window: Window, *,
                         clouds: Sequence[str] | None = None) -> list[SpendRow]:
@@ -352,7 +356,7 @@ class FirestoreEstimates:
 
 
 def _apply(doc: Mapping[str, Any] | None, readings: Sequence[Reading],
-           coverage_end: datetime | None) -> tuple[dict[str, Any], list[Accrual]]:
+           cov: Coverage) -> tuple[dict[str, Any], list[Accrual]]:
     """An instance's document after its readings (in order), and the accruals they added: the
     SQLite ledger's rules (accrued_until only moves forward; the state is the latest reading's;
     an hour's type, tags and billing key are those of its first accrual)."""
@@ -360,6 +364,7 @@ def _apply(doc: Mapping[str, Any] | None, readings: Sequence[Reading],
     hours = dict(data.get("hours") or {})
     out: list[Accrual] = []
     for r in readings:
+        coverage_end = cov.end(r.cloud, r.account)
         prev = _dt(data["accrued_until"]) if data.get("accrued_until") else None
         accruals = accrue(r, prev, coverage_end)
         after = new_accrued_until(r, prev, coverage_end)
@@ -379,6 +384,7 @@ def _apply(doc: Mapping[str, Any] | None, readings: Sequence[Reading],
         latest = seen is None or _ts(r.at) >= seen
         rate = r.rate
         data.update({"cloud": r.cloud, "instance_id": r.instance_id, "instance_type": r.instance_type, "tags": tags,
+                     "account": r.account,
                      "accrued_until": _ts(after) if after else None,
                      "seen_at": max(seen, _ts(r.at)) if seen else _ts(r.at)})
         if latest:  # a late reading, older than the one recorded, leaves the state as it is

@@ -265,7 +265,7 @@ class FirestoreLedger(FirestoreEstimates):
         try:
             chunk_ref.create({"chunk_id": chunk_id, "delivery_id": delivery.delivery_id,
                               "totals": declared.model_dump_json(), "received_at": _ts(received_at),
-                              "data_end": _ts(facts.latest_end)})
+                              "data_end": _ts(facts.latest_end), "accounts": list(facts.accounts)})
         except (AlreadyExists, Conflict):
             return False
         return True
@@ -318,7 +318,10 @@ class FirestoreLedger(FirestoreEstimates):
                                now)
         extent = self._write_pages(delivery_id)
         data_end = max((c["data_end"] for c in chunk_docs if c.get("data_end")), default=None)
-        outcome = self._switch(delivery_id, slice_ref, summary.totals.rows, data_end, extent=extent, now=now)
+        # the accounts it covers (None: its rows name none, so it covers every account of its cloud)
+        accounts = sorted({a for c in chunk_docs for a in c.get("accounts") or ()}) or None
+        outcome = self._switch(delivery_id, slice_ref, summary.totals.rows, data_end,
+                               extent={**extent, "accounts": accounts}, now=now)
         if outcome.status == "superseded" or not outcome.switched:
             if outcome.status != "complete":
                 self._delete_pages(delivery_id)
@@ -332,8 +335,19 @@ class FirestoreLedger(FirestoreEstimates):
     def _settle_estimates(self, cloud: str, delivery_id: str, now: datetime) -> None:
         """After the switch (which moved the coverage, so the estimates of the hours it covers
         stopped counting in its transaction): their error recorded, and they are deleted."""
+        from google.cloud import firestore
+
         self._drop_covered_estimates(cloud, delivery_id, now)
-        self._delivery(delivery_id).update({"estimates_settled": True})
+        ref = self._delivery(delivery_id)
+
+        @firestore.transactional
+        def settled(tx: Any) -> None:
+            # a transaction, not a plain update: another instance completing the same delivery may
+            # hold the document in its switch transaction (a plain write would abort, not retry)
+            if ref.get(transaction=tx).get("estimates_settled") is False:
+                tx.update(ref, {"estimates_settled": True})
+
+        settled(self.client.transaction())
 
     @staticmethod
     def _newer(current: Mapping[str, Any] | None, d: Mapping[str, Any]) -> bool:
