@@ -205,3 +205,37 @@ def test_coverage_is_per_account_so_a_lagging_account_keeps_its_estimates(ledger
                                reading(later, iid="i-e", account="333", started=datetime(2024, 9, 11, tzinfo=UTC))])
     assert {i: sum(x.seconds for x in got if x.instance_id == i) for i in ("i-d", "i-e")} == {
         "i-d": 30 * 3600, "i-e": 2 * 3600}
+
+
+def test_the_rate_of_the_same_type_in_the_same_region_and_account_comes_before_the_types(ledger: Ledger) -> None:
+    """p4d hours billed at 09-12 08:00: i-a (account 111, us-east-1) 40, i-b (111, us-west-2)
+    30, i-c (222, us-east-1) 20: per place its own mean, per type the mean of all three."""
+    from burnguard.app.estimates_cli import load_prices
+    from burnguard.core.estimates import place_key
+    from burnguard.core.instances import Instance
+    from burnguard.services.meter import RateBook
+
+    est = log(ledger)
+    bill = [{**row(12, 8, cost, cost, {"team": "ml"}, resource=rid), "SubAccountId": account, "RegionId": region}
+            for rid, account, region, cost in (("i-a", "111", "us-east-1", "40"), ("i-b", "111", "us-west-2", "30"),
+                                               ("i-c", "222", "us-east-1", "20"))]
+    load(ledger, [*bill, row(12, 9, "1", "1", {"team": "web"}, resource="i-w", gpu=False)])
+    _, by_type = est.billed_rates()
+    assert by_type == {("aws", "p4d.24xlarge"): (D(30), "USD"),
+                       place_key("aws", "111", "us-east-1", "p4d.24xlarge"): (D(40), "USD"),
+                       place_key("aws", "111", "us-west-2", "p4d.24xlarge"): (D(30), "USD"),
+                       place_key("aws", "222", "US-EAST-1", "p4d.24xlarge"): (D(20), "USD")}
+    book = RateBook(est, load_prices())
+
+    def rate(account: str | None, region: str) -> tuple[Decimal, str]:
+        got = book.rate(Instance("aws", "i-new", "new", region, "p4d.24xlarge", "running", account=account))
+        assert got is not None
+        return got.amount, got.source
+
+    assert rate("111", "us-east-1") == (D(40), "billing:type@region")
+    assert rate("222", "us-east-1") == (D(20), "billing:type@region")
+    assert rate("111", "eu-west-1") == (D(30), "billing:type")  # no p4d of 111 billed there: the type's
+    assert rate(None, "us-east-1") == (D(30), "billing:type")  # account unknown: the type's
+    # an instance's own billed hour still comes first
+    own = book.rate(Instance("aws", "i-c", "c", "us-east-1", "p4d.24xlarge", "running", account="222"))
+    assert own is not None and (own.amount, own.source) == (D(20), "billing:instance")

@@ -30,8 +30,8 @@ HOUR = timedelta(hours=1)
 #: instance running since then.
 MAX_BACKFILL = timedelta(hours=72)
 #: Where an hourly rate comes from, most trusted first.
-RateSource = Literal["billing:instance", "billing:type", "price-table"]
-RATE_SOURCES: tuple[RateSource, ...] = ("billing:instance", "billing:type", "price-table")
+RateSource = Literal["billing:instance", "billing:type@region", "billing:type", "price-table"]
+RATE_SOURCES: tuple[RateSource, ...] = ("billing:instance", "billing:type@region", "billing:type", "price-table")
 
 
 @dataclass(frozen=True)
@@ -233,6 +233,27 @@ def from_rate_seconds(value: int | str | None) -> Decimal:
     if not value or not int(value):
         return Decimal(0)
     return (Decimal(f"{value}e-9") / 3600).quantize(Decimal("1e-18"), rounding=ROUND_HALF_EVEN) + 0
+
+
+def place_key(cloud: str, account: str, region: str, instance_type: str) -> tuple[str, str, str, str]:
+    """The key of "the same instance type in the same region and account" (ids case-folded)."""
+    return (cloud, account.casefold(), region.casefold(), instance_type)
+
+
+def mean_rates(by_instance: Mapping[tuple[str, str], tuple[Decimal, str, datetime]],
+               places: Mapping[tuple[str, str], tuple[str, str, str]]) -> dict[tuple[str, ...], tuple[Decimal, str]]:
+    """The mean effective hourly rate of the billed instances of each ``(cloud, instance type)``
+    and of each :func:`place_key` (``places``: per ``(cloud, resource key)`` its type, account
+    and region in the bill; a place is kept only where account and region are known)."""
+    sums: dict[tuple[tuple[str, ...], str], list[Decimal]] = {}
+    for (cloud, rkey), (amount, cur, _) in by_instance.items():
+        itype, account, region = places.get((cloud, rkey), ("", "", ""))
+        if not itype:
+            continue
+        sums.setdefault(((cloud, itype), cur), []).append(amount)
+        if account and region:
+            sums.setdefault((place_key(cloud, account, region, itype), cur), []).append(amount)
+    return {key: ((sum(v, Decimal(0)) / len(v)).quantize(Decimal("1e-9")), cur) for (key, cur), v in sums.items()}
 
 
 def fold_tags(tags: Mapping[str, str]) -> dict[str, str]:

@@ -204,11 +204,13 @@ class BilledRates(Protocol):
     come from first)."""
 
     def billed_rates(self, hours: int = 24) -> tuple[dict[tuple[str, str], tuple[Decimal, str, datetime]],
-                                                      dict[tuple[str, str], tuple[Decimal, str]]]:
+                                                      dict[tuple[str, ...], tuple[Decimal, str]]]:
         """``(by_instance, by_type)``: per ``(cloud, resource_key)`` the effective cost of the
-        resource's latest counted GPU hour (with its currency and hour); per ``(cloud,
-        instance_type)`` the mean effective cost of an hour of that type, over the last
-        ``hours`` of each cloud's counted data."""
+        resource's largest counted GPU hour (with its currency and hour); per ``(cloud, account,
+        region, instance_type)`` (:func:`~burnguard.core.estimates.place_key`: where the bill
+        names the resource's account and region) and per ``(cloud, instance_type)`` the mean
+        effective cost of an hour of that type, over the last ``hours`` of each cloud's counted
+        data (:func:`~burnguard.core.estimates.mean_rates`)."""
         ...
 
 

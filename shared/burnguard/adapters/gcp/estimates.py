@@ -57,6 +57,7 @@ from burnguard.core.estimates import (
     accrue,
     fold_tags,
     from_rate_seconds,
+    mean_rates,
     new_accrued_until,
     resource_key,
     to_nanos,
@@ -225,7 +226,7 @@ class FirestoreEstimates:
         first = start.date().isoformat()
         last = (end.date() + timedelta(days=1)).isoformat()
         tables = [t for t in self._read([(k, q) for _d, k, q in self._queries(kind, first, last)]) if t.num_rows]
-        return pa.concat_tables(tables) if tables else None
+        return pa.concat_tables(tables, promote_options="default") if tables else None
 
     def _hourly_rows(self, cloud: str, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
         table = self._pages("hourly", start, end)
@@ -324,9 +325,9 @@ class FirestoreEstimates:
         return sum(len(d.get("hours") or {}) for d in self._instances())
 
     def billed_rates(self, hours: int = 24) -> tuple[dict[tuple[str, str], tuple[Decimal, str, datetime]],
-                                                      dict[tuple[str, str], tuple[Decimal, str]]]:
+                                                      dict[tuple[str, ...], tuple[Decimal, str]]]:
         by_instance: dict[tuple[str, str], tuple[Decimal, str, datetime]] = {}
-        types: dict[tuple[str, str], str] = {}
+        places: dict[tuple[str, str], tuple[str, str, str]] = {}
         for cloud, cov in self.coverage().items():
             since = cov - timedelta(hours=hours)
             for row in self._hourly_rows(cloud, since, cov):
@@ -337,21 +338,16 @@ class FirestoreEstimates:
                 # a full hour: the largest of the window (the latest may be partial)
                 if amount > 0 and (key not in by_instance or amount > by_instance[key][0]):
                     by_instance[key] = (amount, row["currency"], row["hour"])
-            # the instance types of the resources billed in those days (SQLite: of all time)
+            # type, account and region of the resources billed in those days (SQLite: of all time)
             spend = self._pages("spend", since, cov)
             if spend is not None:
                 spend = spend.filter(pc.and_(pc.and_(pc.equal(spend["cloud"], cloud), spend["gpu"]),
                                              pc.and_(pc.not_equal(spend["resource_id"], ""),
                                                      pc.not_equal(spend["instance_type"], ""))))
-                for r in spend.select(["resource_id", "instance_type"]).to_pylist():
-                    types[(cloud, resource_key(r["resource_id"]))] = r["instance_type"]
-        sums: dict[tuple[str, str, str], list[Decimal]] = defaultdict(list)
-        for (cloud, rkey), (amount, cur, _) in by_instance.items():
-            itype = types.get((cloud, rkey))
-            if itype:
-                sums[(cloud, itype, cur)].append(amount)
-        by_type = {(cloud, itype): ((sum(v, Decimal(0)) / len(v)).quantize(Decimal("1e-9")), cur)
-                   for (cloud, itype, cur), v in sums.items()}
+                for r in spend.to_pylist():
+                    places[(cloud, resource_key(r["resource_id"]))] = (
+                        r["instance_type"], r.get("account") or "", r.get("region") or "")
+        by_type = mean_rates(by_instance, places)
         return by_instance, by_type
 
 

@@ -72,7 +72,7 @@ PERMISSIONS = (
 )
 
 SPEND_KEYS = ["period", "day", "cloud", "service", "category", "currency", "gpu", "tagset", "resource_id",
-              "instance_type"]
+              "instance_type", "account", "region"]
 SCOPE_KEYS = ["period", "day", "cloud", "currency", "gpu", "tagset"]
 HOURLY_KEYS = ["hour", "cloud", "resource_id", "currency", "tagset"]
 #: staged fact kinds per chunk (the two fact tables of :class:`Facts`, plus its tag sets)
@@ -593,7 +593,8 @@ class FirestoreLedger(FirestoreEstimates):
         tag_tables = [t for t in tables if "key_folded" in t.column_names]
         if not facts_tables or not tag_tables:
             return None
-        facts = pa.concat_tables(facts_tables)
+        # pages counted before the spend facts kept account and region lack them (null)
+        facts = pa.concat_tables(facts_tables, promote_options="default")
         tags = pa.concat_tables(tag_tables)
         if scope.value is not None:
             tags = tags.filter(pc.equal(tags["value"], scope.value))

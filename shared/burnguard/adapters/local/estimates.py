@@ -33,6 +33,7 @@ from burnguard.core.estimates import (
     Reading,
     accrue,
     from_rate_seconds,
+    mean_rates,
     new_accrued_until,
     resource_key,
     to_nanos,
@@ -271,7 +272,7 @@ class SqliteEstimates(SqliteStore):
         return int(self._query("SELECT COUNT(*) FROM estimates", [])[0][0])
 
     def billed_rates(self, hours: int = 24) -> tuple[dict[tuple[str, str], tuple[Decimal, str, datetime]],
-                                                      dict[tuple[str, str], tuple[Decimal, str]]]:
+                                                      dict[tuple[str, ...], tuple[Decimal, str]]]:
         by_instance: dict[tuple[str, str], tuple[Decimal, str, datetime]] = {}
         for cloud, cov in self.coverage().items():
             for rid, hour, cur, eff, eff_x in self._iter_hours(cloud, cov - timedelta(hours=hours), cov):
@@ -280,18 +281,12 @@ class SqliteEstimates(SqliteStore):
                 # a full hour: the largest of the window (the latest may be partial)
                 if amount > 0 and (key not in by_instance or amount > by_instance[key][0]):
                     by_instance[key] = (amount, cur, _dt(hour))
-        types: dict[tuple[str, str], str] = {}
-        for cloud, rid, itype in self._query(
-                "SELECT DISTINCT cloud, resource_id, instance_type FROM spend WHERE gpu = 1 AND resource_id != ''"
-                " AND instance_type IS NOT NULL AND instance_type != ''", []):
-            types[(cloud, resource_key(rid))] = itype
-        sums: dict[tuple[str, str, str], list[Decimal]] = defaultdict(list)
-        for (cloud, rkey), (amount, cur, _) in by_instance.items():
-            itype = types.get((cloud, rkey))
-            if itype:
-                sums[(cloud, itype, cur)].append(amount)
-        by_type = {(cloud, itype): ((sum(v, Decimal(0)) / len(v)).quantize(Decimal("1e-9")), cur)
-                   for (cloud, itype, cur), v in sums.items()}
+        places: dict[tuple[str, str], tuple[str, str, str]] = {}
+        for cloud, rid, itype, account, region in self._query(
+                "SELECT DISTINCT cloud, resource_id, instance_type, account, region FROM spend WHERE gpu = 1"
+                " AND resource_id != '' AND instance_type IS NOT NULL AND instance_type != ''", []):
+            places[(cloud, resource_key(rid))] = (itype, account or "", region or "")
+        by_type = mean_rates(by_instance, places)
         return by_instance, by_type
 
     def _iter_hours(self, cloud: str, since: datetime, end: datetime) -> Iterator[tuple[Any, ...]]:

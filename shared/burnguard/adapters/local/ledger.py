@@ -113,7 +113,7 @@ CREATE TABLE IF NOT EXISTS snoozes (guardrail TEXT PRIMARY KEY, until TEXT NOT N
 
 FACT_TABLES = {
     "spend": ["period", "day", "cloud", "service", "category", "currency", "gpu", "tagset", "resource_id",
-              "instance_type"],
+              "instance_type", "account", "region"],
     "gpu_hourly": ["hour", "cloud", "resource_id", "currency", "tagset"],
 }
 #: Chunk blobs summed per step at completion (memory: the delivery's groups plus this many chunks).
@@ -149,6 +149,9 @@ class SqliteLedger(SqliteEstimates):
             for extra in ("billed_x", "effective_x"):
                 if extra not in have:  # a ledger written before amounts beyond int64 were kept
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN {extra} TEXT")
+            for key in keys:
+                if key not in have:  # a ledger written before the spend facts kept account and region
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {key} TEXT NOT NULL DEFAULT ''")
             self._db.execute(f"CREATE INDEX IF NOT EXISTS {table}_big ON {table}(delivery_id)"
                              " WHERE billed_x IS NOT NULL OR effective_x IS NOT NULL")
             self._db.execute(f"CREATE INDEX IF NOT EXISTS {table}_by_delivery ON {table}(delivery_id)")
