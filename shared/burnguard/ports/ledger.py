@@ -220,7 +220,8 @@ class EstimateView(Protocol):
     def estimated_spend(self, scope: Scope, window: Window, *,
                         clouds: Sequence[str] | None = None) -> list[SpendRow]:
         """Estimated spend per scope value and currency, for the hours of ``window`` that no
-        counted delivery of the instance's cloud covers yet (``gpu_amount`` equals ``amount``)."""
+        counted delivery of the instance's cloud and account covers yet
+        (:class:`~burnguard.core.estimates.Coverage`; ``gpu_amount`` equals ``amount``)."""
         ...
 
     def running_rate(self, scope: Scope, *, clouds: Sequence[str] | None = None) -> list[SpendRow]:
@@ -249,7 +250,9 @@ class EstimateLog(EstimateView, BilledRates, Protocol):
         ...
 
     def coverage(self) -> dict[str, datetime]:
-        """Per cloud, the end of the hours its counted deliveries cover."""
+        """Per cloud, the end of the hours its counted deliveries cover (the latest of its
+        accounts'; estimates count from their own account's, see
+        :class:`~burnguard.core.estimates.Coverage`)."""
         ...
 
     def estimates(self) -> list[EstimateRow]:

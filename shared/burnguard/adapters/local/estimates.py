@@ -8,10 +8,12 @@ divided once when read, so five-minute accruals never round; tags through the le
 estimates exactly as it selects billed spend) and ``estimate_errors`` (per delivery and
 instance: what was estimated for the hours the delivery covered, and what the bill says).
 
-Coverage of a cloud is the end of the latest hour its counted deliveries hold
-(``deliveries.data_end`` of the deliveries ``current`` points at). Estimates are counted only
-from there on; the switch that counts a delivery drops those it covers, in its transaction
-(:func:`drop_covered_estimates`).
+Coverage is per cloud and account (:class:`burnguard.core.estimates.Coverage`, from
+``deliveries.data_end`` and ``deliveries.accounts`` of the deliveries ``current`` points at;
+each estimate row keeps its instance's ``account``). Estimates are counted only from there on;
+the switch that counts a delivery drops those it covers, in its transaction
+(:func:`drop_covered_estimates`). Amounts beyond int64 nano-units go to ``_x`` TEXT columns,
+summed by the ledger's exact ``xsum``.
 """
 
 from __future__ import annotations
