@@ -22,8 +22,10 @@ the policy, validated first, as ``policy.yaml`` next to them: ``BURNGUARD_POLICY
 * **gcp** — Cloud Functions builds the source with Cloud Build, which installs
   ``requirements.txt`` itself. The bundle holds ``main.py``, the ``burnguard`` package (it is not
   on PyPI) and a ``requirements.txt`` pinning every third-party distribution of
-  ``burnguard[gcp,slack]`` as pip resolves it for Linux x86_64 and that Python version. Nothing to
-  prune: no dependency is shipped in the zip.
+  ``burnguard[gcp,slack,report]`` as pip resolves it for Linux x86_64 and that Python version
+  (``report``: matplotlib, for the spend chart the guardrail uploads to Slack after a threshold
+  alert; AWS and Azure run no guardrail and do without it). Nothing to prune: no dependency is
+  shipped in the zip.
 
 Zips are reproducible (sorted entries, fixed timestamps). ``manifest.json`` next to each zip
 records the Python version, the sizes, the policy and the zip's SHA-256. Not run by the tests
@@ -84,7 +86,9 @@ class Cloud:
 
 CLOUDS = {
     "aws": Cloud("aws", "aws,slack", "3.12", ("*.py",), ".", LAMBDA_UNZIPPED_LIMIT),
-    "gcp": Cloud("gcp", "gcp,slack", "3.12", ("main.py",), None),
+    # report: matplotlib, which the guardrail's ChartNotifier draws the Slack spend chart with (imported
+    # only when a chart is drawn; Cloud Build installs it, the zip does not carry it)
+    "gcp": Cloud("gcp", "gcp,slack,report", "3.12", ("main.py",), None),
     "azure": Cloud("azure", "azure,slack", "3.11", ("function_app.py", "host.json"),
                    ".python_packages/lib/site-packages"),
 }

@@ -36,6 +36,8 @@ import boto3
 from google.api_core.exceptions import DeadlineExceeded
 from google.cloud import pubsub_v1
 
+from tests.pubsub_pull import pull_now
+
 ROOT = Path(__file__).resolve().parents[2]
 AWS_EXPORTS = ROOT / "events" / "exports" / "aws"
 AZURE_EXPORTS = ROOT / "events" / "exports" / "azure"
@@ -243,7 +245,8 @@ class Topics:
         """Record what was published on the shared topic so far; returns how many new ids."""
         new = 0
         while True:
-            got = self.pull(self.tap, timeout=1.5)
+            # The functions publish synchronously: what they published is held now (no long pull).
+            got = [r.message for r in pull_now(self.subscriber, self.tap, 500)]
             if not got:
                 return new
             for m in got:

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
-from google.api_core.exceptions import DeadlineExceeded
 from google.cloud import pubsub_v1
 
 from burnguard.core.messages import Message
 from tests.bench.gen_cur import csv_lines, generate_table
 from tests.helpers import dec
+from tests.pubsub_pull import pull_messages
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_MANIFEST = (ROOT / "events/exports/aws/acme-billing-cur/cur/burnguard-hourly/20240901-20241001/"
@@ -140,24 +140,10 @@ class Topic:
         self.publisher.create_topic(name=self.path)
         self.subscriber.create_subscription(name=self.subscription, topic=self.path)
 
-    def drain(self, idle_pulls: int = 2) -> list[Message]:
-        """Every message available now (acknowledged), in arrival order."""
-        got: list[Message] = []
-        idle = 0
-        while idle < idle_pulls:
-            try:
-                resp = self.subscriber.pull(request={"subscription": self.subscription, "max_messages": 100},
-                                            timeout=3)
-            except DeadlineExceeded:
-                idle += 1
-                continue
-            if not resp.received_messages:
-                idle += 1
-                continue
-            got.extend(Message(dict(r.message.attributes), r.message.data) for r in resp.received_messages)
-            self.subscriber.acknowledge(request={"subscription": self.subscription,
-                                                 "ack_ids": [r.ack_id for r in resp.received_messages]})
-        return got
+    def drain(self, expect: int = 0) -> list[Message]:
+        """Every message held now (acknowledged), in arrival order; waits, under a deadline, for
+        ``expect`` of them first (the handlers publish synchronously, so usually none is awaited)."""
+        return pull_messages(self.subscriber, self.subscription, expect)
 
     def close(self) -> None:
         self.subscriber.close()

@@ -17,7 +17,6 @@ from typing import Any
 import functions_framework
 import pyarrow.parquet as pq
 import pytest
-from google.api_core.exceptions import DeadlineExceeded
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import pubsub_v1, storage
 
@@ -26,6 +25,7 @@ from burnguard.adapters.gcp.pubsub import PubSubPublisher
 from burnguard.app import gcp
 from burnguard.core.messages import BUDGET_ALERT, DELIVERY_SUMMARY, LINE_ITEMS, DeliverySummary, Message
 from tests.functions.slash_events import FUNCTIONS
+from tests.pubsub_pull import pull_messages, pull_received
 
 pytestmark = pytest.mark.emulator
 
@@ -65,20 +65,9 @@ def post(target: str, event: dict[str, Any]) -> Any:
     return app.post("/", data=json.dumps(event["data"]), headers=event["headers"])
 
 
-def pull_all(sub: pubsub_v1.SubscriberClient, subscription: str, expect: int | None = None) -> list[Message]:
-    got: dict[str, Message] = {}
-    for _ in range(30):
-        try:
-            resp = sub.pull(request={"subscription": subscription, "max_messages": 100}, timeout=3)
-        except DeadlineExceeded:
-            resp = None
-        if resp is not None and resp.received_messages:
-            for r in resp.received_messages:
-                got[r.message.attributes["message_id"]] = Message(dict(r.message.attributes), r.message.data)
-            sub.acknowledge(request={"subscription": subscription, "ack_ids": [r.ack_id for r in resp.received_messages]})
-        elif expect is None or len(got) >= expect:
-            break
-    return list(got.values())
+def pull_all(sub: pubsub_v1.SubscriberClient, subscription: str, expect: int = 0) -> list[Message]:
+    """What the emulator holds (after waiting for ``expect`` messages), one per message id."""
+    return list({m.message_id: m for m in pull_messages(sub, subscription, expect)}.values())
 
 
 @pytest.fixture
@@ -186,16 +175,8 @@ def test_budget_notifications_become_one_alert_per_state(queue: Any, functions_o
     for name in sent:
         assert post("budget", budget_cloudevent(BUDGET_EVENTS / f"gcp-budget.{name}.cloudevent.CONSTRUCTED.json")
                     ).status_code == 200
-    ids: list[str] = []
-    for _ in range(30):
-        try:
-            resp = sub.pull(request={"subscription": subscription, "max_messages": 100}, timeout=3)
-        except DeadlineExceeded:
-            continue
-        ids += [r.message.attributes["message_id"] for r in resp.received_messages]
-        assert all(r.message.attributes["kind"] == BUDGET_ALERT for r in resp.received_messages)
-        sub.acknowledge(request={"subscription": subscription, "ack_ids": [r.ack_id for r in resp.received_messages]})
-        if len(ids) >= len(sent):
-            break
+    received = pull_received(sub, subscription, expect=len(sent))
+    ids = [r.message.attributes["message_id"] for r in received]
+    assert all(r.message.attributes["kind"] == BUDGET_ALERT for r in received)
     assert len(ids) == len(sent)  # every notification is published (the guardrail deduplicates)
     assert len(set(ids)) == 3  # …as three alerts: the 50 % crossing, the state, the 80 % crossing

@@ -63,10 +63,10 @@ def test_embedded_ingest_guardrail_and_slack(tmp_path: Path, capsys: pytest.Capt
     answer = invoke(capsys, "slack", str(EVENTS / "slack.spend.json"), "--home", home)
     assert "no spend recorded" not in answer["answer"]["text"] and "USD" in answer["answer"]["text"]
     poison = invoke(capsys, "guardrail", str(EVENTS / "guardrail.poison.cloudevent.json"), "--home", home)
-    assert poison["status"] == "dead-lettered" and "Arrow IPC" in poison["dead_letter"][0]["attributes"]["reason"]
+    assert poison["status"] == "dead-lettered" and "Arrow IPC" in poison["dead_letter"][0]["reason"]
     budget = invoke(capsys, "budget", str(BUDGET / "gcp-budget.threshold-80.cloudevent.CONSTRUCTED.json"),
                     "--home", home)
-    assert budget["published"][0]["attributes"]["kind"] == "budget-alert"
+    assert budget["published"][0]["kind"] == "budget-alert"
 
 
 

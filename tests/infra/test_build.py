@@ -99,3 +99,23 @@ def test_the_smoke_test_imports_every_aws_handler_file(tmp_path: Path) -> None:
         _touch(tmp_path / name)
     assert build._entry_modules(build.CLOUDS["aws"], tmp_path) == ["budget", "ingest", "slack_command"]
     assert build._entry_modules(build.CLOUDS["azure"], tmp_path) == ["function_app"]
+
+
+def _requirements(extras: str) -> set[str]:
+    """Distribution names ``burnguard[extras]`` asks for, read from pyproject.toml."""
+    import re
+    import tomllib
+
+    optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    return {re.split(r"[\s<>=!~;\[]", req, maxsplit=1)[0].lower() for extra in extras.split(",")
+            for req in optional[extra]}
+
+
+def test_only_the_google_cloud_bundle_carries_the_chart_library() -> None:
+    # The guardrail (Google Cloud only) follows a threshold alert with the scope's spend chart,
+    # drawn with matplotlib (app/chart_notifier.py → app/report.py): its bundle resolves it.
+    assert "matplotlib" in _requirements(build.CLOUDS["gcp"].extras)
+    assert {"functions-framework", "slack-sdk"} <= _requirements(build.CLOUDS["gcp"].extras)
+    # AWS and Azure bundles (ingest, budget, slash command) never draw: no 30+ MB of plotting there.
+    assert "matplotlib" not in _requirements(build.CLOUDS["aws"].extras)
+    assert "matplotlib" not in _requirements(build.CLOUDS["azure"].extras)

@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,15 +119,16 @@ def parse_wif_config(raw: str) -> dict[str, Any]:
     return info
 
 
-def wif_credentials(info: Mapping[str, Any]) -> Any:
+def wif_credentials(info: Mapping[str, Any], scopes: Sequence[str] = (PUBSUB_SCOPE,)) -> Any:
     """google-auth AWS external-account credentials from the configuration: the Lambda role's
     credentials (environment variables Lambda sets) sign a GetCallerIdentity request that
-    Google's STS exchanges for a token. No key file anywhere."""
+    Google's STS exchanges for a token of ``scopes`` (Pub/Sub for publishing, Datastore for the
+    Firestore ledger of the slash command). No key file anywhere."""
     from google.auth import aws
 
     # from_info, not load_credentials_from_dict: that one also looks the project up (a call to
     # Cloud Resource Manager the role may not be allowed to make); the topic names it already.
-    return aws.Credentials.from_info(dict(info), scopes=[PUBSUB_SCOPE])  # type: ignore[no-untyped-call]
+    return aws.Credentials.from_info(dict(info), scopes=list(scopes))  # type: ignore[no-untyped-call]
 
 
 def pubsub_publisher(settings: AwsSettings) -> Publish:
@@ -254,7 +255,11 @@ def build_ingest_app(settings: AwsSettings, *, store: ObjectStore | None = None,
 
 @functools.cache
 def ingest_app() -> IngestApp:
-    """The instance's app, built on its first event (the cold start validates the environment)."""
+    """The instance's app, built on its first event (the cold start validates the environment
+    and tunes Arrow as ``burnguard normalize`` does: jemalloc, one I/O thread)."""
+    from burnguard.app.runtime import tune_arrow
+
+    tune_arrow()
     return build_ingest_app(AwsSettings.from_env(os.environ))
 
 

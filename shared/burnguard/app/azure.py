@@ -55,11 +55,10 @@ from burnguard.adapters.azure.blob import BlobStore
 from burnguard.adapters.azure.eventgrid import BLOB_CREATED, blob_created, event_fields
 from burnguard.adapters.azure.webhook import EntraAuth, SecretAuth
 from burnguard.app.config import TOPIC, ConfigurationError, topic_path
-from burnguard.app.invoke import InvokeContext, RecordingPublish, invoker
+from burnguard.app.invoke import InvokeContext, RecordingPublish, describe_published, invoker
 from burnguard.app.slack import AZURE_DEFER_QUEUE, azure_deferrer
 from burnguard.core.budget import parse_azure_budget_alert
 from burnguard.core.errors import BurnguardError, InputError
-from burnguard.core.messages import BUDGET_ALERT, DELIVERY_SUMMARY, Message, decode_summary
 from burnguard.ports.objects import ObjectStore, Publish, PublishError
 from burnguard.ports.secrets import SecretError
 from burnguard.services.budget import alert_message
@@ -77,6 +76,7 @@ WEBHOOK_PRINCIPALS = "BURNGUARD_WEBHOOK_ALLOWED_PRINCIPALS"
 LOCAL_EXPORTS = "BURNGUARD_AZURE_LOCAL_EXPORTS"
 DEAD_LETTER_CONTAINER = "BURNGUARD_DEAD_LETTER_CONTAINER"
 EMULATOR = "PUBSUB_EMULATOR_HOST"
+PUBSUB_SCOPE = "https://www.googleapis.com/auth/pubsub"
 
 #: The budget webhook's bodies are a few KiB.
 MAX_WEBHOOK_BODY = 256 * 1024
@@ -105,23 +105,32 @@ class PublishSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PublishSettings:
         topic = topic_path(env)
-        raw = env.get(WIF_CONFIG, "").strip()
-        if not raw:
+        federation = federation_from_env(env)
+        if federation is None:
             if env.get(EMULATOR):
                 return cls(topic)
             raise ConfigurationError(f"{WIF_CONFIG} is not set (the external-account configuration of the "
                                      "workload identity pool provider)")
-        try:
-            config = json.loads(raw)
-        except ValueError as exc:
-            raise ConfigurationError(f"{WIF_CONFIG} is not JSON ({exc})") from None
-        if not isinstance(config, dict) or config.get("type") != "external_account" or not config.get("audience"):
-            raise ConfigurationError(f"{WIF_CONFIG} is not an external_account configuration with an audience")
-        audience = env.get(WIF_AUDIENCE, "").strip() or _resource_of(config)
-        if not audience:
-            raise ConfigurationError(f"{WIF_AUDIENCE} is not set and {WIF_CONFIG} names no resource= to ask the "
-                                     "managed identity a token for")
-        return cls(topic, config, audience)
+        return cls(topic, *federation)
+
+
+def federation_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], str] | None:
+    """The external-account configuration of ``BURNGUARD_GCP_WIF_CONFIG`` and the audience the
+    managed identity asks a token for; ``None`` when the variable is not set."""
+    raw = env.get(WIF_CONFIG, "").strip()
+    if not raw:
+        return None
+    try:
+        config = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{WIF_CONFIG} is not JSON ({exc})") from None
+    if not isinstance(config, dict) or config.get("type") != "external_account" or not config.get("audience"):
+        raise ConfigurationError(f"{WIF_CONFIG} is not an external_account configuration with an audience")
+    audience = env.get(WIF_AUDIENCE, "").strip() or _resource_of(config)
+    if not audience:
+        raise ConfigurationError(f"{WIF_AUDIENCE} is not set and {WIF_CONFIG} names no resource= to ask the "
+                                 "managed identity a token for")
+    return config, audience
 
 
 def _resource_of(config: Mapping[str, Any]) -> str | None:
@@ -152,15 +161,16 @@ class ManagedIdentitySupplier:
         return str(self._credential.get_token(scope).token)
 
 
-def federated_credentials(settings: PublishSettings, credential: Any = None) -> Any:
-    """google-auth identity-pool credentials whose subject token the managed identity supplies."""
+def federated_credentials(settings: PublishSettings, credential: Any = None,
+                          scopes: Sequence[str] = (PUBSUB_SCOPE,)) -> Any:
+    """google-auth identity-pool credentials whose subject token the managed identity supplies,
+    for ``scopes`` (Pub/Sub for publishing, Datastore for the slash command's Firestore ledger)."""
     from google.auth import identity_pool
 
     assert settings.wif_config is not None and settings.audience is not None
     info = {k: v for k, v in settings.wif_config.items() if k != "credential_source"}
     info["subject_token_supplier"] = ManagedIdentitySupplier(settings.audience, credential)
-    return identity_pool.Credentials.from_info(  # type: ignore[no-untyped-call]
-        info, scopes=["https://www.googleapis.com/auth/pubsub"])
+    return identity_pool.Credentials.from_info(info, scopes=list(scopes))  # type: ignore[no-untyped-call]
 
 
 def build_publisher(settings: PublishSettings, client: Any = None) -> Any:
@@ -174,18 +184,8 @@ def build_publisher(settings: PublishSettings, client: Any = None) -> Any:
     return PubSubPublisher(client, settings.topic)
 
 
-def describe_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for m in messages:
-        item: dict[str, Any] = {**m.attributes, "bytes": len(m.data)}
-        if m.kind == DELIVERY_SUMMARY:
-            summary = decode_summary(m)
-            item["totals"] = json.loads(summary.totals.model_dump_json())
-            item["expected_rows"] = summary.expected_rows
-        elif m.kind == BUDGET_ALERT:
-            item["alert"] = json.loads(m.data)
-        out.append(item)
-    return out
+#: the one shape of a published message (``burnguard.app.invoke.describe_published``)
+describe_messages = describe_published
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,6 +289,9 @@ def dead_letters(env: Mapping[str, str]) -> DeadLetters | None:
 
 @functools.cache
 def ingest_endpoint() -> AzureIngest:
+    from burnguard.app.runtime import tune_arrow
+
+    tune_arrow()  # the cold start, as `burnguard normalize` does: jemalloc, one Arrow I/O thread
     env = os.environ
     storage = env.get(EXPORT_STORAGE, "").strip()
     if not storage:

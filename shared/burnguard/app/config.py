@@ -33,21 +33,23 @@ class ConfigurationError(BurnguardError):
     not exist (the message names the variable)."""
 
 
-def open_ledger(url: str, client: Any = None) -> EstimatingLedger:
+def open_ledger(url: str, client: Any = None, *, credentials: Any = None) -> EstimatingLedger:
     """The ledger of ``BURNGUARD_LEDGER``: ``sqlite:///<path>`` (development: one file per
     instance) or ``firestore://projects/<p>/databases/<d>[?prefix=<collection prefix>]``. Both
-    keep the live estimate too (:class:`~burnguard.ports.ledger.EstimateLog`)."""
+    keep the live estimate too (:class:`~burnguard.ports.ledger.EstimateLog`).
+    ``credentials``: Google credentials of the Firestore client built when ``client`` is not
+    given (outside Google Cloud: federated ones; ``None``: the default credentials)."""
     if url.startswith("sqlite:///"):
         from burnguard.adapters.local.ledger import SqliteLedger
 
         return SqliteLedger(url.removeprefix("sqlite:///") or ":memory:")
     if url.startswith("firestore://"):
-        return open_firestore_ledger(url, client)
+        return open_firestore_ledger(url, client, credentials=credentials)
     raise ConfigurationError(f"{LEDGER} must be sqlite:///<path> or firestore://projects/<p>/databases/<d>, "
                              f"not {url[:40]!r}")
 
 
-def open_firestore_ledger(url: str, client: Any = None) -> EstimatingLedger:
+def open_firestore_ledger(url: str, client: Any = None, *, credentials: Any = None) -> EstimatingLedger:
     """``firestore://projects/<p>/databases/<d>[?prefix=<collection prefix>]``."""
     from burnguard.adapters.gcp.firestore import FirestoreLedger
 
@@ -60,7 +62,7 @@ def open_firestore_ledger(url: str, client: Any = None) -> EstimatingLedger:
     if client is None:
         from google.cloud import firestore
 
-        client = firestore.Client(project=match["project"], database=match["database"])
+        client = firestore.Client(project=match["project"], database=match["database"], credentials=credentials)
     return FirestoreLedger(client, prefix=prefix)
 
 

@@ -46,7 +46,7 @@ from typing import Any
 
 from burnguard.adapters.gcp.pubsub import DEFAULT_MAX_ATTEMPTS, PushConsumer, PushOutcome
 from burnguard.app.config import LEDGER, POLICY, TOPIC, ConfigurationError, open_ledger, topic_path
-from burnguard.app.invoke import InvokeContext, RecordingPublish, invoker
+from burnguard.app.invoke import InvokeContext, RecordingPublish, describe_published, invoker
 from burnguard.app.slack import RESUMERS
 from burnguard.core.budget import parse_gcp_pubsub_cloudevent
 from burnguard.core.errors import InputError
@@ -266,7 +266,7 @@ def handle_budget_event(event: Mapping[str, Any], publish: Publish) -> dict[str,
     alert = parse_gcp_pubsub_cloudevent(event)
     message = alert_message(alert)
     publish([message])
-    return {"published": [_describe(message)], "alert": json.loads(alert.model_dump_json())}
+    return {"published": describe_published([message]), "alert": json.loads(alert.model_dump_json())}
 
 
 def guardrail_consumer(service: GuardrailService, dead_letter: Publish, *, attempts: int = DEFAULT_MAX_ATTEMPTS,
@@ -302,6 +302,10 @@ def _log(line: str) -> None:
 def ingest_runtime() -> tuple[ObjectStore, Publish]:
     from google.cloud import storage  # type: ignore[attr-defined]
 
+    from burnguard.app.runtime import tune_arrow
+
+    tune_arrow()  # the cold start, as `burnguard normalize` does: jemalloc, one Arrow I/O thread
+
     from burnguard.adapters.gcp.gcs import GcsStore
 
     return GcsStore(storage.Client()), pubsub_publisher(topic_path(os.environ))
@@ -318,10 +322,6 @@ def guardrail_runtime() -> PushConsumer:
 
 
 # -- reports ------------------------------------------------------------------------------------
-def _describe(message: Message) -> dict[str, Any]:
-    return {"attributes": dict(message.attributes), "bytes": len(message.data)}
-
-
 def describe_outcome(outcome: PushOutcome) -> dict[str, Any]:
     report: dict[str, Any] = {"status": outcome.status, "message_id": outcome.message_id}
     if outcome.reason:
@@ -397,7 +397,7 @@ def invoke_ingest(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
         publish = RecordingPublish(_local_queue(ctx))
         where = f"embedded queue {ctx.home / 'queue.sqlite'}"
     report = handle_object_finalized(_event_data(event), store, publish)
-    return {**report, "queue": where, "published": [_describe(m) for m in publish.messages]}
+    return {**report, "queue": where, "published": publish.report()}
 
 
 @invoker("gcp", "budget")
@@ -422,7 +422,7 @@ def invoke_guardrail(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
         consumer = guardrail_consumer(mode.service(), dead.extend)
         report = describe_outcome(consumer(data))
         if dead:
-            report["dead_letter"] = [_describe(m) for m in dead]
+            report["dead_letter"] = describe_published(dead)
         return report
     finally:
         mode.close()

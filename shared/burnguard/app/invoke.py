@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,21 @@ def invoke(cloud: str, function: str, event_path: Path, ctx: InvokeContext) -> M
     return fn(event, ctx)
 
 
+def describe_published(messages: Iterable[Message]) -> list[dict[str, Any]]:
+    """The one shape of a published message in what ``burnguard invoke`` prints (and in the
+    functions' own reports, the three clouds alike): the message's attributes (``kind``,
+    ``message_id``, ``delivery_id``…) at the top, ``bytes`` (the payload's size) and ``data``
+    (the payload, decoded, for the JSON kinds: delivery summary, budget alert; a line-items
+    chunk is Arrow IPC and has no ``data``)."""
+    out = []
+    for m in messages:
+        entry: dict[str, Any] = {**m.attributes, "bytes": len(m.data)}
+        if m.kind != LINE_ITEMS:
+            with contextlib.suppress(ValueError):
+                entry["data"] = json.loads(m.data)
+        out.append(entry)
+    return out
+
 
 class RecordingPublish:
     """A :data:`~burnguard.ports.objects.Publish` that passes messages on and remembers them
@@ -94,12 +109,5 @@ class RecordingPublish:
         self.messages.extend(messages)
 
     def report(self) -> list[dict[str, Any]]:
-        """Each message's attributes and size, with the payload of the small JSON ones."""
-        out = []
-        for m in self.messages:
-            entry: dict[str, Any] = {**m.attributes, "bytes": len(m.data)}
-            if m.kind != LINE_ITEMS:
-                with contextlib.suppress(ValueError):
-                    entry["data"] = json.loads(m.data)
-            out.append(entry)
-        return out
+        """What was published, in :func:`describe_published`'s shape."""
+        return describe_published(self.messages)

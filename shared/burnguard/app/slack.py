@@ -16,6 +16,10 @@ Environment (Terraform sets it; secret *references* only, never secrets):
 ``BURNGUARD_LEDGER``                      where the ledger is: ``sqlite:///<path>`` (one file,
                                           development) or ``firestore://projects/<p>/databases/<d>``
                                           (the cloud control plane) — required
+``BURNGUARD_GCP_WIF_CONFIG``              AWS and Azure with a Firestore ledger: the
+                                          external-account configuration the Firestore
+                                          client's credentials are federated from (no key);
+                                          Azure also reads ``BURNGUARD_AZURE_WIF_AUDIENCE``
 ``BURNGUARD_SLACK_REPLAY``                ``memory`` (default: per-instance cache) or
                                           ``ledger`` (shared, through ``Ledger.announce``)
 ``BURNGUARD_SLACK_DEFER_TOPIC``           GCP: Pub/Sub topic path of deferred answers
@@ -34,7 +38,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +58,9 @@ from burnguard.services.slack_endpoint import SlashService, UnavailableDeferrer
 SIGNING_SECRET_REF = "BURNGUARD_SLACK_SIGNING_SECRET_REF"
 REPLAY = "BURNGUARD_SLACK_REPLAY"
 DEFER_TOPIC = "BURNGUARD_SLACK_DEFER_TOPIC"
+WIF_CONFIG = "BURNGUARD_GCP_WIF_CONFIG"
+FIRESTORE_EMULATOR = "FIRESTORE_EMULATOR_HOST"
+DATASTORE_SCOPE = "https://www.googleapis.com/auth/datastore"
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,8 @@ class SlashSettings:
     replay: str = "memory"
     defer_topic: str | None = None
     function_name: str | None = None
+    #: Google credentials of the Firestore ledger's client (``None``: the default credentials)
+    ledger_credentials: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_env(cls, cloud: str, env: Mapping[str, str]) -> SlashSettings:
@@ -77,7 +86,32 @@ class SlashSettings:
         if replay not in ("memory", "ledger"):
             raise ConfigurationError(f"{REPLAY} is memory or ledger, not {replay!r}")
         return cls(cloud, env[SIGNING_SECRET_REF], Path(env[POLICY]), env[LEDGER], replay,
-                   env.get(DEFER_TOPIC) or None, env.get("AWS_LAMBDA_FUNCTION_NAME") or None)
+                   env.get(DEFER_TOPIC) or None, env.get("AWS_LAMBDA_FUNCTION_NAME") or None,
+                   ledger_credentials(cloud, env))
+
+
+def ledger_credentials(cloud: str, env: Mapping[str, str]) -> Any:
+    """The Google credentials a slash function reads a Firestore ledger with. On Google Cloud
+    (and with a SQLite ledger, or the Firestore emulator): ``None``, the default credentials.
+    On AWS and Azure: workload identity federation from ``BURNGUARD_GCP_WIF_CONFIG`` (the
+    Lambda role, the Function App's managed identity), never a key; required there."""
+    if cloud == "gcp" or not env.get(LEDGER, "").startswith("firestore://"):
+        return None
+    if not env.get(WIF_CONFIG, "").strip():
+        if env.get(FIRESTORE_EMULATOR):
+            return None
+        raise ConfigurationError(f"{WIF_CONFIG} is not set (the external-account configuration that lets the "
+                                 f"{cloud} function read the Firestore ledger of {LEDGER}); set "
+                                 f"{FIRESTORE_EMULATOR} for the emulator")
+    if cloud == "aws":
+        from burnguard.app.aws import parse_wif_config, wif_credentials
+
+        return wif_credentials(parse_wif_config(env[WIF_CONFIG]), scopes=(DATASTORE_SCOPE,))
+    from burnguard.app.azure import PublishSettings, federated_credentials, federation_from_env
+
+    federation = federation_from_env(env)
+    assert federation is not None
+    return federated_credentials(PublishSettings("", *federation), scopes=(DATASTORE_SCOPE,))
 
 
 def default_deferrer(settings: SlashSettings) -> Deferrer:
@@ -151,7 +185,7 @@ def build_slash_service(settings: SlashSettings, *, secret: Callable[[str, str],
     if not signing_secret:
         raise ConfigurationError("the Slack signing secret is empty")
     policy = load_policy(settings.policy)
-    ledger = open_ledger(settings.ledger)
+    ledger = open_ledger(settings.ledger, credentials=settings.ledger_credentials)
     extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
     replay = LedgerReplayGuard(ledger, **extra) if settings.replay == "ledger" else TtlReplayCache(**extra)
     verifier = SlackRequestVerifier(signing_secret, replay=replay, **extra)

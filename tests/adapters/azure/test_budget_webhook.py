@@ -15,12 +15,12 @@ from typing import Any
 
 import azure.functions as func
 import pytest
-from google.api_core.exceptions import DeadlineExceeded
 from google.cloud import pubsub_v1
 
 from burnguard.adapters.azure import secrets as kv
 from burnguard.app import azure as azure_app
 from tests.functions.slash_events import load
+from tests.pubsub_pull import pull_received
 
 pytestmark = pytest.mark.emulator
 
@@ -44,20 +44,8 @@ class Queue:
         self.subscriber.create_subscription(name=self.subscription, topic=self.topic)
 
     def pull(self, want: int) -> list[Any]:
-        got: list[Any] = []
-        for _ in range(10 if want else 1):
-            try:
-                resp = self.subscriber.pull(request={"subscription": self.subscription, "max_messages": 50},
-                                            timeout=3 if want else 2)
-            except DeadlineExceeded:
-                resp = None
-            if resp is not None and resp.received_messages:
-                self.subscriber.acknowledge(request={"subscription": self.subscription,
-                                                     "ack_ids": [r.ack_id for r in resp.received_messages]})
-                got.extend(r.message for r in resp.received_messages)
-            if want and len(got) >= want:
-                break
-        return got
+        """What reached the queue, after waiting (under a deadline) for ``want`` messages."""
+        return [r.message for r in pull_received(self.subscriber, self.subscription, want)]
 
 
 @pytest.fixture

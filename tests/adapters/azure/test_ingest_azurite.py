@@ -21,7 +21,6 @@ from typing import Any
 import azure.functions as func
 import pytest
 from azure.storage.blob import BlobServiceClient
-from google.api_core.exceptions import DeadlineExceeded
 from google.cloud import pubsub_v1
 
 from burnguard.adapters.azure.eventgrid import BLOB_CREATED
@@ -42,6 +41,7 @@ from tests.adapters.azure.exports import (
     sample_run,
 )
 from tests.functions.slash_events import load
+from tests.pubsub_pull import pull_now, pull_received
 
 pytestmark = pytest.mark.emulator
 
@@ -81,21 +81,11 @@ class World:
             self.fire(key, len(data), schema)
 
     def pull(self, expect_summaries: int) -> list[Message]:
-        got: dict[str, Message] = {}
-        for _ in range(30):
-            try:
-                received = list(self.subscriber.pull(
-                    request={"subscription": self.subscription, "max_messages": 100}, timeout=5).received_messages)
-            except DeadlineExceeded:
-                received = []
-            if received:
-                self.subscriber.acknowledge(request={"subscription": self.subscription,
-                                                     "ack_ids": [r.ack_id for r in received]})
-            for r in received:
-                got[r.message.attributes["message_id"]] = Message(dict(r.message.attributes), r.message.data)
-            if sum(m.kind == DELIVERY_SUMMARY for m in got.values()) >= expect_summaries and not received:
-                break
-        return list(got.values())
+        """What reached the queue, after waiting (under a deadline) for ``expect_summaries`` summaries."""
+        received = pull_received(self.subscriber, self.subscription, until=lambda got: sum(
+            r.message.attributes.get("kind") == DELIVERY_SUMMARY for r in got) >= expect_summaries)
+        return list({r.message.attributes["message_id"]: Message(dict(r.message.attributes), r.message.data)
+                     for r in received}.values())
 
 
 @pytest.fixture
@@ -187,12 +177,7 @@ def test_blobs_outside_a_known_export_are_ignored_with_a_log_line(world: World,
     lines = [r.getMessage() for r in caplog.records if r.name == "burnguard.azure"]
     assert any("notes/readme.txt ignored" in line for line in lines)
     assert any(part in line and "ignored" in line and "manifest" in line for line in lines)
-    try:
-        received = world.subscriber.pull(request={"subscription": world.subscription, "max_messages": 10},
-                                         timeout=3).received_messages
-    except DeadlineExceeded:
-        received = []
-    assert list(received) == []
+    assert pull_now(world.subscriber, world.subscription) == []
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated-gzip"])

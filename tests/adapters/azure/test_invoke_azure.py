@@ -50,7 +50,7 @@ def test_ingest_of_both_runs_and_a_part(tmp_path: Path) -> None:
         assert report["action"] == "ingested" and report["version"] == run
         assert report["rows"] == report["expected_rows"] == expected.rows
         [summary] = [m for m in report["published"] if m["kind"] == "delivery-summary"]
-        assert {k: Decimal(v).quantize(CENT) for k, v in summary["totals"]["billed"].items()} == {
+        assert {k: Decimal(v).quantize(CENT) for k, v in summary["data"]["totals"]["billed"].items()} == {
             k: v.quantize(CENT) for k, v in expected.billed.items()}
     [part] = invoke("azure", "ingest", EVENTS / "ingest.part.eventgrid.CONSTRUCTED.json", ctx(tmp_path))["events"]
     assert part["action"] == "skipped" and "manifest" in part["reason"]
