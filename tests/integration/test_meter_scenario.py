@@ -16,11 +16,15 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from burnguard.adapters.local.inventory import InventoryController, InventoryFile
 from burnguard.adapters.local.ledger import SqliteLedger
@@ -32,7 +36,7 @@ from burnguard.core.ledger import Scope, Window
 from burnguard.core.policy import load_policy
 from burnguard.ports.instances import InstanceController
 from burnguard.services.guardrail import GuardrailService
-from burnguard.services.meter import MeterService, next_tick
+from burnguard.services.meter import EstimatingLedger, MeterService, next_tick
 from tests.deliveries import delivery_ref, messages_for
 
 FRI_NOON = datetime(2026, 12, 4, 12, tzinfo=UTC)
@@ -73,6 +77,46 @@ COLUMNS = ["identity/LineItemId", "bill/PayerAccountId", "bill/BillingPeriodStar
            "lineItem/ProductCode", "lineItem/UsageType", "lineItem/ResourceId", "lineItem/UsageAmount",
            "lineItem/CurrencyCode", "lineItem/UnblendedCost", "product/instanceType",
            "savingsPlan/SavingsPlanEffectiveCost", "resourceTags/user:team"]
+
+
+@dataclass
+class MakeLedger:
+    """Opens the scenario's ledger; ``every``: the meter's interval on it (five minutes on
+    SQLite; hourly on the Firestore emulator, where a tick takes ~0.1 s: the same story in a
+    twelfth of the ticks, so the suite stays lean)."""
+
+    make: Callable[[], EstimatingLedger]
+    every: timedelta
+
+    def __call__(self) -> EstimatingLedger:
+        return self.make()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("firestore", marks=pytest.mark.emulator)])
+def make_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeLedger]:
+    """The scenario on the embedded SQLite ledger and on the cloud's Firestore ledger (the
+    Firestore emulator, wiped per test)."""
+    opened: list[Any] = []
+
+    def make() -> EstimatingLedger:
+        ledger: EstimatingLedger
+        if request.param == "sqlite":
+            ledger = SqliteLedger(tmp_path / "ledger.sqlite")
+        else:
+            from google.cloud import firestore as gcf
+
+            from burnguard.adapters.gcp.firestore import FirestoreLedger
+
+            emulator = request.getfixturevalue("firestore")
+            client = gcf.Client(project=emulator.project)
+            opened.append(client)
+            ledger = FirestoreLedger(client, prefix="meter_")
+        opened.append(ledger)
+        return ledger
+
+    yield MakeLedger(make, timedelta(minutes=5) if request.param == "sqlite" else timedelta(hours=1))
+    for thing in reversed(opened):
+        thing.close()
 
 
 class Clock:
@@ -179,7 +223,7 @@ def _count(service: GuardrailService, path: Path, version: str, produced: dateti
 @dataclass
 class World:
     clock: Clock
-    ledger: SqliteLedger
+    ledger: EstimatingLedger
     controllers: dict[str, InstanceController]
     notifier: ConsoleNotifier
     guardrail: GuardrailService
@@ -188,11 +232,11 @@ class World:
     billed_friday: Decimal
 
 
-def _world(tmp_path: Path) -> World:
+def _world(tmp_path: Path, make_ledger: MakeLedger) -> World:
     """The fleet in the inventory, the policy, the meter; Friday's delivery counted at 14:00."""
     clock = Clock(FRI_NOON + timedelta(hours=2))
     policy = load_policy(POLICY)
-    ledger = SqliteLedger(tmp_path / "ledger.sqlite")
+    ledger = make_ledger()
     inventory = InventoryFile(tmp_path / "state.json", seed=_inventory(tmp_path))
     controllers: dict[str, InstanceController] = {"aws": InventoryController("aws", inventory, clock=clock)}
     notifier = ConsoleNotifier(stream=StringIO())
@@ -205,17 +249,20 @@ def _world(tmp_path: Path) -> World:
     return World(clock, ledger, controllers, notifier, guardrail, meter, friday, billed_friday)
 
 
-def test_friday_fleet_is_stopped_on_saturday_and_the_bill_wins_on_monday(tmp_path: Path) -> None:  # noqa: PLR0915
-    w = _world(tmp_path)
+def test_friday_fleet_is_stopped_on_saturday_and_the_bill_wins_on_monday(  # noqa: PLR0915
+        tmp_path: Path, make_ledger: MakeLedger) -> None:
+    w = _world(tmp_path, make_ledger)
     clock, ledger, controllers, notifier, guardrail, meter = (w.clock, w.ledger, w.controllers, w.notifier,
                                                                w.guardrail, w.meter)
     friday, billed_friday = w.friday, w.billed_friday
+    every = make_ledger.every
 
-    # The oracle: the first five-minute tick at which bill + estimate reaches the budget.
+    # The oracle: the first tick (every five minutes; hourly on Firestore) at which bill + estimate
+    # reaches the budget.
     fleet_rate = sum((rate for _, _, rate, _, _ in FLEET), Decimal(0))
     t = START
     while billed_friday + fleet_rate * Decimal(int((t - START).total_seconds())) / 3600 < BUDGET:
-        t += timedelta(minutes=5)
+        t += every
     expected_stop = t
     assert expected_stop.weekday() == 5  # Saturday
 
@@ -230,7 +277,7 @@ def test_friday_fleet_is_stopped_on_saturday_and_the_bill_wins_on_monday(tmp_pat
     outage = (datetime(2026, 12, 4, 22, tzinfo=UTC), datetime(2026, 12, 5, 1, tzinfo=UTC))
     stopped_at = None
     while clock.at < datetime(2026, 12, 7, 9, tzinfo=UTC):
-        clock.at += timedelta(minutes=5)
+        clock.at += every
         if outage[0] < clock.at < outage[1]:
             continue
         report = meter.tick()
@@ -252,7 +299,7 @@ def test_friday_fleet_is_stopped_on_saturday_and_the_bill_wins_on_monday(tmp_pat
         if stopped_at is None and clock.at == datetime(2026, 12, 5, 9, tzinfo=UTC):
             (proj,) = report.projections  # "at 272.67 USD/h, 100% at Sat ..." before the crossing
             assert proj.rate.amount == fleet_rate and proj.label == "100%"
-            assert proj.at is not None and expected_stop - timedelta(minutes=5) <= proj.at <= expected_stop
+            assert proj.at is not None and expected_stop - every <= proj.at <= expected_stop
         if stopped_at is not None and clock.at > stopped_at:
             assert report.running == 0 and report.accrued == {}  # stopped instances accrue nothing
 
@@ -303,9 +350,9 @@ def test_friday_fleet_is_stopped_on_saturday_and_the_bill_wins_on_monday(tmp_pat
     assert meter.tick().accrued == {}
 
 
-def test_a_reading_never_accrues_hours_billing_covers(tmp_path: Path) -> None:
+def test_a_reading_never_accrues_hours_billing_covers(tmp_path: Path, make_ledger: MakeLedger) -> None:
     """An instance started before the end of billing coverage backfills from the coverage end."""
-    ledger = SqliteLedger(tmp_path / "ledger.sqlite")
+    ledger = make_ledger()
     service = GuardrailService(load_policy(POLICY), ledger, ConsoleNotifier(stream=StringIO()), {},
                                clock=lambda: FRI_NOON)
     friday, _ = _friday_bill(tmp_path)
@@ -326,11 +373,12 @@ def test_a_reading_never_accrues_hours_billing_covers(tmp_path: Path) -> None:
                                            TEAM)]) == []
 
 
-def test_started_by_an_event_the_fleet_is_stopped_at_the_projected_crossing(tmp_path: Path) -> None:
+def test_started_by_an_event_the_fleet_is_stopped_at_the_projected_crossing(tmp_path: Path,
+                                                                            make_ledger: MakeLedger) -> None:
     """The fleet's start is read the moment it happens (a state-change event: a reading at
     18:00); the meter then wakes at the projected crossing of the stopping threshold, not at
     the next five-minute tick after it."""
-    w = _world(tmp_path)
+    w = _world(tmp_path, make_ledger)
     fleet_rate = sum((rate for _, _, rate, _, _ in FLEET), Decimal(0))
     # the oracle: the second at which bill + rate × time reaches the budget, rounded up
     crossing = START + timedelta(seconds=math.ceil((BUDGET - w.billed_friday) * 3600 / fleet_rate))
@@ -340,7 +388,7 @@ def test_started_by_an_event_the_fleet_is_stopped_at_the_projected_crossing(tmp_
     report = w.meter.tick()
     stopped_at = None
     while stopped_at is None and w.clock.at < datetime(2026, 12, 7, tzinfo=UTC):
-        w.clock.at = next_tick(report, timedelta(minutes=5))
+        w.clock.at = next_tick(report, make_ledger.every)
         report = w.meter.tick()
         if any(r.stopped for r in report.reports):
             stopped_at = w.clock.at

@@ -59,7 +59,7 @@ def test_meter_once_then_estimates_and_guardrails_show_it(home: Path, capsys: py
     assert doc["estimates"], "running GPU instances of the inventory are estimated"
     assert {e["instance_id"] for e in doc["estimates"]} <= {i["id"] for i in running}
     assert all(Decimal(e["hours"]) <= 72 for e in doc["estimates"])
-    assert all(e["rate_source"] in ("billing:instance", "billing:type", "price-table") for e in doc["estimates"])
+    assert all(e["rate_source"] in ("billing:instance", "billing:type@region", "billing:type", "price-table") for e in doc["estimates"])
     code, out, err = run(capsys, "guardrails", "--json", "--home", str(home))
     assert code == 0, err
     doc = json.loads(out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -195,3 +196,82 @@ def test_estimates_meet_the_bill_by_the_id_billing_names_the_instance_by() -> No
         assert drop_covered_estimates(db, "gcp", "d1", T0) == 2
     (error,) = ledger.estimate_errors()
     assert error.billed == Decimal(22) and error.estimated == RATE.amount * 2
+
+
+def test_coverage_per_account_falls_back_to_the_cloud_where_the_account_is_unknown() -> None:
+    from burnguard.core.estimates import Coverage
+
+    fri, thu, wed = T0, T0 - timedelta(days=1), T0 - timedelta(days=2)
+    cov = Coverage.of([("aws", fri, ["111"]), ("aws", thu, ["222", "111"]), ("azure", thu, ["AbC-Guid"]),
+                       ("gcp", wed, None), ("gcp", thu, ["proj-a"]), ("aws", None, ["333"])])
+    assert cov.end("aws", "111") == fri and cov.end("aws", "222") == thu  # 222's delivery lags: its own
+    assert cov.end("aws", None) == fri and cov.end("aws", "333") == fri  # unknown: the cloud's
+    assert cov.end("azure", "abc-GUID") == thu  # ids match case-insensitively
+    assert cov.end("gcp", "proj-a") == thu and cov.end("gcp", "proj-b") == thu
+    assert Coverage.of([("gcp", thu, None), ("gcp", wed, ["proj-a"])]).end("gcp", "proj-a") == thu  # covers all
+    assert cov.end("other", "x") is None
+
+
+def test_spend_facts_staged_before_they_kept_account_and_region_sum_with_newer_ones() -> None:
+    """A chunk staged by the previous release (no account, region) and one staged now, summed
+    into one delivery: the older rows read as account and region unknown (""), none lost."""
+    import pyarrow as pa
+
+    from burnguard.core.facts import SPEND_KEYS, combine, empty_facts
+
+    schema = empty_facts().spend.schema
+
+    def chunk(account: str, region: str, amount: str) -> pa.Table:
+        money = pa.array([Decimal(amount)], schema.field("billed").type)
+        return pa.table({"period": ["2026-12"], "day": [T0.date()], "cloud": ["aws"], "service": ["EC2"],
+                         "category": ["Usage"], "currency": ["USD"], "gpu": [True], "tagset": ["t"],
+                         "resource_id": ["i-1"], "instance_type": ["p5.48xlarge"], "account": [account],
+                         "region": [region], "billed": money, "effective": money, "rows": [1]}, schema=schema)
+
+    old = chunk("", "", "1.5").drop_columns(["account", "region"])
+    total = combine([old, chunk("111", "us-east-1", "2"), chunk("", "", "0.25")], SPEND_KEYS)
+    got = {(r["account"], r["region"]): r["billed"] for r in total.to_pylist()}
+    assert got == {("", ""): Decimal("1.75"), ("111", "us-east-1"): Decimal(2)}
+
+
+OLD_TABLES = """
+CREATE TABLE deliveries (
+    delivery_id TEXT PRIMARY KEY, provider TEXT NOT NULL, source TEXT NOT NULL, period TEXT NOT NULL,
+    version TEXT NOT NULL, produced_at TEXT, summary TEXT, status TEXT NOT NULL DEFAULT 'waiting',
+    reason TEXT NOT NULL DEFAULT '', rows INTEGER NOT NULL DEFAULT 0, received_at TEXT, completed_at TEXT,
+    data_end TEXT);
+CREATE TABLE chunks (
+    chunk_id TEXT PRIMARY KEY, delivery_id TEXT NOT NULL, totals TEXT NOT NULL, received_at TEXT NOT NULL,
+    data_end TEXT);
+CREATE TABLE meter (
+    cloud TEXT NOT NULL, instance_id TEXT NOT NULL, accrued_until TEXT, seen_at TEXT NOT NULL,
+    running INTEGER NOT NULL, instance_type TEXT NOT NULL, tagset TEXT NOT NULL, rate TEXT, currency TEXT,
+    source TEXT, PRIMARY KEY (cloud, instance_id));
+CREATE TABLE estimates (
+    cloud TEXT NOT NULL, instance_id TEXT NOT NULL, hour TEXT NOT NULL, instance_type TEXT NOT NULL,
+    tagset TEXT NOT NULL, currency TEXT NOT NULL, source TEXT NOT NULL, seconds INTEGER NOT NULL,
+    rate_seconds INTEGER NOT NULL, billing_key TEXT NOT NULL,
+    PRIMARY KEY (cloud, instance_id, hour, currency, source));
+CREATE TABLE estimate_errors (
+    delivery_id TEXT NOT NULL, cloud TEXT NOT NULL, instance_id TEXT NOT NULL, instance_type TEXT NOT NULL,
+    source TEXT NOT NULL, currency TEXT NOT NULL, seconds INTEGER NOT NULL, rate_seconds INTEGER NOT NULL,
+    billed INTEGER NOT NULL, at TEXT NOT NULL, PRIMARY KEY (delivery_id, cloud, instance_id, source, currency));
+CREATE TABLE spend (delivery_id TEXT NOT NULL, period TEXT, day TEXT, cloud TEXT, service TEXT, category TEXT,
+    currency TEXT, gpu INTEGER, tagset TEXT, resource_id TEXT, instance_type TEXT, billed INTEGER NOT NULL,
+    effective INTEGER NOT NULL, rows INTEGER NOT NULL, billed_x TEXT, effective_x TEXT);
+INSERT INTO meter VALUES ('aws', 'i-1', '2026-12-04T18:00:00Z', '2026-12-04T18:00:00Z', 1, 'p5.48xlarge', '-',
+    '12.34', 'USD', 'price-table');
+"""
+
+
+def test_a_ledger_file_of_the_previous_release_gains_the_new_columns_and_meters_on(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(OLD_TABLES)
+    ledger = SqliteLedger(path)
+    (a,) = ledger.record_readings([reading(60)])  # from the accrued_until the old file holds
+    assert (a.seconds, a.amount) == (3600, RATE.amount)
+    assert [r.seconds for r in ledger.estimates()] == [3600]
+    ledger.close()

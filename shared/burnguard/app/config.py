@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from burnguard.core.errors import BurnguardError
-from burnguard.ports.ledger import Ledger
+
+if TYPE_CHECKING:  # the services are not imported at cold start for a type
+    from burnguard.services.meter import EstimatingLedger
 
 POLICY = "BURNGUARD_POLICY"
 LEDGER = "BURNGUARD_LEDGER"
@@ -31,9 +33,10 @@ class ConfigurationError(BurnguardError):
     not exist (the message names the variable)."""
 
 
-def open_ledger(url: str, client: Any = None, *, credentials: Any = None) -> Ledger:
+def open_ledger(url: str, client: Any = None, *, credentials: Any = None) -> EstimatingLedger:
     """The ledger of ``BURNGUARD_LEDGER``: ``sqlite:///<path>`` (development: one file per
-    instance) or ``firestore://projects/<p>/databases/<d>[?prefix=<collection prefix>]``.
+    instance) or ``firestore://projects/<p>/databases/<d>[?prefix=<collection prefix>]``. Both
+    keep the live estimate too (:class:`~burnguard.ports.ledger.EstimateLog`).
     ``credentials``: Google credentials of the Firestore client built when ``client`` is not
     given (outside Google Cloud: federated ones; ``None``: the default credentials)."""
     if url.startswith("sqlite:///"):
@@ -46,7 +49,7 @@ def open_ledger(url: str, client: Any = None, *, credentials: Any = None) -> Led
                              f"not {url[:40]!r}")
 
 
-def open_firestore_ledger(url: str, client: Any = None, *, credentials: Any = None) -> Ledger:
+def open_firestore_ledger(url: str, client: Any = None, *, credentials: Any = None) -> EstimatingLedger:
     """``firestore://projects/<p>/databases/<d>[?prefix=<collection prefix>]``."""
     from burnguard.adapters.gcp.firestore import FirestoreLedger
 

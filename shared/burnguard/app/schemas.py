@@ -68,7 +68,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "estimates": _array(_obj({
             "cloud": {"enum": ["aws", "gcp", "azure"]}, "instance_id": {"type": "string"},
             "instance_type": {"type": "string"},
-            "rate_source": {"enum": ["billing:instance", "billing:type", "price-table"]},
+            "rate_source": {"enum": ["billing:instance", "billing:type@region", "billing:type", "price-table"]},
             "currency": _CURRENCY, "amount": _AMOUNT, "hours": _AMOUNT, "from": _TIME,
             "accrued_until": _TIME_OR_NULL})),
         "accuracy": _array(_obj({

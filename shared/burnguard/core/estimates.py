@@ -18,10 +18,10 @@ when the bill lands, is reported per instance type and rate source.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
 HOUR = timedelta(hours=1)
@@ -30,8 +30,8 @@ HOUR = timedelta(hours=1)
 #: instance running since then.
 MAX_BACKFILL = timedelta(hours=72)
 #: Where an hourly rate comes from, most trusted first.
-RateSource = Literal["billing:instance", "billing:type", "price-table"]
-RATE_SOURCES: tuple[RateSource, ...] = ("billing:instance", "billing:type", "price-table")
+RateSource = Literal["billing:instance", "billing:type@region", "billing:type", "price-table"]
+RATE_SOURCES: tuple[RateSource, ...] = ("billing:instance", "billing:type@region", "billing:type", "price-table")
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,8 @@ class Reading:
     stopped_at: datetime | None = None
     #: the id billing exports name the instance by, if not ``instance_id`` (GCE: the numeric id)
     billing_id: str | None = None
+    #: the account it runs in, as billing names it (:attr:`burnguard.core.instances.Instance.account`)
+    account: str | None = None
 
     @property
     def billing_key(self) -> str:
@@ -74,6 +76,54 @@ class Reading:
     @property
     def ref(self) -> str:
         return f"{self.cloud}:{self.instance_id}"
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Up to when the counted billing deliveries cover each cloud and account.
+
+    A delivery covers the accounts its rows charge (``SubAccountId``: the AWS usage account, the
+    Google Cloud project, the Azure subscription, the ids instances carry as
+    :attr:`Reading.account`), up to the end of its latest hour of usage; an account's coverage
+    is the latest of the counted deliveries that hold it (of any billing period). So an account
+    whose delivery lags keeps its estimates while another account's delivery is ahead.
+
+    Where the mapping is unknown the cloud's coverage (the latest of all its counted deliveries)
+    stands in: for a reading without an account, and for an account no counted delivery holds
+    (a new account, or one billed elsewhere: its estimates would otherwise count forever). A
+    delivery that names no account (its format has no account column, or it was counted before
+    deliveries recorded their accounts) covers every account of its cloud. Account ids match
+    case-insensitively (Azure subscription ids are GUIDs in either case).
+    """
+
+    clouds: Mapping[str, datetime] = field(default_factory=dict)
+    accounts: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
+    everywhere: Mapping[str, datetime] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, deliveries: Iterable[tuple[str, datetime | None, Iterable[str] | None]]) -> Coverage:
+        """From the counted deliveries' ``(cloud, end of data, accounts or None)``."""
+        clouds: dict[str, datetime] = {}
+        accounts: dict[tuple[str, str], datetime] = {}
+        everywhere: dict[str, datetime] = {}
+        for cloud, end, held in deliveries:
+            if end is None:
+                continue
+            clouds[cloud] = max(end, clouds.get(cloud, end))
+            names = [a.casefold() for a in held or () if a]
+            if not names:
+                everywhere[cloud] = max(end, everywhere.get(cloud, end))
+            for a in names:
+                accounts[(cloud, a)] = max(end, accounts.get((cloud, a), end))
+        return cls(clouds, accounts, everywhere)
+
+    def end(self, cloud: str, account: str | None = None) -> datetime | None:
+        """Up to when ``account`` of ``cloud`` is covered (see the class)."""
+        own = self.accounts.get((cloud, account.casefold())) if account else None
+        if own is None:
+            return self.clouds.get(cloud)
+        wide = self.everywhere.get(cloud)
+        return max(own, wide) if wide is not None else own
 
 
 @dataclass(frozen=True)
@@ -170,6 +220,49 @@ def crossing_time(now: datetime, spent: Decimal, budget: Decimal, rate: Decimal)
     # rounded up to the second: at that second it has crossed
     seconds = ((budget - spent) * 3600 / rate).to_integral_value(rounding=ROUND_CEILING)
     return now + timedelta(seconds=int(seconds))
+
+
+def to_nanos(amount: Decimal) -> int:
+    """A rate in nano-units (half-even): estimates sum ``rate nanos × seconds``, exact integers."""
+    return int((amount * 10**9).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def from_rate_seconds(value: int | str | None) -> Decimal:
+    """An amount from ``rate_seconds`` (nano-units × seconds, an int or its decimal text), to
+    1e-18 (half-even): one division of the exact integer sum, so five-minute accruals never round."""
+    if not value or not int(value):
+        return Decimal(0)
+    return (Decimal(f"{value}e-9") / 3600).quantize(Decimal("1e-18"), rounding=ROUND_HALF_EVEN) + 0
+
+
+def place_key(cloud: str, account: str, region: str, instance_type: str) -> tuple[str, str, str, str]:
+    """The key of "the same instance type in the same region and account" (ids case-folded)."""
+    return (cloud, account.casefold(), region.casefold(), instance_type)
+
+
+def mean_rates(by_instance: Mapping[tuple[str, str], tuple[Decimal, str, datetime]],
+               places: Mapping[tuple[str, str], tuple[str, str, str]]) -> dict[tuple[str, ...], tuple[Decimal, str]]:
+    """The mean effective hourly rate of the billed instances of each ``(cloud, instance type)``
+    and of each :func:`place_key` (``places``: per ``(cloud, resource key)`` its type, account
+    and region in the bill; a place is kept only where account and region are known)."""
+    sums: dict[tuple[tuple[str, ...], str], list[Decimal]] = {}
+    for (cloud, rkey), (amount, cur, _) in by_instance.items():
+        itype, account, region = places.get((cloud, rkey), ("", "", ""))
+        if not itype:
+            continue
+        sums.setdefault(((cloud, itype), cur), []).append(amount)
+        if account and region:
+            sums.setdefault((place_key(cloud, account, region, itype), cur), []).append(amount)
+    return {key: ((sum(v, Decimal(0)) / len(v)).quantize(Decimal("1e-9")), cur) for (key, cur), v in sums.items()}
+
+
+def fold_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """Tags by case-folded key, as a scope selects them: the first key in sorted order wins
+    (a set holding ``Team`` and ``team`` counts once), the rule of the ledgers' tag sets."""
+    out: dict[str, str] = {}
+    for k, v in sorted(tags.items()):
+        out.setdefault(k.casefold(), v)
+    return out
 
 
 def resource_key(resource_id: str) -> str:

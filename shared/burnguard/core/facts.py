@@ -80,10 +80,16 @@ class Facts:
     rows: int = 0
     #: end of the latest usage charge (of up to a day) in these line items
     latest_end: datetime | None = None
+    #: the accounts these line items charge (``SubAccountId``: AWS usage account, Google Cloud
+    #: project, Azure subscription): the accounts a counted delivery covers (the live estimate's
+    #: coverage per account)
+    accounts: tuple[str, ...] = ()
 
 
 SPEND_KEYS = ["period", "day", "cloud", "service", "category", "currency", "gpu", "tagset", "resource_id",
-              "instance_type"]
+              "instance_type", "account", "region"]
+#: keys added to the spend facts since the first layout (facts staged before lack them: "")
+LATER_SPEND_KEYS = ("account", "region")
 HOURLY_KEYS = ["hour", "cloud", "resource_id", "currency", "tagset"]
 AGGREGATES = [("billed", "sum"), ("effective", "sum"), ([], "count_all")]
 
@@ -119,6 +125,10 @@ def chunk_facts(table: pa.Table) -> Facts:
         "tagset": tagset,
         "resource_id": pc.fill_null(table.column("ResourceId"), ""),
         "instance_type": pc.fill_null(table.column("x_InstanceType"), ""),
+        # where a resource runs (``SubAccountId``, ``RegionId``): the live estimate's rate of
+        # "the same instance type in the same region and account"
+        "account": pc.fill_null(table.column("SubAccountId"), ""),
+        "region": pc.fill_null(table.column("RegionId"), ""),
         "billed": wide_money(pc.fill_null(table.column("BilledCost"), pa.scalar(0, MONEY))),
         "effective": wide_money(pc.fill_null(table.column("EffectiveCost"), pa.scalar(0, MONEY))),
     })
@@ -131,7 +141,8 @@ def chunk_facts(table: pa.Table) -> Facts:
         cutoff = int(latest.timestamp()) - HOURLY_DAYS * DAY_SECONDS
         recent &= to_np(pc.cast(end, pa.int64())) > cutoff
     hourly = _gpu_hourly(base, start, span, to_np(gpu) & recent)
-    return Facts(_rename(spend), hourly, sets, n, latest)
+    accounts = tuple(sorted(a for a in pc.unique(table.column("SubAccountId")).to_pylist() if a))
+    return Facts(_rename(spend), hourly, sets, n, latest, accounts)
 
 
 def _gpu_hourly(base: pa.Table, start: pa.ChunkedArray, span: np.ndarray, mask: np.ndarray) -> pa.Table:
@@ -179,7 +190,8 @@ def empty_facts() -> Facts:
     money = [("billed", MONEY_SUM), ("effective", MONEY_SUM), ("rows", pa.int64())]
     spend = pa.schema([("period", pa.string()), ("day", pa.date32()), ("cloud", pa.string()), ("service", pa.string()),
                        ("category", pa.string()), ("currency", pa.string()), ("gpu", pa.bool_()),
-                       ("tagset", pa.string()), ("resource_id", pa.string()), ("instance_type", pa.string()), *money])
+                       ("tagset", pa.string()), ("resource_id", pa.string()), ("instance_type", pa.string()),
+                       ("account", pa.string()), ("region", pa.string()), *money])
     hourly = pa.schema([("hour", TIMESTAMP), ("cloud", pa.string()), ("resource_id", pa.string()),
                         ("currency", pa.string()), ("tagset", pa.string()), *money])
     return Facts(spend.empty_table(), hourly.empty_table())
@@ -190,12 +202,21 @@ def combine(tables: list[pa.Table], keys: list[str]) -> pa.Table:
     present = [t for t in tables if t.num_rows]
     if not present:
         return tables[0]
-    # Blobs staged before sums were widened hold decimal128: widen them to one schema.
-    present = [_widen(t) for t in present]
+    # Blobs staged before sums were widened hold decimal128: widen them to one schema; those
+    # staged before the spend facts kept account and region lack them: "" (unknown).
+    present = [_widen(_with_keys(t, keys)) for t in present]
     merged = pa.concat_tables(present)
     summed = merged.group_by(keys).aggregate([("billed", "sum"), ("effective", "sum"), ("rows", "sum")])
     names = {"billed_sum": "billed", "effective_sum": "effective", "rows_sum": "rows"}
     return summed.rename_columns([names.get(c, c) for c in summed.column_names])
+
+
+def _with_keys(table: pa.Table, keys: list[str]) -> pa.Table:
+    for k in keys:
+        if k in LATER_SPEND_KEYS and k not in table.column_names:
+            i = table.schema.get_field_index("billed")
+            table = table.add_column(i, k, pa.repeat(pa.scalar("", pa.string()), table.num_rows))
+    return table
 
 
 def _widen(table: pa.Table) -> pa.Table:

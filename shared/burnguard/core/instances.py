@@ -40,6 +40,9 @@ class Instance:
     stopped_at: datetime | None = None
     #: the id billing exports name it by, where it differs from ``instance_id`` (GCE's numeric id)
     billing_id: str | None = None
+    #: the account it runs in, as billing names it (``SubAccountId``): the EC2 owner id, the
+    #: Google Cloud project, the Azure subscription; ``None`` when not known
+    account: str | None = None
 
     @property
     def accelerator(self) -> Accelerator | None:

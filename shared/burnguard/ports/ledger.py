@@ -204,11 +204,13 @@ class BilledRates(Protocol):
     come from first)."""
 
     def billed_rates(self, hours: int = 24) -> tuple[dict[tuple[str, str], tuple[Decimal, str, datetime]],
-                                                      dict[tuple[str, str], tuple[Decimal, str]]]:
+                                                      dict[tuple[str, ...], tuple[Decimal, str]]]:
         """``(by_instance, by_type)``: per ``(cloud, resource_key)`` the effective cost of the
-        resource's latest counted GPU hour (with its currency and hour); per ``(cloud,
-        instance_type)`` the mean effective cost of an hour of that type, over the last
-        ``hours`` of each cloud's counted data."""
+        resource's largest counted GPU hour (with its currency and hour); per ``(cloud, account,
+        region, instance_type)`` (:func:`~burnguard.core.estimates.place_key`: where the bill
+        names the resource's account and region) and per ``(cloud, instance_type)`` the mean
+        effective cost of an hour of that type, over the last ``hours`` of each cloud's counted
+        data (:func:`~burnguard.core.estimates.mean_rates`)."""
         ...
 
 
@@ -218,7 +220,8 @@ class EstimateView(Protocol):
     def estimated_spend(self, scope: Scope, window: Window, *,
                         clouds: Sequence[str] | None = None) -> list[SpendRow]:
         """Estimated spend per scope value and currency, for the hours of ``window`` that no
-        counted delivery of the instance's cloud covers yet (``gpu_amount`` equals ``amount``)."""
+        counted delivery of the instance's cloud and account covers yet
+        (:class:`~burnguard.core.estimates.Coverage`; ``gpu_amount`` equals ``amount``)."""
         ...
 
     def running_rate(self, scope: Scope, *, clouds: Sequence[str] | None = None) -> list[SpendRow]:
@@ -232,20 +235,24 @@ class EstimateLog(EstimateView, BilledRates, Protocol):
     """The live estimate (``burnguard meter``): provisional spend of running instances per
     (instance, hour), counted only for hours no counted billing delivery covers yet.
 
-    A separate concern from :class:`Ledger` (the SQLite ledger implements both; the Firestore
-    ledger does not yet), so a caller that meters asks for ``Ledger`` and ``EstimateLog``.
+    A separate concern from :class:`Ledger` (the SQLite and Firestore ledgers implement both),
+    so a caller that meters asks for ``Ledger`` and ``EstimateLog``.
     Rules (:mod:`burnguard.core.estimates`): one reading accrues from
     ``max(accrued_until, coverage_end, started_at)`` to its time, atomically with moving
     ``accrued_until``, so nothing is counted twice; when :meth:`SpendFacts.complete` counts a
-    delivery, the estimates of the hours it covers are dropped **in the same transaction**, and
-    their error against the bill for those hours is recorded per instance."""
+    delivery, the estimates of the hours it covers stop counting **in the same transaction**
+    (SQLite deletes them in it; Firestore's switch moves the coverage every question filters
+    by, then deletes them within the same ``complete`` call, resumably), and their error
+    against the bill for those hours is recorded per instance."""
 
     def record_readings(self, readings: Sequence[Reading]) -> list[Accrual]:
         """Apply a tick's readings in one transaction; the accruals they added."""
         ...
 
     def coverage(self) -> dict[str, datetime]:
-        """Per cloud, the end of the hours its counted deliveries cover."""
+        """Per cloud, the end of the hours its counted deliveries cover (the latest of its
+        accounts'; estimates count from their own account's, see
+        :class:`~burnguard.core.estimates.Coverage`)."""
         ...
 
     def estimates(self) -> list[EstimateRow]:

@@ -19,13 +19,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from burnguard.core.estimates import Accrual, Rate, Reading, crossing_time, resource_key
+from burnguard.core.estimates import Accrual, Rate, Reading, crossing_time, place_key, resource_key
 from burnguard.core.instances import RUNNING, Instance
 from burnguard.core.ledger import Scope
 from burnguard.core.messages import Message, decode_state_change
 from burnguard.core.money import Money
 from burnguard.core.policy import Guardrail, Policy
-from burnguard.core.prices import PriceTable
+from burnguard.core.prices import PriceTable, region_of
 from burnguard.core.state_events import StateChange
 from burnguard.ports.instances import InstanceController
 from burnguard.ports.ledger import EstimateLog, Ledger
@@ -34,14 +34,17 @@ from burnguard.services.guardrail import ExecutionReport, GuardrailFault, Guardr
 
 
 class EstimatingLedger(Ledger, EstimateLog, Protocol):
-    """A ledger that also keeps the live estimate (the SQLite ledger; not yet Firestore's)."""
+    """A ledger that also keeps the live estimate (the SQLite and the Firestore ledger are both)."""
 
 
 class RateBook:
     """An instance's hourly rate, most trusted first: its own effective cost in the latest
     counted billing data (Savings Plans, reservations, spot and negotiated discounts carry
-    over); else the mean effective rate of its type on its cloud in the billing data; else the
-    public on-demand list price of the shipped table (with its date)."""
+    over); else the mean effective rate of the same instance type in the same region and
+    account in the billing data (``billing:type@region``: where the instance's account is known
+    and its location names a region: EC2 and Compute Engine; an Azure instance's location is its
+    resource group); else that of its type on its cloud (``billing:type``); else the public
+    on-demand list price of the shipped table (with its date)."""
 
     def __init__(self, estimates: EstimateLog, prices: PriceTable, *, hours: int = 24):
         self.by_instance, self.by_type = estimates.billed_rates(hours)
@@ -54,6 +57,12 @@ class RateBook:
                 own = self.by_instance.get((instance.cloud, resource_key(key)))
         if own is not None:
             return Rate(own[0], own[1], "billing:instance", f"{own[2]:%Y-%m-%d %H:%M}")
+        if instance.account and instance.location and instance.cloud != "azure":
+            region = region_of(instance.cloud, instance.location)
+            placed = self.by_type.get(place_key(instance.cloud, instance.account, region, instance.instance_type))
+            if placed is not None:
+                return Rate(placed[0], placed[1], "billing:type@region",
+                            f"{instance.instance_type}@{region}/{instance.account}")
         typed = self.by_type.get((instance.cloud, instance.instance_type))
         if typed is not None:
             return Rate(typed[0], typed[1], "billing:type", instance.instance_type)
@@ -180,7 +189,8 @@ class MeterService:
                 report.sources[rate.source] = report.sources.get(rate.source, 0) + 1
             report.running += running
             readings.append(Reading(inst.cloud, inst.instance_id, inst.instance_type, inst.location, now, running,
-                                    rate, inst.tags, inst.started_at, inst.stopped_at, inst.billing_id))
+                                    rate, inst.tags, inst.started_at, inst.stopped_at, inst.billing_id,
+                                    inst.account))
         report.read = len(readings)
         accruals: list[Accrual] = self.ledger.record_readings(readings)
         for a in accruals:

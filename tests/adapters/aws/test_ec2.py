@@ -130,6 +130,7 @@ def test_250_instances_in_two_regions_with_injected_spot_and_instance_store_refu
                                                            "stopped") for i in f[k]}
     assert found_ids == expected_found  # key without case, value exact, both regions
     assert all(i.location in REGIONS for i in found)
+    assert {i.account for i in found} == {"123456789012"}  # the reservation's owner (moto's account)
     assert {i.instance_id for i in found if i.spot} == spot
     g7 = [i for i in found if i.instance_type.startswith("g7.")]
     assert g7 and all(i.is_gpu and i.accelerators for i in g7)

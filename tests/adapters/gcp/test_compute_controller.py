@@ -56,6 +56,7 @@ def test_find_lists_every_zone_and_page_and_recognises_gpus(fake: tuple[FakeComp
     assert t4.accelerators == ("nvidia-tesla-t4", "nvidia-tesla-t4") and t4.instance_type == "n1-standard-8"
     assert t4.instance_id == "projects/ml-research-prod/zones/us-central1-a/instances/trainer-t4"
     assert t4.location == "us-central1-a" and t4.state == "running" and t4.tags == {"team": "ml-research"}
+    assert t4.account == "ml-research-prod"  # the project: the billing export's project.id (coverage per account)
     assert found["infer-g2"].state == "stopped" and found["infer-g2"].spot
     pages = [p for m, p in fake[0].requests if "aggregated" in p]
     assert len(pages) >= 4 and any("pageToken" in p for p in pages)  # 5 + 2 instances, 2 per page

@@ -186,7 +186,7 @@ def huge_chunk(delivery: DeliveryRef, index: int, amount: Decimal) -> tuple[str,
     table = pa.table({
         "period": ["2024-09"], "day": [date(2024, 9, 3)], "cloud": ["aws"], "service": ["EC2"], "category": ["Usage"],
         "currency": ["USD"], "gpu": [True], "tagset": ["t1"], "resource_id": ["i-1"], "instance_type": ["p5.48xlarge"],
-        "billed": money, "effective": money, "rows": [1],
+        "account": ["111"], "region": ["us-east-1"], "billed": money, "effective": money, "rows": [1],
     }, schema=spend)
     facts = Facts(table, empty_facts().gpu_hourly, {"t1": {"team": "whale"}}, 1, datetime(2024, 9, 4, tzinfo=UTC))
     return chunk_id(delivery.delivery_id, "f", index), facts

@@ -97,7 +97,7 @@ class Ec2Controller:
         filters = [{"Name": "instance-state-name", "Values": _LIVE_STATES}]
         if value is not None:
             filters.append({"Name": "tag-value", "Values": [value]})
-        raw: list[Mapping[str, Any]] = []
+        raw: list[tuple[str | None, Mapping[str, Any]]] = []
         for page in client.get_paginator("describe_instances").paginate(
                 Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}):
             for reservation in page.get("Reservations", []):
@@ -106,9 +106,9 @@ class Ec2Controller:
                     found = tag_value(tags, key)
                     if found is None or (value is not None and found != value):
                         continue
-                    raw.append(inst)
-        self._learn_gpu_types(client, {str(i["InstanceType"]) for i in raw})
-        return [self._instance(region, inst) for inst in raw]
+                    raw.append((reservation.get("OwnerId"), inst))
+        self._learn_gpu_types(client, {str(i["InstanceType"]) for _o, i in raw})
+        return [self._instance(region, inst, owner) for owner, inst in raw]
 
     def _learn_gpu_types(self, client: Any, types: Iterable[str]) -> None:
         unknown = sorted(t for t in types if t not in self._gpu_types and classify_instance_type("aws", t) is None)
@@ -123,7 +123,7 @@ class Ec2Controller:
             for t in batch:
                 self._gpu_types.setdefault(t, ())
 
-    def _instance(self, region: str, inst: Mapping[str, Any]) -> Instance:
+    def _instance(self, region: str, inst: Mapping[str, Any], owner: str | None = None) -> Instance:
         tags = {t["Key"]: t.get("Value", "") for t in inst.get("Tags", []) or []}
         instance_id = str(inst["InstanceId"])
         itype = str(inst["InstanceType"])
@@ -134,6 +134,7 @@ class Ec2Controller:
             instance_type=itype, state=str(inst.get("State", {}).get("Name", "unknown")).lower(), tags=tags,
             accelerators=self._gpu_types.get(itype, ()), spot=lifecycle == "spot",
             started_at=as_utc(inst.get("LaunchTime")),  # EC2 moves LaunchTime to each start
+            account=str(owner) if owner else None,  # the reservation's owner: the CUR's usage account
         )
 
     # -- stop / start -------------------------------------------------------------------------

@@ -167,7 +167,8 @@ class AzureVmController:
                         instance_type=str(size or ""), state=state,
                         tags=tags, spot=str(getattr(vm.priority, "value", vm.priority) or "").lower() == "spot",
                         started_at=changed if state == RUNNING else None,
-                        stopped_at=changed if state != RUNNING else None)
+                        stopped_at=changed if state != RUNNING else None,
+                        account=subscription or None)  # the cost export's SubscriptionId
 
     def _await(self, verb: str, instance: Instance) -> None:
         from azure.core.exceptions import HttpResponseError

@@ -154,7 +154,8 @@ class GceController:
                         tags=dict(inst.labels), accelerators=accelerators, spot=spot,
                         started_at=as_utc(getattr(inst, "last_start_timestamp", None)),
                         stopped_at=as_utc(getattr(inst, "last_stop_timestamp", None)),
-                        billing_id=str(inst.id) if getattr(inst, "id", None) else None)
+                        billing_id=str(inst.id) if getattr(inst, "id", None) else None,
+                        account=project)  # the billing export's project.id
 
     # -- stop and start ---------------------------------------------------------------------
     def stop(self, instance: Instance) -> None:

@@ -44,6 +44,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from burnguard.adapters.gcp.estimates import FirestoreEstimates
 from burnguard.core.facts import Facts, combine, from_ipc, to_ipc
 from burnguard.core.ledger import (
     AuditEvent,
@@ -71,7 +72,7 @@ PERMISSIONS = (
 )
 
 SPEND_KEYS = ["period", "day", "cloud", "service", "category", "currency", "gpu", "tagset", "resource_id",
-              "instance_type"]
+              "instance_type", "account", "region"]
 SCOPE_KEYS = ["period", "day", "cloud", "currency", "gpu", "tagset"]
 HOURLY_KEYS = ["hour", "cloud", "resource_id", "currency", "tagset"]
 #: staged fact kinds per chunk (the two fact tables of :class:`Facts`, plus its tag sets)
@@ -185,8 +186,9 @@ class _Writer:
         self.size = 0
 
 
-class FirestoreLedger:
-    """:class:`burnguard.ports.ledger.Ledger` on Firestore.
+class FirestoreLedger(FirestoreEstimates):
+    """:class:`burnguard.ports.ledger.Ledger` and :class:`~burnguard.ports.ledger.EstimateLog`
+    (the live estimate, :mod:`burnguard.adapters.gcp.estimates`) on Firestore.
 
     ``client`` is a ``google.cloud.firestore.Client`` (its project and database are the
     ledger's); ``prefix`` prefixes every top-level collection (several ledgers in one database).
@@ -263,7 +265,7 @@ class FirestoreLedger:
         try:
             chunk_ref.create({"chunk_id": chunk_id, "delivery_id": delivery.delivery_id,
                               "totals": declared.model_dump_json(), "received_at": _ts(received_at),
-                              "data_end": _ts(facts.latest_end)})
+                              "data_end": _ts(facts.latest_end), "accounts": list(facts.accounts)})
         except (AlreadyExists, Conflict):
             return False
         return True
@@ -291,6 +293,8 @@ class FirestoreLedger:
             return Completion(delivery_id, "unknown", "no chunk or summary of this delivery was received")
         d = snap.to_dict()
         if d["status"] != "waiting":
+            if d["status"] == "complete" and d.get("estimates_settled") is False:
+                self._settle_estimates(d["provider"], delivery_id, now)  # resumed (at-least-once)
             return Completion(delivery_id, d["status"], d["reason"])
         if d.get("summary") is None:
             # No write: a waiting delivery's reason is derived when read (deliveries()), so
@@ -314,15 +318,36 @@ class FirestoreLedger:
                                now)
         extent = self._write_pages(delivery_id)
         data_end = max((c["data_end"] for c in chunk_docs if c.get("data_end")), default=None)
-        outcome = self._switch(delivery_id, slice_ref, summary.totals.rows, data_end, extent=extent, now=now)
+        # the accounts it covers (None: its rows name none, so it covers every account of its cloud)
+        accounts = sorted({a for c in chunk_docs for a in c.get("accounts") or ()}) or None
+        outcome = self._switch(delivery_id, slice_ref, summary.totals.rows, data_end,
+                               extent={**extent, "accounts": accounts}, now=now)
         if outcome.status == "superseded" or not outcome.switched:
             if outcome.status != "complete":
                 self._delete_pages(delivery_id)
             return outcome
+        self._settle_estimates(d["provider"], delivery_id, now)
         self._delete_staged(delivery_id)
         if outcome.replaced:
             self._delete_pages(outcome.replaced)
         return outcome
+
+    def _settle_estimates(self, cloud: str, delivery_id: str, now: datetime) -> None:
+        """After the switch (which moved the coverage, so the estimates of the hours it covers
+        stopped counting in its transaction): their error recorded, and they are deleted."""
+        from google.cloud import firestore
+
+        self._drop_covered_estimates(cloud, delivery_id, now)
+        ref = self._delivery(delivery_id)
+
+        @firestore.transactional
+        def settled(tx: Any) -> None:
+            # a transaction, not a plain update: another instance completing the same delivery may
+            # hold the document in its switch transaction (a plain write would abort, not retry)
+            if ref.get(transaction=tx).get("estimates_settled") is False:
+                tx.update(ref, {"estimates_settled": True})
+
+        settled(self.client.transaction())
 
     @staticmethod
     def _newer(current: Mapping[str, Any] | None, d: Mapping[str, Any]) -> bool:
@@ -349,7 +374,7 @@ class FirestoreLedger:
                 return Completion(delivery_id, "superseded", why)
             replaced = current["delivery_id"] if current and current["delivery_id"] != delivery_id else None
             tx.update(ref, {"status": "complete", "reason": "", "rows": rows, "completed_at": _ts(now),
-                            "data_end": data_end})
+                            "data_end": data_end, "estimates_settled": False})
             if replaced:
                 tx.update(self._delivery(replaced), {"status": "superseded", "reason": f"replaced by {delivery_id}"})
             tx.set(slice_ref, {"delivery_id": delivery_id, "provider": d["provider"], "source": d["source"],
@@ -568,7 +593,8 @@ class FirestoreLedger:
         tag_tables = [t for t in tables if "key_folded" in t.column_names]
         if not facts_tables or not tag_tables:
             return None
-        facts = pa.concat_tables(facts_tables)
+        # pages counted before the spend facts kept account and region lack them (null)
+        facts = pa.concat_tables(facts_tables, promote_options="default")
         tags = pa.concat_tables(tag_tables)
         if scope.value is not None:
             tags = tags.filter(pc.equal(tags["value"], scope.value))

@@ -175,6 +175,7 @@ def _instance(raw: dict[str, Any]) -> Instance:
         accelerators=tuple(raw.get("accelerators", ())), spot=bool(raw.get("spot", False)),
         hourly_cost=cost, currency=currency if isinstance(currency, str) and cost is not None else None,
         started_at=_time(raw, "started_at"), stopped_at=_time(raw, "stopped_at"),
+        account=str(raw["account"]) if raw.get("account") else None,
     )
 
 

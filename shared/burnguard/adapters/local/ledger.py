@@ -31,7 +31,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from burnguard.adapters.local.estimates import SqliteEstimates, drop_covered_estimates
+from burnguard.adapters.local.estimates import (
+    ESTIMATE_EXTRAS,
+    SqliteEstimates,
+    drop_covered_estimates,
+    xadd_big,
+    xadd_small,
+)
 from burnguard.core.facts import Facts, combine, from_ipc, to_ipc
 from burnguard.core.ledger import (
     AuditEvent,
@@ -56,10 +62,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
     delivery_id TEXT PRIMARY KEY, provider TEXT NOT NULL, source TEXT NOT NULL, period TEXT NOT NULL,
     version TEXT NOT NULL, produced_at TEXT, summary TEXT, status TEXT NOT NULL DEFAULT 'waiting',
     reason TEXT NOT NULL DEFAULT '', rows INTEGER NOT NULL DEFAULT 0, received_at TEXT, completed_at TEXT,
-    data_end TEXT);
+    data_end TEXT, accounts TEXT);
 CREATE TABLE IF NOT EXISTS chunks (
     chunk_id TEXT PRIMARY KEY, delivery_id TEXT NOT NULL, totals TEXT NOT NULL, received_at TEXT NOT NULL,
-    data_end TEXT);
+    data_end TEXT, accounts TEXT);
 CREATE INDEX IF NOT EXISTS chunks_by_delivery ON chunks(delivery_id);
 CREATE TABLE IF NOT EXISTS current (
     provider TEXT NOT NULL, source TEXT NOT NULL, period TEXT NOT NULL, delivery_id TEXT NOT NULL,
@@ -89,24 +95,25 @@ CREATE TABLE IF NOT EXISTS effects (
 CREATE TABLE IF NOT EXISTS meter (
     cloud TEXT NOT NULL, instance_id TEXT NOT NULL, accrued_until TEXT, seen_at TEXT NOT NULL,
     running INTEGER NOT NULL, instance_type TEXT NOT NULL, tagset TEXT NOT NULL, rate TEXT, currency TEXT,
-    source TEXT, PRIMARY KEY (cloud, instance_id));
+    source TEXT, account TEXT NOT NULL DEFAULT '', PRIMARY KEY (cloud, instance_id));
 CREATE TABLE IF NOT EXISTS estimates (
     cloud TEXT NOT NULL, instance_id TEXT NOT NULL, hour TEXT NOT NULL, instance_type TEXT NOT NULL,
     tagset TEXT NOT NULL, currency TEXT NOT NULL, source TEXT NOT NULL, seconds INTEGER NOT NULL,
-    rate_seconds INTEGER NOT NULL, billing_key TEXT NOT NULL,
-    PRIMARY KEY (cloud, instance_id, hour, currency, source));
+    rate_seconds INTEGER NOT NULL, billing_key TEXT NOT NULL, rate_seconds_x TEXT,
+    account TEXT NOT NULL DEFAULT '', PRIMARY KEY (cloud, instance_id, hour, currency, source));
 CREATE INDEX IF NOT EXISTS estimates_by_tagset ON estimates(tagset, hour);
 CREATE TABLE IF NOT EXISTS estimate_errors (
     delivery_id TEXT NOT NULL, cloud TEXT NOT NULL, instance_id TEXT NOT NULL, instance_type TEXT NOT NULL,
     source TEXT NOT NULL, currency TEXT NOT NULL, seconds INTEGER NOT NULL, rate_seconds INTEGER NOT NULL,
-    billed INTEGER NOT NULL, at TEXT NOT NULL, PRIMARY KEY (delivery_id, cloud, instance_id, source, currency));
+    billed INTEGER NOT NULL, at TEXT NOT NULL, rate_seconds_x TEXT, billed_x TEXT,
+    PRIMARY KEY (delivery_id, cloud, instance_id, source, currency));
 CREATE TABLE IF NOT EXISTS snoozes (guardrail TEXT PRIMARY KEY, until TEXT NOT NULL, by TEXT NOT NULL,
     at TEXT NOT NULL);
 """
 
 FACT_TABLES = {
     "spend": ["period", "day", "cloud", "service", "category", "currency", "gpu", "tagset", "resource_id",
-              "instance_type"],
+              "instance_type", "account", "region"],
     "gpu_hourly": ["hour", "cloud", "resource_id", "currency", "tagset"],
 }
 #: Chunk blobs summed per step at completion (memory: the delivery's groups plus this many chunks).
@@ -142,11 +149,21 @@ class SqliteLedger(SqliteEstimates):
             for extra in ("billed_x", "effective_x"):
                 if extra not in have:  # a ledger written before amounts beyond int64 were kept
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN {extra} TEXT")
+            for key in keys:
+                if key not in have:  # a ledger written before the spend facts kept account and region
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {key} TEXT NOT NULL DEFAULT ''")
             self._db.execute(f"CREATE INDEX IF NOT EXISTS {table}_big ON {table}(delivery_id)"
                              " WHERE billed_x IS NOT NULL OR effective_x IS NOT NULL")
             self._db.execute(f"CREATE INDEX IF NOT EXISTS {table}_by_delivery ON {table}(delivery_id)")
             for i, index in enumerate(FACT_INDEXES[table]):
                 self._db.execute(f"CREATE INDEX IF NOT EXISTS {table}_i{i} ON {table}({index})")
+        self._db.create_function("xadd_small", 4, xadd_small, deterministic=True)
+        self._db.create_function("xadd_big", 4, xadd_big, deterministic=True)
+        for table, extras in ESTIMATE_EXTRAS.items():
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for extra, kind in extras:
+                if extra not in have:  # a ledger written before this column
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {extra} {kind}")
 
     # -- ingestion ------------------------------------------------------------------------
     def _ensure_delivery(self, db: sqlite3.Connection, d: DeliveryRef, received_at: datetime) -> None:
@@ -165,10 +182,10 @@ class SqliteLedger(SqliteEstimates):
             self._ensure_delivery(db, delivery, received_at)
             status = db.execute("SELECT status FROM deliveries WHERE delivery_id = ?",
                                 (delivery.delivery_id,)).fetchone()[0]
-            db.execute("INSERT INTO chunks (chunk_id, delivery_id, totals, received_at, data_end)"
-                       " VALUES (?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO chunks (chunk_id, delivery_id, totals, received_at, data_end, accounts)"
+                       " VALUES (?, ?, ?, ?, ?, ?)",
                        (chunk_id, delivery.delivery_id, declared.model_dump_json(), _ts(received_at),
-                        _ts(facts.latest_end)))
+                        _ts(facts.latest_end), json.dumps(list(facts.accounts)) if facts.accounts else None))
             if status != "waiting":
                 # A straggler of a delivery already decided: nothing of it may count again.
                 return True
@@ -231,8 +248,13 @@ class SqliteLedger(SqliteEstimates):
             db.execute("DELETE FROM staging WHERE delivery_id = ?", (delivery_id,))
             data_end = db.execute("SELECT MAX(data_end) FROM chunks WHERE delivery_id = ?",
                                   (delivery_id,)).fetchone()[0]
+            accounts = sorted({a for (held,) in db.execute("SELECT accounts FROM chunks WHERE delivery_id = ?"
+                                                           " AND accounts IS NOT NULL", (delivery_id,))
+                               for a in json.loads(held)})
             db.execute("UPDATE deliveries SET status = 'complete', reason = '', rows = ?, completed_at = ?,"
-                       " data_end = ? WHERE delivery_id = ?", (summary.totals.rows, _ts(now), data_end, delivery_id))
+                       " data_end = ?, accounts = ? WHERE delivery_id = ?",
+                       (summary.totals.rows, _ts(now), data_end, json.dumps(accounts) if accounts else None,
+                        delivery_id))
             if current is not None:
                 db.execute("UPDATE deliveries SET status = 'superseded', reason = ? WHERE delivery_id = ?",
                            (f"replaced by {delivery_id}", current[0]))
