@@ -5,8 +5,7 @@ Compute Engine and Azure Resource Manager are the real SDKs against the FAKES of
 ``tests/fakes`` (neither has an emulator); EC2 is moto's server, reached through
 AssumeRoleWithWebIdentity with a STAND-IN Google ID token.
 
-The ledger is SQLite for now (``ledger_url``: the Firestore ledger does not keep estimates yet;
-switching this fixture to the Firestore emulator's URL is the whole change once it does). The
+The ledger is the Firestore emulator's, as in the cloud (``ledger_url``). The
 oracles read the shipped price table's JSON and compute hours from the times the test chose."""
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ import boto3
 import functions_framework
 import pytest
 
-from burnguard.adapters.local.ledger import SqliteLedger
 from burnguard.app import gcp
 from burnguard.app.config import ConfigurationError, open_ledger
 from burnguard.core.messages import encode_state_change
@@ -64,11 +62,9 @@ def list_price(cloud: str, instance_type: str) -> Decimal:
 
 
 @pytest.fixture
-def ledger_url(tmp_path: Path) -> str:
-    """BURNGUARD_LEDGER of the meter. When the Firestore ledger keeps estimates, this is
-    ``f"firestore://projects/{firestore.project}/databases/(default)?prefix=meter_"`` (with the
-    ``firestore`` fixture), and nothing else changes."""
-    return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+def ledger_url(firestore: Any) -> str:
+    """BURNGUARD_LEDGER of the meter: the Firestore emulator (the ledger the cloud runs on)."""
+    return f"firestore://projects/{firestore.project}/databases/(default)?prefix=meter_"
 
 
 class Clock:
@@ -142,7 +138,6 @@ def test_a_start_event_then_ticks_accrue_from_the_event_and_stop_at_the_crossing
         use_meter(monkeypatch, lambda: gcp.build_meter(env, controllers=controllers, notifier=notes, clock=clock))
         events, ticks = client("instance_event"), client("meter")
         ledger = open_ledger(ledger_url)
-        assert isinstance(ledger, SqliteLedger)
 
         # not state changes: ignored with a log line, nothing read
         assert post_audit(events, audit_entry("v1.compute.instances.setLabels", "trainer", T0)).status_code == 200
@@ -205,7 +200,6 @@ def test_one_cloud_failing_to_list_stops_none_of_the_others(
     assert len(problems) == 1 and problems[0]["message"].startswith("meter: azure: listing team=ml-research failed")
     assert "\n" not in problems[0]["message"]
     ledger = open_ledger(ledger_url)
-    assert isinstance(ledger, SqliteLedger)
     est = {r.instance_id.rsplit("/", 1)[-1]: r.amount for r in ledger.estimates()}
     hours = Decimal(int((now - launched).total_seconds())) / 3600
     assert est == {ec2_id: list_price("aws", "g5.xlarge") * hours, "a2": list_price("gcp", "a2-highgpu-1g") * hours}
@@ -214,15 +208,10 @@ def test_one_cloud_failing_to_list_stops_none_of_the_others(
 
 def test_a_ledger_that_keeps_no_estimate_is_a_configuration_error_and_dead_letters_state_changes(
         tmp_path: Path) -> None:
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import firestore
-
     (tmp_path / "policy.yaml").write_text(POLICY)
     env = {"BURNGUARD_POLICY": str(tmp_path / "policy.yaml"),
-           "BURNGUARD_LEDGER": "firestore://projects/burnguard-test/databases/(default)"}
-    # no request is made: the client is built, never called
-    ledger = open_ledger(env["BURNGUARD_LEDGER"], firestore.Client(project="burnguard-test",
-                                                                   credentials=AnonymousCredentials()))
+           "BURNGUARD_LEDGER": f"sqlite:///{tmp_path / 'ledger.sqlite'}"}
+    ledger = billed_only(open_ledger(env["BURNGUARD_LEDGER"]))
     with pytest.raises(ConfigurationError, match="BURNGUARD_LEDGER: the meter needs a ledger that keeps"):
         gcp.build_meter(env, ledger=ledger, controllers={}, notifier=Notes())
     dead: list[Any] = []
@@ -231,3 +220,14 @@ def test_a_ledger_that_keeps_no_estimate_is_a_configuration_error_and_dead_lette
     outcome = consumer(push_envelope(change))
     assert outcome.status == "dead-lettered" and "keeps no live estimate" in outcome.reason
     assert dead[0].attributes["message_id"] == change.message_id
+
+
+def billed_only(inner: Any) -> Any:
+    """A ledger that keeps the bill and no live estimate (both shipped ledgers keep both; a
+    third-party ``Ledger`` may not): the ``Ledger`` protocol's methods of ``inner``, nothing more."""
+    from burnguard.ports.ledger import EstimateLog, Ledger
+
+    names = {n for n in dir(Ledger) if not n.startswith("_")} - {n for n in dir(EstimateLog) if not n.startswith("_")}
+    bill = type("BilledOnly", (), {n: staticmethod(getattr(inner, n)) for n in names})()
+    assert not isinstance(bill, EstimateLog)
+    return bill

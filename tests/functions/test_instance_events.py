@@ -7,8 +7,7 @@
 * Azure: the ``instance_event`` function (azure-functions objects: a real ``func.EventGridEvent``)
   publishes the VM's start or stop on the Pub/Sub emulator.
 
-The ledger is SQLite for now (``ledger_url`` of ``test_gcp_meter``: the one line to switch to the
-Firestore emulator once its ledger keeps estimates)."""
+The ledger is the Firestore emulator's (``ledger_url`` of ``test_gcp_meter``)."""
 
 from __future__ import annotations
 
@@ -24,7 +23,6 @@ import boto3
 import pytest
 
 from burnguard.adapters.gcp.pubsub import PubSubPublisher
-from burnguard.adapters.local.ledger import SqliteLedger
 from burnguard.app import aws as aws_app
 from burnguard.app import azure as azure_app
 from burnguard.app import gcp
@@ -118,7 +116,6 @@ def test_ec2_starts_and_stops_reach_the_meter_through_the_queue(
     monkeypatch.setattr(gcp, "meter_runtime", lambda: meter)
     assert scheduler_tick(client("meter")).status_code == 200
     ledger = open_ledger(ledger_url)
-    assert isinstance(ledger, SqliteLedger)
     (row,) = ledger.estimates()
     hours = Decimal(int((stopped_at - launched).total_seconds())) / 3600  # launch to the stop event
     assert row.instance_id == instance and row.amount == list_price("aws", "g5.xlarge") * hours

@@ -307,7 +307,7 @@ def estimating(ledger: Ledger) -> EstimatingLedger:
     if not isinstance(ledger, EstimateLog):
         raise ConfigurationError(
             f"{LEDGER}: the meter needs a ledger that keeps the live estimate, and {type(ledger).__name__} does "
-            "not (sqlite:///<path> does; the Firestore ledger does not yet)")
+            "not (the shipped ledgers, sqlite:///<path> and firestore://..., do)")
     return ledger  # a Ledger and an EstimateLog: an EstimatingLedger
 
 
