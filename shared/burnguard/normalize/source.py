@@ -61,6 +61,7 @@ import json
 import re
 import shutil
 import tempfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -149,6 +150,70 @@ class _Guarded(io.RawIOBase):
     def close(self) -> None:
         self._inner.close()
         super().close()
+
+
+class SharedStream:
+    """A seekable stream that the reader's passes over a file take turns on: each
+    :meth:`new_pass` is a one-way view that reads at its own position, and the pass before it
+    can read nothing more once the next one starts.
+
+    Arrow's CSV and JSON streaming readers read their input ahead in a background thread
+    (Arrow's I/O pool, up to 32 blocks ahead, whatever ``use_threads`` says). A pass that stops
+    on an error leaves that thread reading on. When the reader rewound the one stream under it
+    for its next pass, a late read of the abandoned pass (typically its end-of-file probe)
+    could take the bytes the new pass was to read next: the new pass then saw the end of the
+    file early, a cell was cut (at 261,931 characters in the case found: the head the new pass
+    had read from memory) and the rows after it were lost without a word. A pass's view
+    therefore reads under one lock with the others, seeks back to its own position when
+    another view moved the stream, and once retired raises instead of reading (the abandoned
+    reader gets an error nobody waits for). :meth:`new_pass` takes the lock, so it returns only
+    after a read the old pass had already begun is over."""
+
+    def __init__(self, stream: IO[bytes], name: str):
+        self._stream = stream
+        self._name = name
+        self._start = stream.tell()
+        self._lock = threading.Lock()
+        self._current: _Pass | None = None
+        self._owner: _Pass | None = None  # the view the stream's position is at the end of
+
+    def new_pass(self) -> IO[bytes]:
+        with self._lock:
+            view = _Pass(self)
+            if self._current is None:
+                self._owner = view  # the stream is where the first pass starts: no seek
+            self._current = view
+            return view  # type: ignore[return-value]
+
+    def _read(self, view: _Pass, size: int) -> bytes:
+        with self._lock:
+            if view is not self._current:
+                raise OSError(f"{self._name}: read by a pass over the file that was abandoned")
+            if self._owner is not view:
+                self._stream.seek(self._start + view.position)
+                self._owner = view
+            data = _read_raw(self._stream, size)
+            view.position += len(data)
+            return data
+
+
+class _Pass(io.RawIOBase):
+    """One pass's view of a :class:`SharedStream`."""
+
+    def __init__(self, shared: SharedStream):
+        self._shared = shared
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._shared._read(self, -1 if size is None else size)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 @dataclass
