@@ -42,9 +42,13 @@ so reading fewer columns saves little; the transform 1.1-1.3 s. Measured and kep
   ``columnar._float_to_decimal``), and Parquet dictionary columns give their codes to the
   per-distinct-value transforms as read.
 
-Measured and left out: 1 MiB parse blocks (8% less transform CPU, but see
-``MAX_CSV_BLOCK_SIZE``: a cell about one block long after a row with a wrong field count is
-sometimes cut; at 512 KiB the tests' 1 MiB cell is two blocks and is always named);
+Retries (a row with a wrong field count, a row longer than a block, a cell not UTF-8) read
+the file again from the start; a seekable stream is then shared by the passes, each reading
+through its own :class:`SharedStream` view, because Arrow's reader of an abandoned pass may
+still be reading ahead in its own thread (see ``MAX_CSV_BLOCK_SIZE`` for the rows this lost).
+
+Measured and left out: 1 MiB parse blocks (8% less transform CPU; not re-measured since the
+cut cell once blamed on block sizes was found to be the retry's shared stream);
 ``use_threads`` in the CSV reader (0.2-0.3 CPU s more, no faster); ``newlines_in_values=False``
 (2% less, but a quoted newline would then look like a row with a wrong field count); two
 transform threads for Parquet (GIL-bound: 15-20% more CPU, no faster); transforming Parquet
@@ -550,10 +554,14 @@ def parquet_file(stream: IO[bytes]) -> pq.ParquetFile:
 
 
 #: The largest parse block a CSV is retried with when one row does not fit a block.
-#: Known flaw (issue 15, not fixed): after a row with a wrong field count (the row handler
-#: on), a cell of about one parse block (512 KiB at 512 KiB blocks) was sometimes cut at
-#: 261,931 characters and the next row lost, in 4-5 of 30 runs, before and after issue 15's
-#: changes; such a cell is a named bad row anyway, the lost next row is not named.
+#: A flaw once noted here (a cell of about one parse block cut at 261,931 characters after a
+#: row with a wrong field count, and the next row lost unnamed, in 4-5 of 30 runs) was not
+#: about block sizes: each retry rewound the one seekable stream while the abandoned pass's
+#: read-ahead thread (Arrow's) was still reading it, and a late read of that pass took the
+#: next pass's bytes (261,931 = the 256 KiB head the next pass had, less the cell's row start).
+#: Any retry on a seekable stream without a path could lose rows so, not only after a large
+#: cell. Fixed by :class:`SharedStream`; tested with the late read made to happen every time
+#: (``test_a_retry_reads_the_whole_file_though_the_abandoned_pass_reads_on``).
 MAX_CSV_BLOCK_SIZE = 1 << 28
 
 
