@@ -12,6 +12,9 @@ Measurements, on the same file:
 
 * ``burnguard``: ``Normalizer(...).batches()`` to the end (every canonical line item built:
   exact Decimal costs, every tag, errors checked);
+* ``burnguard-stream`` (``--stream``): the same from an open file object, not a path (as the
+  CLI, S3 and GCS read: seekable streams, read through ``SharedStream`` views), and
+  ``burnguard-before-stream`` with ``--before``;
 * ``burnguard-before``: the same at another commit (``--before REF``: its ``shared/`` is
   extracted with ``git archive`` into a temporary directory);
 * ``polars-proto``: a 15-field normalize prototype on polars' streaming engine (float costs,
@@ -219,7 +222,11 @@ def measure(kind: str, path: Path) -> dict[str, object]:  # noqa: C901, PLR0912 
     cpu0 = time.process_time()
     start = time.perf_counter()
     rows = 0
-    if kind.startswith("burnguard"):
+    if kind.startswith("burnguard") and kind.endswith("-stream"):
+        with open(path, "rb") as fh:
+            for table in Normalizer(fh, path.name).batches():
+                rows += table.num_rows
+    elif kind.startswith("burnguard"):
         for table in Normalizer.from_path(path).batches():
             rows += table.num_rows
     elif kind == "arrow-parse":
@@ -286,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-large", action="store_true", help="skip the large-file RSS check")
     parser.add_argument("--no-one-core", action="store_true", help="skip the one-core runs")
     parser.add_argument("--no-parquet", action="store_true", help="skip Parquet")
+    parser.add_argument("--stream", action="store_true", help="also read the CSV from an open file object")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -310,12 +318,14 @@ def _run(args: argparse.Namespace, before: Path | None) -> int:  # noqa: C901, P
         kinds = list(CSV_KINDS if fmt == "csv.gz" else PARQUET_KINDS)
         if before is not None:
             kinds.insert(kinds.index("burnguard"), "burnguard-before")
+        if args.stream and fmt == "csv.gz":
+            kinds += ["burnguard-before-stream", "burnguard-stream"] if before is not None else ["burnguard-stream"]
         for label, one in cores:
             plan += [(fmt, label, k, one) for k in kinds]
     results: dict[tuple[str, str, str], list[dict[str, object]]] = {}
     for _ in range(args.repeat):
         for fmt, label, kind, one in plan:
-            shared = before if kind == "burnguard-before" else None
+            shared = before if kind.startswith("burnguard-before") else None
             results.setdefault((fmt, label, kind), []).append(run_child(kind, files[fmt], one_core=one, shared=shared))
 
     print(f"\nNormalize a {args.rows:,}-row CUR ({os.cpu_count()} cores; {args.repeat} runs each, min-max)")
@@ -337,6 +347,10 @@ def _run(args: argparse.Namespace, before: Path | None) -> int:  # noqa: C901, P
                 if (fmt, label, kind) in results:
                     other = min(float(r["seconds"]) for r in results[(fmt, label, kind)])  # type: ignore[arg-type]
                     ratios[f"{fmt}|{label}|{kind}/burnguard"] = round(other / ours, 2)
+            if (fmt, label, "burnguard-before-stream") in results:
+                mine = min(float(r["seconds"]) for r in results[(fmt, label, "burnguard-stream")])  # type: ignore[arg-type]
+                old = min(float(r["seconds"]) for r in results[(fmt, label, "burnguard-before-stream")])  # type: ignore[arg-type]
+                ratios[f"{fmt}|{label}|burnguard-before-stream/burnguard-stream"] = round(old / mine, 2)
         if len(cores) == 2:
             two = min(float(r["seconds"]) for r in results[(fmt, "2 cores", "burnguard")])  # type: ignore[arg-type]
             one = min(float(r["seconds"]) for r in results[(fmt, "1 core", "burnguard")])  # type: ignore[arg-type]

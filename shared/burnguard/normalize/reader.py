@@ -21,6 +21,7 @@ from burnguard.normalize.source import (
     CSV_BLOCK_SIZE,
     MAX_CSV_BLOCK_SIZE,
     Opened,
+    SharedStream,
     csv_batches,
     is_column_count_error,
     is_row_too_large_error,
@@ -98,32 +99,38 @@ class Normalizer:
         self.ctx = ReadContext(file=name, strict=strict, default_currency=default_currency, cost_basis=cost_basis)
         self.chunk_rows = chunk_rows
         self.stats = FileStats(file=name)
-        self._opened: Opened = open_source(stream, name, path)
-        self._reopen = self._reopener(stream, name, path)
+        first, self._reopen = self._reopener(stream, name, path)
+        self._opened: Opened = open_source(first, name, path)
         self.stats.container = self._opened.container
         self.stats.compression = self._opened.compression
         self._invalid: list[int] = []
         self._setup()
 
     @staticmethod
-    def _reopener(stream: IO[bytes], name: str, path: str | Path | None) -> Callable[[], Opened] | None:
-        """How to read the source again from the start, when it can be (a path, a seekable
-        stream); ``None`` for a one-way stream."""
+    def _reopener(stream: IO[bytes], name: str,
+                  path: str | Path | None) -> tuple[IO[bytes], Callable[[], Opened] | None]:
+        """The stream the first pass reads, and how to read the source again from the start
+        when it can be (a path, a seekable stream); ``None`` for a one-way stream.
+
+        A seekable stream is read through a :class:`SharedStream` view per pass: the passes
+        share one stream, and an abandoned pass's late reads (Arrow reads ahead in its own
+        thread) must not move it under the next pass."""
         if path is not None:
             def from_path() -> Opened:
                 with open(path, "rb") as again:
                     return open_source(again, name, path)
-            return from_path
+            return stream, from_path
         try:
             seekable = stream.seekable()
         except (AttributeError, ValueError):
             seekable = False
-        if seekable:
-            def from_start() -> Opened:
-                stream.seek(0)
-                return open_source(stream, name)
-            return from_start
-        return None
+        if not seekable:
+            return stream, None
+        shared = SharedStream(stream, name)
+
+        def from_start() -> Opened:
+            return open_source(shared.new_pass(), name)
+        return shared.new_pass(), from_start
 
     @classmethod
     def from_path(cls, path: str | Path, **kwargs: object) -> Normalizer:

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import gzip
 import io
+import sys
+import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from burnguard.core.errors import InputError, MissingColumnError, UnknownFormatError
 from burnguard.normalize import Normalizer
+from burnguard.normalize.source import SharedStream
 
 HEADER = "identity/LineItemId,lineItem/LineItemType,lineItem/UsageStartDate,lineItem/UnblendedCost,lineItem/CurrencyCode,resourceTags/user:team\n"
 
@@ -186,3 +191,124 @@ def test_a_cell_not_utf8_in_a_one_way_stream_skips_that_row_only() -> None:
     assert n.read_all().column("BilledCost").to_pylist() == [Decimal(1)]
     [err] = n.stats.errors
     assert (err.row, err.field) == (2, "resourceTags/user:team") and "UTF-8" in str(err)
+
+
+class _LateReader(io.BytesIO):
+    """A seekable file whose reads make the race behind issue 15's cut cell happen.
+
+    Arrow reads a CSV ahead in its own thread; a pass that stops on an error can leave that
+    thread reading. Here the abandoned pass's end-of-file probe (the first read at the end) is
+    held (when it comes before the reader rewinds the file) until the reader has rewound the
+    file and read its head again, and the next pass's
+    reads past the head wait for that probe. A reader that shares one position between its
+    passes then hands the rest of the file to the dead pass. The probe is let go as soon as
+    another thread waits on the reader's own stream lock (``SharedStream``: the next pass can
+    then only start after it), and after ``hold`` seconds otherwise: Arrow sometimes stops an
+    abandoned reader by waiting for its read in flight, and then there is no late read to
+    test. ``exercised`` says whether the probe was still held when the next pass began."""
+
+    def __init__(self, data: bytes, hold: float = 0.2):
+        super().__init__(data)
+        self._creator = threading.get_ident()
+        self._hold = hold
+        self._changed = threading.Condition()
+        self._tail_start: int | None = None  # where the first pass's read-ahead thread began
+        self._rewound = False
+        self._probe = "not yet"  # -> "held" -> "done"
+        self.exercised = False
+
+    def _next_pass_began(self) -> bool:
+        if self._rewound and self._tail_start is not None and self.tell() >= self._tail_start:
+            return True
+        me = threading.get_ident()
+        return any(tid != me and "SharedStream." in frame.f_code.co_qualname
+                   for tid, frame in sys._current_frames().items())
+
+    def read(self, size: int | None = -1) -> bytes:
+        with self._changed:
+            pos = self.tell()
+            if threading.get_ident() != self._creator and self._tail_start is None and pos > 0:
+                self._tail_start = pos
+            if self._probe == "not yet" and not self._rewound and pos >= len(self.getbuffer()):
+                self._probe = "held"
+                deadline = time.monotonic() + self._hold
+                while not self.exercised and time.monotonic() < deadline:
+                    self.exercised = self._next_pass_began()
+                    self._changed.wait(0.005)
+                data = super().read(size)  # where the stream is now
+                self._probe = "done"
+                self._changed.notify_all()
+                return data
+            if self._rewound and self._probe == "held" and self._tail_start is not None and pos >= self._tail_start:
+                self._changed.wait_for(lambda: self._probe == "done", timeout=self._hold)
+            data = super().read(size)
+            self._changed.notify_all()
+            return data
+
+    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        with self._changed:
+            if offset == 0 and whence == io.SEEK_SET and self.tell() > 0:
+                self._rewound = True
+            return super().seek(offset, whence)
+
+
+def _read_with_a_late_read(data: bytes) -> tuple[Normalizer, pa.Table]:
+    """Normalize ``data`` until a run had the abandoned pass's read come late (most runs do)."""
+    for _ in range(25):
+        stream = _LateReader(data)
+        n = Normalizer(stream, "cur.csv")  # type: ignore[arg-type]
+        table = n.read_all()
+        if stream.exercised:
+            return n, table
+    pytest.fail("in 25 runs, Arrow never left an abandoned pass reading")
+
+
+def _expected(text: str) -> tuple[list[int], list[Decimal], list[int]]:
+    """The oracle, from the raw text alone: (good record numbers, their costs, bad record
+    numbers), for rows without quotes. A record is bad when its field count is not the
+    header's or its tag value is longer than a tag value can be (1,024 characters)."""
+    assert '"' not in text
+    records = [line.split(",") for line in text.splitlines()[1:]]
+    good, costs, bad = [], [], []
+    for number, fields in enumerate(records, start=1):
+        if len(fields) != 6 or len(fields[5]) > 1024:
+            bad.append(number)
+        else:
+            good.append(number)
+            costs.append(Decimal(fields[3]))
+    return good, costs, bad
+
+
+@pytest.mark.parametrize(("cell", "after"), [(1 << 19, 1), (0, 20_000)])
+def test_a_retry_reads_the_whole_file_though_the_abandoned_pass_reads_on(cell: int, after: int) -> None:
+    # A short row makes the reader start again with a row handler (and a cell of a parse block
+    # again with larger blocks) while the abandoned pass's read-ahead thread still reads the
+    # same stream. Before SharedStream: the cell cut at 261,931 characters and the row after it
+    # lost (the case found), or, with no large cell, 10k rows lost and one spliced row.
+    rows = ["a,Usage,2024-09-01T00:00:00Z,1.5,USD,ml", "short,row"]
+    rows += ["b,Usage,2024-09-01T01:00:00Z,2,USD," + "y" * cell] if cell else []
+    rows += [f"c{i},Usage,2024-09-01T02:00:00Z,{i}.25,USD,team{i % 3}" for i in range(after)]
+    data = cur(rows)
+    good, costs, bad = _expected(data.decode())
+    n, table = _read_with_a_late_read(data)
+    assert table.column("x_SourceRow").to_pylist() == good
+    assert table.column("BilledCost").to_pylist() == costs
+    assert sorted(e.row for e in n.stats.errors) == bad and {e.file for e in n.stats.errors} == {"cur.csv"}
+    assert n.stats.rows_read == len(good) + len(bad)
+
+
+def test_a_pass_over_a_shared_stream_reads_its_own_bytes_and_an_abandoned_one_reads_none() -> None:
+    stream = io.BytesIO(bytes(range(256)) * 4)
+    shared = SharedStream(stream, "f.csv")
+    first = shared.new_pass()
+    assert first.read(10) == bytes(range(10))
+    second = shared.new_pass()
+    with pytest.raises(OSError, match="abandoned"):
+        first.read(10)
+    assert second.read(5) == bytes(range(5)) and second.read(3) == bytes(range(5, 8))
+    assert stream.tell() == 8
