@@ -243,8 +243,8 @@ def to_timestamp(arr: pa.Array | pa.ChunkedArray, *, day_first: bool = False) ->
     every export's format."""
     t = arr.type
     if pa.types.is_timestamp(t):
-        # Naive timestamps are UTC: the cast keeps the values (no time zone database lookup).
-        return pc.cast(pc.cast(arr, pa.timestamp(t.unit, tz="UTC")), TIMESTAMP, safe=False), []
+        # Naive timestamps are UTC: one cast keeps the instants (no time zone database lookup).
+        return pc.cast(arr, TIMESTAMP, safe=False), []
     if pa.types.is_date(t):
         return pc.cast(pc.cast(arr, pa.timestamp("s")), TIMESTAMP), []
     if pa.types.is_null(t):

@@ -273,6 +273,9 @@ class Batch:
         value = columns.get("BillingCurrency")
         if value is None:
             return
+        if isinstance(value, (pa.Array, pa.ChunkedArray)) and pa.types.is_string(value.type) \
+                and all(v is None or v in ISO_4217 for v in pc.unique(value).to_pylist()):
+            return  # the common case: every code already a trimmed ISO 4217 code (one hash pass)
         if isinstance(value, (str, pa.Scalar)):
             value = pa.repeat(value if isinstance(value, pa.Scalar) else pa.scalar(value, pa.string()), len(self))
         trimmed = pc.utf8_trim_whitespace(pc.cast(value, pa.string()))
