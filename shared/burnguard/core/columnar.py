@@ -341,15 +341,16 @@ def tags_from_columns(columns: Sequence[tuple[str, pa.Array | pa.ChunkedArray]],
                                     pa.array([], pa.string()), type=TAGS)
     if k == 0 or length == 0:
         return empty, []
-    arrays = [_combine(as_string(col)) for _, col in columns]
+    # Left chunked (a CSV chunk is ~20 parser batches): the one concatenation below is the only copy.
+    arrays = [as_string(col) for _, col in columns]
     masks: list[np.ndarray] = []
     for arr in arrays:
         if arr.null_count == len(arr):
             masks.append(np.zeros(length, dtype=bool))
         elif blanks_are_null:
-            masks.append(pc.is_valid(arr).to_numpy(zero_copy_only=False))
+            masks.append(to_np(pc.is_valid(arr)))
         else:
-            masks.append(pc.fill_null(pc.not_equal(pc.binary_length(arr), 0), False).to_numpy(zero_copy_only=False))
+            masks.append(to_np(pc.fill_null(pc.not_equal(pc.binary_length(arr), 0), False)))
     present = np.stack(masks, axis=1)  # (rows, keys), row-major: cells in row order
     first_of: dict[str, int] = {}
     for j, key in enumerate(names):
@@ -362,7 +363,8 @@ def tags_from_columns(columns: Sequence[tuple[str, pa.Array | pa.ChunkedArray]],
         return empty, []
     rows = cells // k
     cols = cells - rows * k
-    stacked = pa.concat_arrays(arrays)
+    stacked = pa.concat_arrays([chunk for arr in arrays
+                                for chunk in (arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr])])
     values = pc.utf8_trim_whitespace(stacked.take(pa.array(cols * length + rows)))
     keys = pa.array(names, pa.string()).take(pa.array(cols))
     bad: list[BadValue] = []

@@ -131,12 +131,14 @@ class Batch:
         self.blanks_are_null = blanks_are_null
         self._text_cache: dict[str, pa.Array] = {}
         self._clean: set[str] = set()
+        #: the table's column names (``Table.column_names`` builds a new list at each call)
+        self._names = frozenset(table.column_names)
 
     def __len__(self) -> int:
         return int(self.table.num_rows)
 
     def raw(self, name: str | None) -> pa.Array | pa.ChunkedArray | None:
-        if name is None or name not in self.table.column_names:
+        if name is None or name not in self._names:
             return None
         column = self.table.column(name)
         if pa.types.is_dictionary(column.type):
@@ -173,7 +175,7 @@ class Batch:
         """A string column with blanks (and ``NULL``) as null; all-null when absent."""
         if name is not None and name in self._text_cache:
             return self._text_cache[name]
-        if nulls and not self.blanks_are_null and name is not None and name in self.table.column_names:
+        if nulls and not self.blanks_are_null and name is not None and name in self._names:
             self._clean_dictionary(name)
         arr = self.raw(name)
         if arr is None:
@@ -187,7 +189,7 @@ class Batch:
 
     def distinct(self, name: str | None) -> Distinct:
         """:meth:`text` as a :class:`Distinct`; a dictionary column (Parquet) is used as read."""
-        if name is not None and name in self.table.column_names:
+        if name is not None and name in self._names:
             column = self.table.column(name)
             if pa.types.is_dictionary(column.type) and pa.types.is_string(column.type.value_type):
                 if not self.blanks_are_null and name not in self._clean:
