@@ -343,7 +343,9 @@ def _cur2_tags_columnar(tags: pa.Array | pa.ChunkedArray) -> pa.Array | None:
     if len(set(kept)) != len(kept) or any(len(k) > MAX_KEY_LENGTH for k in kept):
         return None  # two spellings of one key, or a key past the limit: the per-row rule
     values = pc.utf8_trim_whitespace(pc.fill_null(values.cast(pa.string()), ""))
-    if len(values) and pc.max(pc.utf8_length(values)).as_py() > MAX_VALUE_LENGTH:
+    # Bytes bound characters: characters are counted only when some value is long in bytes.
+    if len(values) and pc.max(pc.binary_length(values)).as_py() > MAX_VALUE_LENGTH \
+            and pc.max(pc.utf8_length(values)).as_py() > MAX_VALUE_LENGTH:
         return None
     new_keys = pa.array(normalized, pa.string()).take(distinct.codes)
     offsets = np.zeros(n + 1, dtype=np.int64)
