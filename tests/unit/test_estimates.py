@@ -275,3 +275,23 @@ def test_a_ledger_file_of_the_previous_release_gains_the_new_columns_and_meters_
     assert (a.seconds, a.amount) == (3600, RATE.amount)
     assert [r.seconds for r in ledger.estimates()] == [3600]
     ledger.close()
+
+
+def test_an_azure_vm_is_priced_in_its_region_not_its_resource_group() -> None:
+    import json
+    from dataclasses import replace
+
+    from burnguard.core.instances import Instance
+    from burnguard.services.meter import RateBook
+
+    table = parse_price_table(json.dumps({"date": "2026-12-01", "currency": "USD", "prices": [
+        {"cloud": "azure", "instance_type": "Standard_NC6s_v3", "region": "eastus", "hourly": "3.06"},
+        {"cloud": "azure", "instance_type": "Standard_NC6s_v3", "region": "westeurope", "hourly": "3.82"}]}))
+    book = RateBook(SqliteLedger(":memory:"), table)  # no billing data: the table decides
+    vm = Instance("azure", "/subscriptions/s1/resourceGroups/rg-ml/providers/Microsoft.Compute/virtualMachines/a",
+                  "a", "rg-ml", "Standard_NC6s_v3", "running", account="s1", region="westeurope")
+    priced = book.rate(vm)
+    assert priced is not None and (priced.amount, priced.source) == (Decimal("3.82"), "price-table")
+    # a resource group is never read as a region (here one named like one): region unknown, the table's first
+    unknown = book.rate(replace(vm, location="westeurope", region=None))
+    assert unknown is not None and unknown.amount == Decimal("3.06")

@@ -43,6 +43,17 @@ class Instance:
     #: the account it runs in, as billing names it (``SubAccountId``): the EC2 owner id, the
     #: Google Cloud project, the Azure subscription; ``None`` when not known
     account: str | None = None
+    #: the region it runs (and is priced and billed) in, where ``location`` is not it: an Azure
+    #: VM's ARM ``location`` (its ``location`` here is the resource group the stop call needs)
+    region: str | None = None
+
+    @property
+    def price_location(self) -> str:
+        """Where the instance is priced: its region if known, else its location (a region or
+        zone on AWS and Google Cloud; ``""`` for an Azure VM whose region is not known)."""
+        if self.region:
+            return self.region
+        return "" if self.cloud == "azure" else self.location
 
     @property
     def accelerator(self) -> Accelerator | None:

@@ -57,8 +57,8 @@ class RateBook:
                 own = self.by_instance.get((instance.cloud, resource_key(key)))
         if own is not None:
             return Rate(own[0], own[1], "billing:instance", f"{own[2]:%Y-%m-%d %H:%M}")
-        if instance.account and instance.location and instance.cloud != "azure":
-            region = region_of(instance.cloud, instance.location)
+        if instance.account and instance.price_location:
+            region = region_of(instance.cloud, instance.price_location)
             placed = self.by_type.get(place_key(instance.cloud, instance.account, region, instance.instance_type))
             if placed is not None:
                 return Rate(placed[0], placed[1], "billing:type@region",
@@ -66,7 +66,7 @@ class RateBook:
         typed = self.by_type.get((instance.cloud, instance.instance_type))
         if typed is not None:
             return Rate(typed[0], typed[1], "billing:type", instance.instance_type)
-        listed = self.prices.price(instance.cloud, instance.instance_type, instance.location)
+        listed = self.prices.price(instance.cloud, instance.instance_type, instance.price_location)
         if listed is not None:
             return Rate(listed, self.prices.currency, "price-table", self.prices.date)
         return None

@@ -37,7 +37,7 @@ class ListPricedController:
     def _priced(self, instance: Instance) -> Instance:
         if instance.hourly_cost is not None:
             return instance
-        price = self.prices.price(instance.cloud, instance.instance_type, instance.location)
+        price = self.prices.price(instance.cloud, instance.instance_type, instance.price_location)
         if price is None:
             return instance
         return replace(instance, hourly_cost=price, currency=self.prices.currency)

@@ -100,6 +100,8 @@ def test_instances_are_described_from_arm(arm: tuple[ArmState, str]) -> None:
     assert spot.instance_id == f"/subscriptions/{SUB2}/resourceGroups/rg-lab/providers/Microsoft.Compute/" \
                                "virtualMachines/spot-rg-lab-02"
     assert spot.account == SUB2  # the subscription: the cost export's SubscriptionId (coverage per account)
+    # its region (priced there) apart from its resource group (the stop call's location)
+    assert (spot.location, spot.region, spot.price_location) == ("rg-lab", "eastus", "eastus")
     assert found["dealloc-rg-lab-05"].state == "stopped" and found["starting-rg-lab-06"].state == "pending"
     assert found["gpuoff-rg-lab-01"].state == "running"  # powered off but allocated: still billed
     assert not found["cpu-rg-lab-04"].is_gpu

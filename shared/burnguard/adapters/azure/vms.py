@@ -168,7 +168,8 @@ class AzureVmController:
                         tags=tags, spot=str(getattr(vm.priority, "value", vm.priority) or "").lower() == "spot",
                         started_at=changed if state == RUNNING else None,
                         stopped_at=changed if state != RUNNING else None,
-                        account=subscription or None)  # the cost export's SubscriptionId
+                        account=subscription or None,  # the cost export's SubscriptionId
+                        region=str(vm.location or "").casefold() or None)  # ARM's region name: eastus
 
     def _await(self, verb: str, instance: Instance) -> None:
         from azure.core.exceptions import HttpResponseError
