@@ -417,12 +417,16 @@ class _LocalContainers:
         return self.inner.local_path(str(self.root / bucket), key)
 
 
-def _embedded_publish(ctx: InvokeContext) -> tuple[Publish, Callable[[], None]]:
+def _publish_for(ctx: InvokeContext) -> tuple[Publish, Callable[[], None], str]:
+    """Pub/Sub when ``BURNGUARD_TOPIC`` is set, else the embedded queue: the publisher, how to
+    close it, and where it publishes (for the report)."""
+    if ctx.env.get(TOPIC):
+        return build_publisher(PublishSettings.from_env(ctx.env)), lambda: None, ctx.env[TOPIC]
     from burnguard.adapters.local.queue import SqliteQueue
 
     ctx.home.mkdir(parents=True, exist_ok=True)
     queue = SqliteQueue(ctx.home / "queue.sqlite")
-    return queue.publish, queue.close
+    return queue.publish, queue.close, f"embedded queue {ctx.home / 'queue.sqlite'}"
 
 
 def _events(event: Any) -> list[Any]:
@@ -431,18 +435,15 @@ def _events(event: Any) -> list[Any]:
 
 @invoker("azure", "ingest")
 def invoke_ingest(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
-    close: Callable[[], None] = lambda: None  # noqa: E731
     if ctx.env.get(TOPIC):
         storage = ctx.env.get(EXPORT_STORAGE, "").strip()
         if not storage:
             raise InputError(f"{EXPORT_STORAGE} is not set (with {TOPIC} set, blobs are read from Azure)")
-        endpoint = AzureIngest(blob_store(storage), build_publisher(PublishSettings.from_env(ctx.env)))
-        where = ctx.env[TOPIC]
+        store: ObjectStore = blob_store(storage)
     else:
-        root = Path(ctx.env.get(LOCAL_EXPORTS) or "events/exports/azure")
-        publish, close = _embedded_publish(ctx)
-        endpoint = AzureIngest(_LocalContainers(root), publish)
-        where = f"embedded queue {ctx.home / 'queue.sqlite'}"
+        store = _LocalContainers(Path(ctx.env.get(LOCAL_EXPORTS) or "events/exports/azure"))
+    publish, close, where = _publish_for(ctx)
+    endpoint = AzureIngest(store, publish)
     try:
         results = []
         for one in _events(event):
@@ -457,13 +458,7 @@ def invoke_ingest(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
 
 @invoker("azure", "instance_event")
 def invoke_instance_event(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
-    close: Callable[[], None] = lambda: None  # noqa: E731
-    if ctx.env.get(TOPIC):
-        publish: Publish = build_publisher(PublishSettings.from_env(ctx.env))
-        where = ctx.env[TOPIC]
-    else:
-        publish, close = _embedded_publish(ctx)
-        where = f"embedded queue {ctx.home / 'queue.sqlite'}"
+    publish, close, where = _publish_for(ctx)
     try:
         results = [AzureInstanceEvent(publish).handle(one) for one in _events(event)]
     finally:
@@ -480,13 +475,7 @@ def invoke_budget(event: Any, ctx: InvokeContext) -> Mapping[str, Any]:
         def refuse(self, params: Mapping[str, str], headers: Mapping[str, str]) -> str | None:
             return None
 
-    close: Callable[[], None] = lambda: None  # noqa: E731
-    if ctx.env.get(TOPIC):
-        publish: Publish = build_publisher(PublishSettings.from_env(ctx.env))
-        where = ctx.env[TOPIC]
-    else:
-        publish, close = _embedded_publish(ctx)
-        where = f"embedded queue {ctx.home / 'queue.sqlite'}"
+    publish, close, where = _publish_for(ctx)
     try:
         response = AzureBudget(_Trusted(), publish).handle("POST", {}, {}, json.dumps(event).encode())
     finally:
