@@ -85,6 +85,20 @@ def xadd_big(a: int | None, ax: str | None, b: int | None, bx: str | None) -> st
     return split_int(_join(a, ax) + _join(b, bx))[1]
 
 
+def _scope_filter(scope: Scope, clouds: Sequence[str] | None, table: str) -> tuple[list[str], list[Any]]:
+    """The WHERE terms (and their parameters) selecting ``scope`` through the tagset join ``t``
+    and ``clouds`` on ``table``'s cloud column."""
+    where = ["t.key_folded = ?"]
+    params: list[Any] = [scope.key.casefold()]
+    if scope.value is not None:
+        where.append("t.value = ?")
+        params.append(scope.value)
+    if clouds:
+        where.append(f"{table}.cloud IN ({', '.join('?' * len(clouds))})")
+        params += list(clouds)
+    return where, params
+
+
 def coverage(db: sqlite3.Connection) -> Coverage:
     """Per cloud and account, the end of the hours its counted deliveries cover."""
     return Coverage.of((cloud, _dt(end) if end else None, json.loads(accounts) if accounts else None)
@@ -199,14 +213,8 @@ class SqliteEstimates(SqliteStore):
         return out
 
     def running_rate(self, scope: Scope, *, clouds: Sequence[str] | None = None) -> list[SpendRow]:
-        where = ["t.key_folded = ?", "m.running = 1", "m.rate IS NOT NULL"]
-        params: list[Any] = [scope.key.casefold()]
-        if scope.value is not None:
-            where.append("t.value = ?")
-            params.append(scope.value)
-        if clouds:
-            where.append(f"m.cloud IN ({', '.join('?' * len(clouds))})")
-            params += list(clouds)
+        where, params = _scope_filter(scope, clouds, "m")
+        where += ["m.running = 1", "m.rate IS NOT NULL"]
         totals: dict[tuple[str | None, str], Decimal] = defaultdict(Decimal)
         for value, cur, rate in self._query(
                 f"SELECT t.value, m.currency, m.rate FROM meter m JOIN tagset_tags t ON t.tagset = m.tagset"
@@ -227,15 +235,9 @@ class SqliteEstimates(SqliteStore):
 
     def estimated_spend(self, scope: Scope, window: Window, *,
                         clouds: Sequence[str] | None = None) -> list[SpendRow]:
-        where = ["t.key_folded = ?", "e.hour >= ?", "e.hour < ?", "(f.cov IS NULL OR e.hour >= f.cov)"]
-        params: list[Any] = [scope.key.casefold(), f"{window.start.isoformat()}T00:00:00Z",
-                             f"{window.end.isoformat()}T00:00:00Z"]
-        if scope.value is not None:
-            where.append("t.value = ?")
-            params.append(scope.value)
-        if clouds:
-            where.append(f"e.cloud IN ({', '.join('?' * len(clouds))})")
-            params += list(clouds)
+        where, params = _scope_filter(scope, clouds, "e")
+        where += ["e.hour >= ?", "e.hour < ?", "(f.cov IS NULL OR e.hour >= f.cov)"]
+        params += [f"{window.start.isoformat()}T00:00:00Z", f"{window.end.isoformat()}T00:00:00Z"]
         rows = self._counted_query(
             f"SELECT t.value, e.currency, xsum(e.rate_seconds, e.rate_seconds_x) FROM estimates e"
             f" JOIN tagset_tags t ON t.tagset = e.tagset"
