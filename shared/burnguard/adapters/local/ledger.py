@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 
 from burnguard.adapters.local.estimates import (
     ESTIMATE_EXTRAS,
+    INT64_MAX,
     SqliteEstimates,
     drop_covered_estimates,
     xadd_big,
@@ -604,10 +605,6 @@ def _exact_sum(alias: str, basis: CostBasis, *, gpu: bool = False, order: bool =
     if gpu:
         return f"xsum(CASE WHEN {alias}.gpu THEN {col} ELSE 0 END, CASE WHEN {alias}.gpu THEN {col}_x END)"
     return f"xsum({col}, {col}_x)"
-
-
-#: The largest magnitude kept in the INTEGER column (SQLite's int64).
-INT64_MAX = 2**63 - 1
 
 
 def _split_nanos(nanos: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
