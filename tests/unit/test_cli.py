@@ -7,16 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from burnguard.app.cli import main
+from tests.cli_helpers import run
 
 ROOT = Path(__file__).parents[2]
 EVENTS = ROOT / "events"
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_ingest_without_an_inventory_says_it_cannot_stop(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,7 +8,6 @@ closed, a port in use by another process) run ``python -m burnguard.app.cli`` in
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import shutil
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from burnguard.app.cli import build_parser, main
+from tests.cli_helpers import demo_home, run
 
 ROOT = Path(__file__).parents[2]
 EVENTS = ROOT / "events"
@@ -31,18 +31,8 @@ TRACEBACK = "Traceback (most recent call last)"
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A state folder after the demo (stops recorded, deliveries counted)."""
-    from contextlib import redirect_stderr, redirect_stdout
-
     path = tmp_path_factory.mktemp("cli-errors") / "home"
-    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
-        assert main(["demo", "--home", str(path)]) == 0
-    return path
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+    return demo_home(path)
 
 
 def commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:

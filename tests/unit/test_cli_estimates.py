@@ -6,9 +6,7 @@ nothing listening (offline: one line, exit 1, the table kept)."""
 
 from __future__ import annotations
 
-import io
 import json
-from contextlib import redirect_stderr, redirect_stdout
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -18,9 +16,9 @@ from urllib.parse import parse_qs, urlsplit
 import jsonschema
 import pytest
 
-from burnguard.app.cli import main
 from burnguard.app.estimates_cli import load_prices
 from burnguard.app.schemas import SCHEMAS
+from tests.cli_helpers import demo_home, run
 from tests.emulators import QuietHandler, free_port, http_server
 
 ROOT = Path(__file__).parents[2]
@@ -30,15 +28,7 @@ EVENTS = ROOT / "events"
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     path = tmp_path / "home"
-    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
-        assert main(["demo", "--home", str(path)]) == 0
-    return path
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+    return demo_home(path)
 
 
 def test_meter_once_then_estimates_and_guardrails_show_it(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,7 +5,6 @@ idle connections and keeps answering with a few hundred of them open."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -14,7 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import jsonschema
@@ -22,6 +20,7 @@ import pytest
 
 from burnguard.app.cli import main
 from burnguard.app.schemas import SCHEMAS
+from tests.cli_helpers import demo_home, run
 
 ROOT = Path(__file__).parents[2]
 EVENTS = ROOT / "events"
@@ -31,15 +30,7 @@ INVENTORY = {i["id"]: i for i in json.loads((EVENTS / "inventory.json").read_tex
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("cli-json") / "home"
-    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
-        assert main(["demo", "--home", str(path)]) == 0
-    return path
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+    return demo_home(path)
 
 
 READS = {
