@@ -142,7 +142,7 @@ class AwsCurPlan(Plan):
         "usage_amount": "line_item_usage_amount", "product_name": "product_product_name",
         "instance_type": "product_instance_type", "region_code": "product_region_code",
         "region": "product_region", "sku": "product_sku", "public_cost": "pricing_public_on_demand_cost",
-        "term": "pricing_term", "unit": "pricing_unit",
+        "unit": "pricing_unit",
         "sp_effective": "savings_plan_savings_plan_effective_cost",
         "sp_total": "savings_plan_total_commitment_to_date", "sp_used": "savings_plan_used_commitment",
         "sp_arn": "savings_plan_savings_plan_a_r_n", "ri_effective": "reservation_effective_cost",
@@ -239,38 +239,46 @@ class AwsCurPlan(Plan):
         })
 
     def _effective(self, batch: Batch, types: Distinct, unblended: pa.Array) -> pa.Array:
+        """The amortized cost. The Savings Plan and reservation columns are read on the rows
+        of the line item types that use them only (a few percent of a CUR's rows)."""
         c = self.col
         zero = dec_zero()
 
         def is_(value: str) -> np.ndarray:
             return types.equals(value)
 
+        def required(name: str | None, where: np.ndarray, label: str, reason: str) -> pa.Array:
+            values = batch.money_where(name, where)
+            missing = to_np(pc.is_null(values))
+            if missing.any():
+                rows = np.zeros(len(where), dtype=bool)
+                rows[np.flatnonzero(where)[missing]] = True
+                batch.flag(rows, name or label, reason)
+            return values
+
+        def optional(name: str | None, where: np.ndarray) -> pa.Array:
+            return pc.fill_null(batch.money_where(name, where), zero)
+
         eff = unblended
         sp_cov = is_("SavingsPlanCoveredUsage")
         if sp_cov.any():
-            sp_eff = batch.money(c["sp_effective"])
-            batch.flag(sp_cov & to_np(pc.is_null(sp_eff)),
-                       c["sp_effective"] or "savingsPlan/SavingsPlanEffectiveCost",
-                       "SavingsPlanCoveredUsage row without a Savings Plan effective cost")
-            eff = pc.if_else(sp_cov, sp_eff, eff)
+            eff = pc.replace_with_mask(eff, pa.array(sp_cov), required(
+                c["sp_effective"], sp_cov, "savingsPlan/SavingsPlanEffectiveCost",
+                "SavingsPlanCoveredUsage row without a Savings Plan effective cost"))
         sp_fee = is_("SavingsPlanRecurringFee")
         if sp_fee.any():
-            total = pc.fill_null(batch.money(c["sp_total"]), zero)
-            used = pc.fill_null(batch.money(c["sp_used"]), zero)
-            eff = pc.if_else(sp_fee, dec_sub(total, used), eff)
+            unused = dec_sub(optional(c["sp_total"], sp_fee), optional(c["sp_used"], sp_fee))
+            eff = pc.replace_with_mask(eff, pa.array(sp_fee), unused)
         eff = pc.if_else(is_("SavingsPlanNegation") | is_("SavingsPlanUpfrontFee"), zero, eff)
         ri_use = is_("DiscountedUsage")
         if ri_use.any():
-            ri_eff = batch.money(c["ri_effective"])
-            batch.flag(ri_use & to_np(pc.is_null(ri_eff)),
-                       c["ri_effective"] or "reservation/EffectiveCost",
-                       "DiscountedUsage row without a reservation effective cost")
-            eff = pc.if_else(ri_use, ri_eff, eff)
+            eff = pc.replace_with_mask(eff, pa.array(ri_use), required(
+                c["ri_effective"], ri_use, "reservation/EffectiveCost",
+                "DiscountedUsage row without a reservation effective cost"))
         ri_fee = is_("RIFee")
         if ri_fee.any():
-            upfront = pc.fill_null(batch.money(c["ri_unused_upfront"]), zero)
-            recurring = pc.fill_null(batch.money(c["ri_unused_recurring"]), zero)
-            eff = pc.if_else(ri_fee, dec_add(upfront, recurring), eff)
+            unused = dec_add(optional(c["ri_unused_upfront"], ri_fee), optional(c["ri_unused_recurring"], ri_fee))
+            eff = pc.replace_with_mask(eff, pa.array(ri_fee), unused)
         fee = is_("Fee")
         if c["ri_arn"] and fee.any():
             has_ri = to_np(pc.is_valid(batch.text(c["ri_arn"])))

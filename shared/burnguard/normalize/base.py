@@ -209,6 +209,21 @@ class Batch:
             self.require_present(values, name, label or name)
         return values
 
+    def money_where(self, name: str | None, where: np.ndarray) -> pa.Array:
+        """:meth:`money` of the rows ``where`` holds only, in row order: for a column that only
+        some line item types use (a Savings Plan's or a reservation's costs), whose other cells
+        are neither converted nor judged."""
+        index = np.flatnonzero(where)
+        arr = self.raw(name)
+        if arr is None:
+            return pa.nulls(len(index), SCHEMA.field("BilledCost").type)
+        values, bad = to_decimal(arr.take(pa.array(index)))
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        assert name is not None
+        self.report([BadValue(int(index[b.index]), b.text, b.reason) for b in bad], name)
+        return values
+
     def timestamp(self, name: str | None, *, required: bool = False) -> pa.Array:
         arr = self.raw(name)
         if arr is None:
