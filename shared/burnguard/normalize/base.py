@@ -122,7 +122,8 @@ class ReadContext:
 class Batch:
     """One slice of a file being normalized: its columns by file name and record numbers."""
 
-    def __init__(self, table: pa.Table, rows: np.ndarray, ctx: ReadContext, *, blanks_are_null: bool = False):
+    def __init__(self, table: pa.Table, rows: np.ndarray, ctx: ReadContext, *, blanks_are_null: bool = False,
+                 clean: Iterable[str] = ()):
         self.table = table
         self.rows = rows
         self.ctx = ctx
@@ -130,7 +131,12 @@ class Batch:
         #: CSV batches come with blanks and NULL already null (the parser did it).
         self.blanks_are_null = blanks_are_null
         self._text_cache: dict[str, pa.Array] = {}
-        self._clean: set[str] = set()
+        #: columns whose blanks are already null (``clean``: done ahead, see :func:`text_ahead`)
+        self._clean: set[str] = set(clean)
+        #: dictionary columns the transform read as text, and those it read otherwise (codes,
+        #: raw values): the first only can be decoded ahead, in the reader's thread
+        self.dictionary_text: set[str] = set()
+        self.dictionary_other: set[str] = set()
         #: the table's column names (``Table.column_names`` builds a new list at each call)
         self._names = frozenset(table.column_names)
 
@@ -138,6 +144,11 @@ class Batch:
         return int(self.table.num_rows)
 
     def raw(self, name: str | None) -> pa.Array | pa.ChunkedArray | None:
+        if name is not None and name in self._names and pa.types.is_dictionary(self.table.schema.field(name).type):
+            self.dictionary_other.add(name)
+        return self._raw(name)
+
+    def _raw(self, name: str | None) -> pa.Array | pa.ChunkedArray | None:
         if name is None or name not in self._names:
             return None
         column = self.table.column(name)
@@ -175,9 +186,11 @@ class Batch:
         """A string column with blanks (and ``NULL``) as null; all-null when absent."""
         if name is not None and name in self._text_cache:
             return self._text_cache[name]
+        if name is not None and name in self._names and pa.types.is_dictionary(self.table.schema.field(name).type):
+            (self.dictionary_text if nulls else self.dictionary_other).add(name)
         if nulls and not self.blanks_are_null and name is not None and name in self._names:
             self._clean_dictionary(name)
-        arr = self.raw(name)
+        arr = self._raw(name)
         if arr is None:
             return pa.nulls(len(self), pa.string())
         s = as_string(arr)
@@ -192,6 +205,7 @@ class Batch:
         if name is not None and name in self._names:
             column = self.table.column(name)
             if pa.types.is_dictionary(column.type) and pa.types.is_string(column.type.value_type):
+                self.dictionary_other.add(name)
                 if not self.blanks_are_null and name not in self._clean:
                     self._clean_dictionary(name)
                 return Distinct(self.table.column(name))
@@ -325,6 +339,24 @@ def _blank_to_null_dictionary(dictionary: pa.Array) -> pa.Array:
 
 
 _NULL_TEXT_SET = frozenset(NULL_TEXTS.to_pylist())
+
+
+def text_ahead(batch: pa.RecordBatch, names: Iterable[str]) -> pa.RecordBatch:
+    """``batch`` with its dictionary columns ``names`` decoded, blanks and ``NULL`` made null
+    first (in the dictionary): what :meth:`Batch.text` would do, done in the reader's thread
+    for the columns a transform reads as text only (a :class:`Batch` is then told they are
+    ``clean``)."""
+    schema = batch.schema
+    for name in names:
+        i = schema.get_field_index(name)
+        if i < 0 or not pa.types.is_dictionary(schema.field(i).type) \
+                or not pa.types.is_string(schema.field(i).type.value_type):
+            continue
+        column = batch.column(i)
+        values = _blank_to_null_dictionary(column.dictionary).take(column.indices)
+        batch = batch.set_column(i, pa.field(name, values.type), values)
+        schema = batch.schema
+    return batch
 
 
 def decode_dictionary(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from burnguard.core.errors import InputError, UnknownFormatError
 from burnguard.core.lineitem import SCHEMA
-from burnguard.normalize.base import Batch, Format, Header, Plan, ReadContext
+from burnguard.normalize.base import Batch, Format, Header, Plan, ReadContext, text_ahead
 from burnguard.normalize.source import (
     CSV_BLOCK_SIZE,
     MAX_CSV_BLOCK_SIZE,
@@ -166,6 +166,8 @@ class Normalizer:
         if chunk_rows is None and self._opened.container == "parquet":
             self.chunk_rows = PARQUET_CHUNK_ROWS
         self._invalid: list[int] = []
+        #: Parquet dictionary columns decoded as they are read (learned: see _transform)
+        self._text_ahead: frozenset[str] = frozenset()
         self._setup()
 
     @staticmethod
@@ -251,7 +253,8 @@ class Normalizer:
         if o.container == "csv":
             yield from self._csv_raw_batches()
         elif o.container == "parquet":
-            yield from self._pq.iter_batches(batch_size=self.chunk_rows, columns=self.plan.columns)
+            for batch in self._pq.iter_batches(batch_size=self.chunk_rows, columns=self.plan.columns):
+                yield text_ahead(batch, self._text_ahead) if self._text_ahead else batch
         else:
             yield from self._jsonl_raw_batches()
 
@@ -442,7 +445,14 @@ class Normalizer:
     def _transform(self, raws: list[pa.RecordBatch], done: int) -> pa.Table:
         table = pa.Table.from_batches(raws)
         rows = self._record_numbers(done, table.num_rows)
-        out = self.plan.transform(Batch(table, rows, self.ctx, blanks_are_null=self._opened.container == "csv"))
+        batch = Batch(table, rows, self.ctx, blanks_are_null=self._opened.container == "csv",
+                      clean=[n for n in self._text_ahead if n in table.column_names
+                             and not pa.types.is_dictionary(table.schema.field(n).type)])
+        out = self.plan.transform(batch)
+        if done == 0 and self._opened.container == "parquet":
+            # Learned from the first chunk: the dictionary columns this plan reads as text only
+            # are decoded in the reader's thread from now on (see text_ahead).
+            self._text_ahead = frozenset(batch.dictionary_text - batch.dictionary_other)
         self.stats.rows_normalized += out.num_rows
         return out
 
