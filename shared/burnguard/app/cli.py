@@ -158,11 +158,11 @@ def cmd_normalize(args: argparse.Namespace) -> int:
             size = Path(normalizer.stats.file).stat().st_size if fh is not None else None
             for batch in normalizer.batches():
                 summary.add(batch)
-                overall.add(batch)
                 progress(normalizer.stats.file, batch.num_rows, fh.tell() if fh is not None else None, size)
                 if writer is not None:
                     writer.write(batch)
             progress.done()
+            overall.merge(summary)
             _report_bad_rows(normalizer.stats)
             files.append({**_file_report(normalizer, summary),
                           "delivery": delivery or describe(Path(normalizer.stats.file))})

@@ -60,7 +60,8 @@ class Summary:
         parents, keys, values = tag_entries(tags)
         untagged = pa.array(tag_counts(tags) == 0)
         if pc.any(untagged).as_py():
-            for s in currency_sums(table.filter(untagged)):
+            money = table.select(["BillingCurrency", "BilledCost", "EffectiveCost"])  # not every column filtered
+            for s in currency_sums(money.filter(untagged)):
                 self.untagged[s.currency].add(s.rows, s.billed, s.effective)
         if len(keys) == 0:
             return
@@ -78,6 +79,14 @@ class Summary:
                 ("key", "value", "currency", "billed_sum", "effective_sum", "count_all")]
         for key, value, currency, billed, effective, count in zip(*cols, strict=True):
             self.by_tag[(key, value, currency)].add(count, billed, effective)
+
+    def merge(self, other: Summary) -> None:
+        """Add another summary's totals (a file's, into a run's): the same as adding its chunks."""
+        self.rows += other.rows
+        for mine, theirs in ((self.by_currency, other.by_currency), (self.by_tag, other.by_tag),
+                             (self.untagged, other.untagged)):
+            for key, totals in theirs.items():
+                mine[key].add(totals.rows, totals.billed, totals.effective)  # type: ignore[index]
 
     def currency_totals(self) -> dict[str, tuple[Decimal, Decimal]]:
         """Exact (unrounded) BilledCost and EffectiveCost sums per currency."""
