@@ -6,7 +6,7 @@ or Blob download stream). Nothing here reads a whole file into memory:
 * the first bytes are sniffed for gzip, zip, Parquet, JSON or CSV (never the name alone), and
   the head of the decompressed data is kept to read the header and the first record;
 * gzip CSV and JSON are decoded by ISA-L on Arrow's read-ahead thread (Arrow's native gzip
-  stream where ISA-L is not installed); Arrow's streaming readers then parse 512 KiB blocks,
+  stream where ISA-L is not installed); Arrow's streaming readers then parse 1 MiB blocks,
   converting only the columns a format needs;
 * Parquet needs random access: a non-seekable stream is spooled to a temporary file first
   (Lambda's /tmp, a Cloud Function's memory-backed /tmp), then read row group by row group;
@@ -47,13 +47,16 @@ the file again from the start; a seekable stream is then shared by the passes, e
 through its own :class:`SharedStream` view, because Arrow's reader of an abandoned pass may
 still be reading ahead in its own thread (see ``MAX_CSV_BLOCK_SIZE`` for the rows this lost).
 
-Measured and left out: 1 MiB parse blocks (8% less transform CPU; not re-measured since the
-cut cell once blamed on block sizes was found to be the retry's shared stream);
-``use_threads`` in the CSV reader (0.2-0.3 CPU s more, no faster); ``newlines_in_values=False``
-(2% less, but a quoted newline would then look like a row with a wrong field count); two
-transform threads for Parquet (GIL-bound: 15-20% more CPU, no faster); transforming Parquet
-50k rows a call (20% less CPU, but peak RSS 219 -> 335-360 MB); parsing timestamps once per
-distinct value (no cheaper than Arrow's ISO parser).
+1 MiB parse blocks rather than 512 KiB (fewer, larger batches for the transform): on a 1M-row
+CUR.gz 0.1-0.2 s and 0.2 CPU s less on 2 cores and on 1, for about 30 MB more peak RSS (220
+against 190 MB). Measured and left out: ``use_threads`` in the CSV reader (0.2-0.3 CPU s
+more, no faster); ``newlines_in_values=False`` (2% less, but a quoted newline would then look
+like a row with a wrong field count); two transform threads for Parquet (GIL-bound: 15-20%
+more CPU, no faster); transforming Parquet 50k rows a call (20% less CPU, but peak RSS 219 ->
+335-360 MB); parsing timestamps once per distinct value (no cheaper than Arrow's ISO parser);
+parsing record-aligned pieces of the text in two Arrow readers at once (``read_csv`` per piece:
+0.5 CPU s more than the one streaming reader, wall no better); Arrow converting the costs to
+decimals and the times to timestamps itself (0.1 CPU s more in the parser than the casts).
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ try:  # ISA-L (python-isal): same output as zlib, about 3x faster, decoded off t
 except ImportError:  # pragma: no cover - exercised where isal is not installed
     _isal = None  # type: ignore[assignment]
 
-CSV_BLOCK_SIZE = 1 << 19
+CSV_BLOCK_SIZE = 1 << 20
 CSV_THREADS = False
 JSON_BLOCK_SIZE = 1 << 22
 HEAD_BYTES = 256 << 10
