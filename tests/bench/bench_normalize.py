@@ -19,7 +19,7 @@ Measurements, on the same file:
   extracted with ``git archive`` into a temporary directory);
 * ``polars-proto``: a 15-field normalize prototype on polars' streaming engine (float costs,
   5 fixed tags, timestamps parsed), the issue's yardstick;
-* ``polars-same``: polars' streaming engine doing burnguard's job on the same columns: the 32
+* ``polars-same``: polars' streaming engine doing burnguard's job on the same columns: the 31
   fields the CUR plan reads (strings as read, costs as exact ``Decimal(36, 18)``, timestamps
   parsed, the amortized cost by line item type) and every tag column (kept as a struct: the
   cheapest form that keeps every tag; building burnguard's key/value list in polars took
@@ -28,7 +28,7 @@ Measurements, on the same file:
 * ``arrow-parse``: Arrow's streaming CSV reader alone on the columns burnguard reads (as
   strings, as burnguard reads them);
 * ``polars-read``: polars' streaming reader alone on the same columns (strings), to compare
-  the two parsers on what burnguard needs (39 of 131 columns), not on the prototype's 20;
+  the two parsers on what burnguard needs (38 of 131 columns), not on the prototype's 20;
 * ``pandas-chunked``: cost per team from 2 columns, ``pd.read_csv(..., usecols, chunksize)``;
 * ``gunzip``: ISA-L decompression alone (the decompression floor).
 

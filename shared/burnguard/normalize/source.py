@@ -20,7 +20,7 @@ swing 2-3x):
   a short row is padded with nulls, a long row is cut (pola-rs/polars#28350, still so in
   polars 2.1), so a shifted row would be read as good data. Arrow stops on such a row, and the
   row handler then names and skips it;
-* on the 39 columns a CUR plan reads, polars' streaming reader is not cheaper than Arrow's
+* on the 38-39 columns a CUR plan reads, polars' streaming reader is not cheaper than Arrow's
   here: 2.9-3.1 CPU s against 2.4-2.7 (both with gzip), and its peak RSS is 321-327 MB
   against Arrow's 150-160 (the issue's budget is 256 MB). From a Python stream (an S3 body)
   polars reads the whole object into memory first (2 GB RSS here). DuckDB 2.0's reader
@@ -28,10 +28,10 @@ swing 2-3x):
 * polars' runtime library is 178 MB, more than what is left under Lambda's 250 MB unzipped
   limit next to pyarrow and numpy.
 
-Where a CSV.gz's CPU goes (same file): ISA-L gunzip 0.65-0.7 s (on Arrow's read-ahead thread); Arrow's
-parser 1.9-2.1 s, most of it tokenizing: it splits all 131 columns whatever
+Where a CSV.gz's CPU goes (same file): ISA-L gunzip 0.65-0.7 s (on Arrow's read-ahead
+thread); Arrow's parser 1.9-2.1 s, most of it tokenizing: it splits all 131 columns whatever
 ``include_columns`` says (converting 5 columns costs 2.2 s with gunzip, 39 columns 2.5 s),
-so reading fewer columns saves little; the transform 1.1-1.3 s. Measured and kept:
+so reading fewer columns saves little; the transform 0.9-1.1 s. Measured and kept:
 
 * columns are read as strings: Arrow checks UTF-8 while it converts (about 0.15 s more in
   the parser) instead of a bytes-to-string cast per column in the transform (0.3 s, and the
