@@ -6,6 +6,7 @@ one JSON line. Usage::
 
     python -m tests.bench.bench_normalize                       # 1M rows, 2 cores and 1 core, 4M RSS
     python -m tests.bench.bench_normalize --before 5c00066      # plus burnguard at that commit
+    python -m tests.bench.bench_normalize --before 5c00066 --cli  # plus `burnguard normalize --summary`
     python -m tests.bench.bench_normalize --rows 200000 --no-large --no-one-core --repeat 1
 
 Measurements, on the same file:
@@ -15,6 +16,9 @@ Measurements, on the same file:
 * ``burnguard-stream`` (``--stream``): the same from an open file object, not a path (as the
   CLI, S3 and GCS read: seekable streams, read through ``SharedStream`` views), and
   ``burnguard-before-stream`` with ``--before``;
+* ``burnguard-cli`` (``--cli``): the issue's own measure, the whole ``burnguard normalize
+  --summary FILE`` process (start-up, normalizing, the per-tag summary, its JSON), and
+  ``burnguard-before-cli`` with ``--before``; CPU and peak RSS are the process's own;
 * ``burnguard-before``: the same at another commit (``--before REF``: its ``shared/`` is
   extracted with ``git archive`` into a temporary directory);
 * ``polars-proto``: a 15-field normalize prototype on polars' streaming engine (float costs,
@@ -272,6 +276,8 @@ def measure(kind: str, path: Path) -> dict[str, object]:  # noqa: C901, PLR0912 
         from burnguard.normalize.source import csv_batches
 
         tune_arrow()
+    if kind.endswith("-cli"):
+        return _measure_cli(kind, path)
     cpu0 = time.process_time()
     start = time.perf_counter()
     rows = 0
@@ -317,6 +323,21 @@ def measure(kind: str, path: Path) -> dict[str, object]:  # noqa: C901, PLR0912 
             "peak_rss_mb": round(_peak_rss_mb(), 1), "cpu_s": round(time.process_time() - cpu0, 2)}
 
 
+def _measure_cli(kind: str, path: Path) -> dict[str, object]:
+    """``burnguard normalize --summary`` as a user runs it: one whole process, timed from its
+    start (the ``burnguard`` on this PYTHONPATH: the tree measured)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", "import sys; from burnguard.app.cli import main; sys.exit(main())",
+                          "normalize", "--summary", str(path)], capture_output=True, text=True, check=True)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rows = int(json.loads(out.stdout)["rows"])
+    return {"kind": kind, "rows": rows, "seconds": round(seconds, 3), "rows_per_s": int(rows / seconds),
+            "peak_rss_mb": round(after.ru_maxrss / 1024, 1),
+            "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2)}
+
+
 def run_child(kind: str, path: Path, *, one_core: bool = False, shared: Path | None = None) -> dict[str, object]:
     command = [sys.executable, "-m", "tests.bench.bench_normalize", "--child", kind, str(path)]
     if one_core:
@@ -349,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-one-core", action="store_true", help="skip the one-core runs")
     parser.add_argument("--no-parquet", action="store_true", help="skip Parquet")
     parser.add_argument("--stream", action="store_true", help="also read the CSV from an open file object")
+    parser.add_argument("--cli", action="store_true", help="also time `burnguard normalize --summary` on the CSV")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -363,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(before.parent, ignore_errors=True)
 
 
-def _run(args: argparse.Namespace, before: Path | None) -> int:  # noqa: C901, PLR0912 - one branch per table row printed
+def _run(args: argparse.Namespace, before: Path | None) -> int:  # noqa: C901, PLR0912, PLR0915 - one branch per table row printed
     files = {"csv.gz": ensure_file(args.rows)}
     if not args.no_parquet:
         files["parquet"] = ensure_parquet(args.rows)
@@ -375,6 +397,8 @@ def _run(args: argparse.Namespace, before: Path | None) -> int:  # noqa: C901, P
             kinds.insert(kinds.index("burnguard"), "burnguard-before")
         if args.stream and fmt == "csv.gz":
             kinds += ["burnguard-before-stream", "burnguard-stream"] if before is not None else ["burnguard-stream"]
+        if args.cli and fmt == "csv.gz":
+            kinds += ["burnguard-before-cli", "burnguard-cli"] if before is not None else ["burnguard-cli"]
         for label, one in cores:
             plan += [(fmt, label, k, one) for k in kinds]
     results: dict[tuple[str, str, str], list[dict[str, object]]] = {}
@@ -384,7 +408,7 @@ def _run(args: argparse.Namespace, before: Path | None) -> int:  # noqa: C901, P
             results.setdefault((fmt, label, kind), []).append(run_child(kind, files[fmt], one_core=one, shared=shared))
 
     print(f"\nNormalize a {args.rows:,}-row CUR ({os.cpu_count()} cores; {args.repeat} runs each, min-max)")
-    print(f"{'file':<9}{'cores':<9}{'measurement':<18}{'seconds':>12}{'rows/s (best)':>15}{'peak RSS MB':>14}"
+    print(f"{'file':<9}{'cores':<9}{'measurement':<22}{'seconds':>12}{'rows/s (best)':>15}{'peak RSS MB':>14}"
           f"{'CPU s':>12}")
     summary: dict[str, Any] = {"rows": args.rows, "repeat": args.repeat, "results": {}}
     for (fmt, label, kind), runs in results.items():
@@ -392,7 +416,7 @@ def _run(args: argparse.Namespace, before: Path | None) -> int:  # noqa: C901, P
         rss = [float(r["peak_rss_mb"]) for r in runs]  # type: ignore[arg-type]
         cpu = [float(r["cpu_s"]) for r in runs]  # type: ignore[arg-type]
         best = max(int(r["rows_per_s"]) for r in runs)  # type: ignore[call-overload]
-        print(f"{fmt:<9}{label:<9}{kind:<18}{_range(secs):>12}{best:>15,}{_range(rss):>14}{_range(cpu):>12}")
+        print(f"{fmt:<9}{label:<9}{kind:<22}{_range(secs):>12}{best:>15,}{_range(rss):>14}{_range(cpu):>12}")
         summary["results"][f"{fmt}|{label}|{kind}"] = runs
     ratios: dict[str, float] = {}
     for fmt in files:
@@ -402,10 +426,11 @@ def _run(args: argparse.Namespace, before: Path | None) -> int:  # noqa: C901, P
                 if (fmt, label, kind) in results:
                     other = min(float(r["seconds"]) for r in results[(fmt, label, kind)])  # type: ignore[arg-type]
                     ratios[f"{fmt}|{label}|{kind}/burnguard"] = round(other / ours, 2)
-            if (fmt, label, "burnguard-before-stream") in results:
-                mine = min(float(r["seconds"]) for r in results[(fmt, label, "burnguard-stream")])  # type: ignore[arg-type]
-                old = min(float(r["seconds"]) for r in results[(fmt, label, "burnguard-before-stream")])  # type: ignore[arg-type]
-                ratios[f"{fmt}|{label}|burnguard-before-stream/burnguard-stream"] = round(old / mine, 2)
+            for variant in ("stream", "cli"):
+                if (fmt, label, f"burnguard-before-{variant}") in results:
+                    mine = min(float(r["seconds"]) for r in results[(fmt, label, f"burnguard-{variant}")])  # type: ignore[arg-type]
+                    old = min(float(r["seconds"]) for r in results[(fmt, label, f"burnguard-before-{variant}")])  # type: ignore[arg-type]
+                    ratios[f"{fmt}|{label}|burnguard-before-{variant}/burnguard-{variant}"] = round(old / mine, 2)
         if len(cores) == 2:
             two = min(float(r["seconds"]) for r in results[(fmt, "2 cores", "burnguard")])  # type: ignore[arg-type]
             one = min(float(r["seconds"]) for r in results[(fmt, "1 core", "burnguard")])  # type: ignore[arg-type]
