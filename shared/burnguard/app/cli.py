@@ -157,7 +157,8 @@ def cmd_normalize(args: argparse.Namespace) -> int:
             summary = Summary()
             size = Path(normalizer.stats.file).stat().st_size if fh is not None else None
             for batch in normalizer.batches():
-                summary.add(batch)
+                if args.summary:  # the report is printed only then
+                    summary.add(batch)
                 progress(normalizer.stats.file, batch.num_rows, fh.tell() if fh is not None else None, size)
                 if writer is not None:
                     writer.write(batch)
