@@ -6,6 +6,7 @@ rate × seconds written out here, and the bill's rows of ``test_ledger_ports``."
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
@@ -14,7 +15,7 @@ from burnguard.core.estimates import EstimateError, Rate, Reading
 from burnguard.core.ledger import Scope, Window
 from burnguard.core.messages import DeliveryRef, stable_id
 from burnguard.ports.ledger import EstimateLog, Ledger
-from tests.contract.test_ledger_ports import LATEST, load, row
+from tests.contract.test_ledger_ports import LATEST, ROWS, delivery, load, row
 
 D = Decimal
 T0 = datetime(2024, 9, 11, 4, 30, tzinfo=UTC)  # before the bill's coverage end (LATEST: 09-12 10:00)
@@ -153,6 +154,54 @@ def test_amounts_stay_exact_at_any_size(ledger: Ledger) -> None:
     assert row.amount == (huge.amount * 7 / 3600).quantize(D("1e-18"))  # 1e-18 of a 27-digit rate
     (spent,) = est.estimated_spend(Scope("team"), SEPTEMBER)
     assert spent.amount == row.amount
+
+
+def test_within_a_tick_snapshot_every_question_sees_the_writes_before_it(ledger: Ledger) -> None:
+    """A meter tick's questions share one read of the estimate (Firestore: each meter document
+    once): a reading or a delivery switch made meanwhile, here or in another thread, is seen
+    by the next question, never a stale answer."""
+    est = log(ledger)
+    ml = Scope("team", "ml")
+
+    def estimated() -> list[Decimal]:
+        return [r.amount for r in est.estimated_spend(ml, SEPTEMBER)]
+
+    def rate() -> list[Decimal]:
+        return [r.amount for r in est.running_rate(ml)]
+
+    def billed() -> dict[tuple[str | None, str], Decimal]:
+        return {(r.scope_value, r.currency): r.amount for r in ledger.spend(ml, SEPTEMBER)}
+
+    est.record_readings([reading(T0 + timedelta(minutes=90))])  # i-a 04:30-06:00 at 32 USD/h: 48
+    with est.tick_snapshot():
+        assert (estimated(), rate(), billed(), est.coverage()) == ([D(48)], [D(32)], {}, {})
+        assert estimated() == [D(48)]  # asked again: the same answer
+        # a second reading of the tick: i-a 30 minutes more (16), i-b started at 06:00 (16)
+        est.record_readings([reading(T0 + timedelta(minutes=120)),
+                             reading(T0 + timedelta(minutes=120), iid="i-b", started=T0 + timedelta(minutes=90))])
+        assert (estimated(), rate()) == ([D(48 + 16 + 16)], [D(64)])
+        with est.tick_snapshot():  # reentrant: the inner one shares the outer's read
+            assert estimated() == [D(80)]
+        # a reading written by another thread of the same process (i-b stops at 06:30: 0 more)
+        other = threading.Thread(target=est.record_readings, args=([reading(
+            T0 + timedelta(minutes=125), iid="i-b", running=False, stopped=T0 + timedelta(minutes=120))],))
+        other.start()
+        other.join()
+        assert rate() == [D(32)]
+        # the delivery covering everything to 09-12 10:00 is counted: the estimates drop out
+        load(ledger)
+        assert (estimated(), est.coverage()) == ([], {"aws": LATEST})
+        assert billed() == {("ml", "USD"): D(90 + 40 + 30), ("ml", "EUR"): D(10)}  # ROWS' team=ml
+        assert ledger.latest_data() == LATEST
+        # a reading after the coverage end: accrues from it, and is counted at once
+        est.record_readings([reading(LATEST + timedelta(minutes=30))])
+        assert (estimated(), rate()) == ([D(16)], [D(32)])
+        # a restated delivery of the slice (its first two rows only) replaces it; no estimate is
+        # in the hours it covers (nothing dropped): the switch alone must be seen
+        load(ledger, ROWS[:2], delivery("v2", produced_hour=2))
+        end = datetime(2024, 9, 11, 6, tzinfo=UTC)  # the end of the latest hour of those rows
+        assert (billed(), est.coverage(), estimated()) == ({("ml", "USD"): D(90 + 40)}, {"aws": end}, [D(16)])
+    assert (estimated(), rate(), est.coverage()) == ([D(16)], [D(32)], {"aws": end})  # afresh: the same
 
 
 def _account_delivery(account: str, period: str = "2024-09") -> Any:

@@ -18,6 +18,7 @@ contract suite (``tests/contract``, which calls every method). The semantics it 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -269,6 +270,17 @@ class EstimateLog(EstimateView, BilledRates, Protocol):
 
     def estimate_rows(self) -> int:
         """How many (instance, hour) estimate rows the ledger holds (growth measure)."""
+        ...
+
+    def tick_snapshot(self) -> AbstractContextManager[None]:
+        """A context for the questions of one meter tick (the guardrail's evaluation, the
+        projections of every guardrail): within it, in the calling thread, the ledger may
+        answer them from one read of the estimate's state and the coverage made for the tick,
+        rather than one read per question (Firestore bills each document read). Any write
+        through the ledger that changes them (:meth:`record_readings`, a delivery's switch and
+        the estimates it drops) invalidates that read: no answer within it is older than the
+        ledger's own latest write. Outside it every question reads afresh. Reentrant; a ledger
+        whose reads cost nothing (SQLite) returns a context that does nothing."""
         ...
 
 

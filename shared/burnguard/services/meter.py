@@ -195,12 +195,17 @@ class MeterService:
         accruals: list[Accrual] = self.ledger.record_readings(readings)
         for a in accruals:
             report.accrued[a.currency] = report.accrued.get(a.currency, Decimal(0)) + a.amount
-        try:
-            report.reports = self.guardrail.run(now)
-        except GuardrailFault as fault:  # the readings are recorded; the next tick resumes the crossing
-            report.reports = fault.reports
-            report.problems += fault.errors
-        report.projections = project(self.policy, self.ledger, now)
+        # The questions of the evaluation and the projections (every guardrail's) from one read of
+        # the estimate made for them (Firestore: each meter document once, not once per question);
+        # the run writes no meter document (stops, effects, audit), and a write that does
+        # invalidates the read.
+        with self.ledger.tick_snapshot():
+            try:
+                report.reports = self.guardrail.run(now)
+            except GuardrailFault as fault:  # the readings are recorded; the next tick resumes the crossing
+                report.reports = fault.reports
+                report.problems += fault.errors
+            report.projections = project(self.policy, self.ledger, now)
         return report
 
 

@@ -33,14 +33,25 @@ transaction per :data:`INSTANCES_PER_TX` instances (a switch may cover hours of 
 instances: more than one commit takes). The delivery's ``estimates_settled`` flag is false until
 that is done, so a redelivered message (at-least-once) resumes it; an instance's covered hours
 are removed in the transaction that records their error, so nothing is recorded twice.
+
+**One read per tick.** Every question (estimated spend, running rate, coverage) reads every
+``meter`` document, and a tick asks several per guardrail (its evaluation, its projection):
+at least ``1 + 3 × guardrails`` reads of each document per tick, billed. Within
+:meth:`FirestoreEstimates.tick_snapshot` (the meter's evaluation and projections) they are
+answered from one read of ``meter`` and ``current`` made for the tick: each document is read
+twice a tick (by ``record_readings``, then once for the questions), whatever the number of
+guardrails. A write through the ledger to either collection makes the snapshot stale; it is
+read again at the next question.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -103,17 +114,74 @@ def coverage_of(counted: Iterable[Mapping[str, Any]]) -> Coverage:
                        for c in counted)
 
 
+class _TickSnapshot:
+    """What a meter tick's questions share: the ``current`` documents and every ``meter``
+    document, each read once (when first asked), as of the ledger's write ``generation``."""
+
+    def __init__(self, generation: int):
+        self.generation = generation
+        self.counted: list[dict[str, Any]] | None = None
+        self.instances: list[dict[str, Any]] | None = None
+
+
 class FirestoreEstimates:
     """The :class:`~burnguard.ports.ledger.EstimateLog` part of :class:`FirestoreLedger`."""
 
     client: Any
     _col: Callable[[str], Any]
-    _counted: Callable[[], list[dict[str, Any]]]
+    _read_counted: Callable[[], list[dict[str, Any]]]
     _queries: Callable[..., list[tuple[str, tuple[Any, ...], Any]]]
     _read: Callable[[Sequence[tuple[tuple[Any, ...], Any]]], list[pa.Table]]
+    _tick: threading.local
+    _writes: Iterator[int]
+    _generation: int
 
     def _meter(self, cloud: str, instance_id: str) -> Any:
         return self._col("meter").document(_key(cloud, instance_id))
+
+    # -- the tick's snapshot ------------------------------------------------------------------
+    @contextmanager
+    def tick_snapshot(self) -> Iterator[None]:
+        """Within it (in this thread), the questions of a meter tick (the guardrail's evaluation,
+        the projections of every guardrail) are answered from one read of the ``meter`` and
+        ``current`` documents, instead of one read of every instance per question: each read
+        of a document is a billed read. Every write through this ledger to either collection
+        (:meth:`record_readings`, a delivery's switch, the drop after it) counts in
+        ``_generation`` once done; a snapshot older than the latest is read again at the next
+        question, in any thread, so no answer is older than this ledger's own writes. Writes
+        by other processes meanwhile are seen at the next re-read, as a question asked at the
+        snapshot's read would have seen them. Reentrant: an inner one shares the outer's."""
+        if getattr(self._tick, "snapshot", None) is not None:
+            yield
+            return
+        self._tick.snapshot = _TickSnapshot(self._generation)
+        try:
+            yield
+        finally:
+            self._tick.snapshot = None
+
+    def _changed(self) -> None:
+        """A write to ``meter`` or ``current`` is done (or failed half way): every snapshot
+        taken before it is stale."""
+        self._generation = next(self._writes)
+
+    def _snapshot(self) -> _TickSnapshot | None:
+        snap: _TickSnapshot | None = getattr(self._tick, "snapshot", None)
+        if snap is not None and snap.generation != self._generation:
+            # written since it was read: the generation is taken before the documents are read
+            # again, so a write that lands meanwhile makes the next question read once more
+            snap.generation, snap.counted, snap.instances = self._generation, None, None
+        return snap
+
+    def _counted(self) -> list[dict[str, Any]]:
+        """The ``current`` documents (the coverage, the counted deliveries): the tick's
+        snapshot's within :meth:`tick_snapshot`, else read now."""
+        snap = self._snapshot()
+        if snap is None:
+            return self._read_counted()
+        if snap.counted is None:
+            snap.counted = self._read_counted()
+        return snap.counted
 
     # -- writing ------------------------------------------------------------------------------
     def record_readings(self, readings: Sequence[Reading]) -> list[Accrual]:
@@ -146,7 +214,10 @@ class FirestoreEstimates:
                 accrued += added
             return accrued
 
-        result: list[Accrual] = apply(self.client.transaction())
+        try:
+            result: list[Accrual] = apply(self.client.transaction())
+        finally:
+            self._changed()
         return result
 
     # -- the drop, after the switch that counted ``delivery_id`` -------------------------------
@@ -156,7 +227,7 @@ class FirestoreEstimates:
         hours) and delete them. Returns the (instance, hour) rows dropped. Idempotent."""
         from google.cloud import firestore
 
-        cov = coverage_of(self._counted())
+        cov = coverage_of(self._read_counted())  # a write: never a snapshot's
         if cov.clouds.get(cloud) is None:
             return 0
 
@@ -207,10 +278,13 @@ class FirestoreEstimates:
             return rows, taken
 
         dropped = 0
-        for i in range(0, len(docs), INSTANCES_PER_TX):
-            n, taken = drop(self.client.transaction(), [d.reference for d in docs[i:i + INSTANCES_PER_TX]])
-            dropped += n
-            used |= taken
+        try:
+            for i in range(0, len(docs), INSTANCES_PER_TX):
+                n, taken = drop(self.client.transaction(), [d.reference for d in docs[i:i + INSTANCES_PER_TX]])
+                dropped += n
+                used |= taken
+        finally:
+            self._changed()
         return dropped
 
     def _billed_hours(self, cloud: str, start: datetime, end: datetime) -> dict[tuple[str, str, str], int]:
@@ -242,6 +316,13 @@ class FirestoreEstimates:
 
     # -- questions ------------------------------------------------------------------------------
     def _instances(self, clouds: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """The ``meter`` documents (of ``clouds``): the tick's snapshot's within
+        :meth:`tick_snapshot` (all of them, read once), else read now."""
+        snap = self._snapshot()
+        if snap is not None:
+            if snap.instances is None:
+                snap.instances = [d.to_dict() for d in self._col("meter").stream()]
+            return [d for d in snap.instances if not clouds or d.get("cloud") in clouds]
         q = self._col("meter")
         if clouds:
             q = q.where(filter=_in("cloud", list(clouds)))

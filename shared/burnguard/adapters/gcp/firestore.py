@@ -29,6 +29,7 @@ documents only), so no document sees more than a few writes per delivery.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import threading
@@ -207,6 +208,11 @@ class FirestoreLedger(FirestoreEstimates):
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="firestore-ledger")
         self._seq = 0
         self._seq_lock = threading.Lock()
+        #: the meter tick's snapshot (:meth:`tick_snapshot`), per thread, and the count of writes
+        #: to ``meter`` and ``current`` through this ledger (a snapshot older than one is re-read)
+        self._tick = threading.local()
+        self._writes = itertools.count(1)
+        self._generation = 0
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
@@ -382,7 +388,10 @@ class FirestoreLedger(FirestoreEstimates):
                                "switched_at": _ts(now), "data_end": data_end, **extent})
             return Completion(delivery_id, "complete", "", replaced=replaced, switched=True)
 
-        result: Completion = switch(self.client.transaction())
+        try:
+            result: Completion = switch(self.client.transaction())
+        finally:
+            self._changed()  # the coverage moved (or may have): a tick's snapshot reads it again
         return result
 
     def _close(self, delivery_id: str, status: str, reason: str, now: datetime) -> Completion:
@@ -521,7 +530,9 @@ class FirestoreLedger(FirestoreEstimates):
         return check_delivery(summary, chunks)[1]
 
     # -- questions -----------------------------------------------------------------------
-    def _counted(self) -> list[dict[str, Any]]:
+    def _read_counted(self) -> list[dict[str, Any]]:
+        """The ``current`` documents, read now (questions ask :meth:`_counted`: the tick's
+        snapshot's, within :meth:`tick_snapshot`)."""
         return [c.to_dict() for c in self._col("current").stream()]
 
     def _queries(self, kind: str, first: str | None, end: str | None,

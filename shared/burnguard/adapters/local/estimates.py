@@ -22,6 +22,7 @@ import json
 import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -271,6 +272,10 @@ class SqliteEstimates(SqliteStore):
         """The time of the latest meter reading (``None`` if the meter never ran)."""
         row = self._query("SELECT MAX(seen_at) FROM meter", [])
         return _dt(row[0][0]) if row and row[0][0] else None
+
+    def tick_snapshot(self) -> AbstractContextManager[None]:
+        """Nothing to share: the questions are local reads (and SQLite's own page cache keeps them warm)."""
+        return nullcontext()
 
     def estimate_rows(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM estimates", [])[0][0])
