@@ -30,6 +30,8 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
+from tests.bench.bench_meter import Phases
+
 GUARDRAILS = ["team=*", "project=*", "team=t0"]
 
 
@@ -46,17 +48,6 @@ def inventory(path: Path, instances: int, start: datetime) -> Path:
              "started_at": (start - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")} for n in range(instances)]
     path.write_text(json.dumps({"instances": rows}))
     return path
-
-
-class Phases(dict[str, float]):
-    def wrap(self, name: str, fn: Any) -> Any:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self[name] = self.get(name, 0.0) + time.perf_counter() - start
-        return timed
 
 
 class Meter:
