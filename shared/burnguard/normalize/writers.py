@@ -89,16 +89,21 @@ def _as_dict(entries: list[dict[str, str | None]] | None) -> dict[str, str | Non
 def _plain_decimals(values: pa.Array) -> pa.Array:
     """Each decimal as ``format(value.normalize(), "f")`` writes it (``0.0416``, ``100``, ``0``).
     Arrow's text has every decimal place (``0.041600000000000000``): the trailing zeros go. It
-    writes zero and values below 1e-6 in scientific notation (``0E-18``, ``1.0E-7``): zero is
-    ``0``, the others (rare) are formatted in Python."""
-    text = pc.ascii_rtrim(pc.ascii_rtrim(pc.cast(values, pa.string()), characters="0"), characters=".")
-    text = pc.if_else(pc.fill_null(pc.starts_with(text, "0E"), False), "0", text)  # zero: 0E-18
-    scientific = pc.fill_null(pc.match_substring(text, "E"), False)
+    writes zero and values below 1e-6 in scientific notation (``0E-18``, ``4.00000000E-10``):
+    zero is ``0``, the others (rare) are formatted in Python, from Arrow's text as it is (its
+    exponent may end in a zero)."""
+    raw = pc.cast(values, pa.string())
+    text = pc.ascii_rtrim(pc.ascii_rtrim(raw, characters="0"), characters=".")
+    scientific = pc.fill_null(pc.match_substring(raw, "E"), False)
     if not pc.any(scientific).as_py():
         return text
-    fixed = [format(Decimal(t).normalize(), "f") if e else None
-             for t, e in zip(text.to_pylist(), scientific.to_pylist(), strict=True)]
-    return pc.if_else(scientific, pa.array(fixed, pa.string()), text)
+    zero = pc.fill_null(pc.starts_with(raw, "0E"), False)
+    rare = pc.and_(scientific, pc.invert(zero))
+    if pc.any(rare).as_py():
+        fixed = pa.array([format(Decimal(t).normalize(), "f") if r else None
+                          for t, r in zip(raw.to_pylist(), rare.to_pylist(), strict=True)], pa.string())
+        text = pc.if_else(rare, fixed, text)
+    return pc.if_else(zero, "0", text)
 
 
 def _iso_utc(values: pa.Array) -> pa.Array:

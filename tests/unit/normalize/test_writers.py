@@ -22,7 +22,7 @@ STRINGS = ['a"b', "c\\d", "new\nline", "tab\there", "ctl\x01x\x1f", "ünïcode �
            "emoji 🎉", 'all "\\ \x08\x0c\r']
 MONEY = [Decimal("0.0416"), Decimal("100"), Decimal("0"), Decimal("-2.61"),
          Decimal("123456789012345678.123456789012345678"), Decimal("-0.000000000000000001"), None,
-         Decimal("1E-7"), Decimal("10.5"), Decimal("0.000001")]
+         Decimal("1E-7"), Decimal("4E-10"), Decimal("-2.5E-10")]  # Arrow: 4.00000000E-10
 TIMES = [datetime(2024, 9, 1, h, 7, 5, tzinfo=UTC) for h in range(N - 2)] + [None, datetime(9999, 12, 31, tzinfo=UTC)]
 ROWS = [1, -2, 0, 2**62, None, 5, 6, 7, 8, 9]
 TAGS: list[list[tuple[str, str | None]] | None] = [
@@ -72,6 +72,7 @@ def test_jsonl_is_what_json_dumps_writes() -> None:
     lines = _write("jsonl", table()).decode().split("\n")  # not splitlines(): U+2028 is in a value
     assert json.loads(lines[4])["BilledCost"] == "123456789012345678.123456789012345678"
     assert json.loads(lines[7])["BilledCost"] == "0.0000001" and json.loads(lines[2])["BilledCost"] == "0"
+    assert json.loads(lines[8])["BilledCost"] == "0.0000000004" and json.loads(lines[9])["BilledCost"] == "-0.00000000025"
     assert json.loads(lines[8])["Tags"] == {"dup": "2", "other": "o"}
 
 
