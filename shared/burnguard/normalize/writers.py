@@ -137,7 +137,8 @@ def _json_objects(tags: pa.Array, entries: pa.StructArray) -> pa.Array:
 
 
 def _json_values(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """One column's JSON values as text, as :func:`_json_default` and ``json.dumps`` write them."""
+    """One column's JSON values as text, as ``json.dumps`` writes them (decimals as strings in
+    plain notation, timestamps as ISO 8601 UTC strings, Tags as an object)."""
     col = _combine(column)
     t = col.type
     if pa.types.is_string(t):
