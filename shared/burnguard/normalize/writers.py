@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from burnguard.core.columnar import TAG_LIST
+from burnguard.core.columnar import tag_counts, tag_entries
 from burnguard.core.lineitem import SCHEMA
 
 FORMATS = ("jsonl", "csv", "parquet")
@@ -26,22 +26,41 @@ FORMATS = ("jsonl", "csv", "parquet")
 
 def _tags_as_json(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     """CSV's Tags cell: the map as a JSON object with sorted keys, empty for no tags."""
-    tags = _combine(column)
-    if _duplicate_keys(tags):
-        return pa.array([json.dumps(d, ensure_ascii=False, sort_keys=True) if (d := _as_dict(v)) else None
-                         for v in tags.to_pylist()], pa.string())
-    parents = pc.list_parent_indices(tags)
-    flat = pc.list_flatten(tags)
-    order = pc.sort_indices(pa.table({"row": parents, "key": flat.field("key")}),
-                            sort_keys=[("row", "ascending"), ("key", "ascending")])  # UTF-8 bytes: code point order
-    objects = _json_objects(tags, flat.take(order))
+    objects = _tags_json(column, sort_keys=True)
     return pc.if_else(pc.equal(objects, "{}"), pa.scalar(None, pa.string()), objects)
 
 
+def _tags_json(tags: pa.ChunkedArray | pa.Array, *, sort_keys: bool) -> pa.Array:
+    """Each row's Tags as ``json.dumps(dict(tags), ensure_ascii=False, sort_keys=...)`` writes it
+    (``{}`` for none), built from the map's entries; a row whose map repeats a key (``dict()``
+    keeps the last value) is left to Python."""
+    parents, keys, values = tag_entries(tags)
+    if _duplicate_keys(parents, keys):
+        return pa.array([json.dumps(dict(v or []), ensure_ascii=False, sort_keys=sort_keys)
+                         for v in tags.to_pylist()], pa.string())
+    if sort_keys:  # UTF-8 bytes sort as code points do, as Python sorts str
+        order = pc.sort_indices(pa.table({"row": parents, "key": keys}),
+                                sort_keys=[("row", "ascending"), ("key", "ascending")])
+        keys, values = keys.take(order), values.take(order)
+    members = pc.binary_join_element_wise(_json_strings(keys), pc.fill_null(_json_strings(values), "null"), ": ")
+    offsets = np.zeros(len(tags) + 1, dtype=np.int32)
+    np.cumsum(tag_counts(tags), out=offsets[1:])
+    grouped = pa.ListArray.from_arrays(pa.array(offsets), members)
+    return pc.binary_join_element_wise("{", pc.binary_join(grouped, ", "), "}", "")
+
+
+def _duplicate_keys(parents: pa.Array, keys: pa.Array) -> bool:
+    """Whether a row repeats a key among the entries of a Tags column (their rows, their keys)."""
+    if len(keys) < 2:
+        return False
+    codes = pc.dictionary_encode(keys)
+    pairs = parents.to_numpy().astype(np.int64) * (len(codes.dictionary) + 1) \
+        + pc.fill_null(codes.indices, -1).to_numpy(zero_copy_only=False) + 1
+    return bool(len(np.unique(pairs)) != len(pairs))
+
+
 def _combine(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """One array; a Tags map as the list of key/value structs it is (Arrow's list kernels)."""
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    return pc.cast(arr, TAG_LIST) if pa.types.is_map(arr.type) else arr
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
 
 
 #: What ``json.dumps(..., ensure_ascii=False)`` escapes besides ``"`` and ``\``.
@@ -80,12 +99,6 @@ def _escapable(values: pa.Array) -> bool:
     return bool(((text < 0x20) | (text == 0x22) | (text == 0x5C)).any())
 
 
-def _as_dict(entries: list[dict[str, str | None]] | None) -> dict[str, str | None]:
-    """A Tags row (key/value structs) as ``dict()`` of its pairs makes it: a repeated key keeps
-    its first place and its last value."""
-    return {e["key"]: e["value"] for e in entries or []}  # type: ignore[misc]
-
-
 def _plain_decimals(values: pa.Array) -> pa.Array:
     """Each decimal as ``format(value.normalize(), "f")`` writes it (``0.0416``, ``100``, ``0``).
     Arrow's text has every decimal place (``0.041600000000000000``): the trailing zeros go. It
@@ -113,29 +126,6 @@ def _iso_utc(values: pa.Array) -> pa.Array:
     return pc.replace_substring(pc.cast(naive, pa.string()), " ", "T", max_replacements=1)
 
 
-def _duplicate_keys(tags: pa.Array) -> bool:
-    """Whether a row's map repeats a key (``dict()`` then keeps the last value: left to Python)."""
-    flat = pc.list_flatten(tags)
-    if len(flat) < 2:
-        return False
-    keys = pc.dictionary_encode(flat.field("key"))
-    pairs = pc.list_parent_indices(tags).to_numpy().astype(np.int64) * (len(keys.dictionary) + 1) \
-        + pc.fill_null(keys.indices, -1).to_numpy(zero_copy_only=False) + 1
-    return bool(len(np.unique(pairs)) != len(pairs))
-
-
-def _json_objects(tags: pa.Array, entries: pa.StructArray) -> pa.Array:
-    """Each row's JSON object of ``entries`` (the map's entries, row by row, in the order to
-    write), ``{}`` for a null or empty map; ``json.dumps`` separators."""
-    members = pc.binary_join_element_wise(
-        _json_strings(entries.field("key")), pc.fill_null(_json_strings(entries.field("value")), "null"), ": ")
-    counts = pc.fill_null(pc.list_value_length(tags), 0).to_numpy(zero_copy_only=False)
-    offsets = np.zeros(len(tags) + 1, dtype=np.int32)
-    np.cumsum(counts, out=offsets[1:])
-    grouped = pa.ListArray.from_arrays(pa.array(offsets), members)
-    return pc.binary_join_element_wise("{", pc.binary_join(grouped, ", "), "}", "")
-
-
 def _json_values(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     """One column's JSON values as text, as ``json.dumps`` writes them (decimals as strings in
     plain notation, timestamps as ISO 8601 UTC strings, Tags as an object)."""
@@ -149,10 +139,8 @@ def _json_values(column: pa.ChunkedArray | pa.Array) -> pa.Array:
         out = pc.binary_join_element_wise('"', _iso_utc(col), 'Z"', "")
     elif pa.types.is_integer(t):
         out = pc.cast(col, pa.string())
-    elif pa.types.is_list(t):  # Tags
-        if _duplicate_keys(col):
-            return pa.array([json.dumps(_as_dict(v), ensure_ascii=False) for v in col.to_pylist()], pa.string())
-        return _json_objects(col, pc.list_flatten(col))
+    elif pa.types.is_map(t):  # Tags
+        return _tags_json(col, sort_keys=False)
     else:  # pragma: no cover - the canonical schema has no other type
         raise TypeError(f"cannot write {t} as JSON")
     return pc.fill_null(out, "null")
